@@ -1,0 +1,33 @@
+"""The graded checks that the notebooks call, one module per chapter.
+
+Every check takes the student's function or class as its argument, runs it on
+small fixed inputs, and either prints one line starting with a tick or raises
+``CheckFailed`` (an ``AssertionError``) whose message names the likely cause.
+A ``NotImplementedError`` from an unfinished stub is let through unchanged, so a
+student sees which function is still to write.
+
+Checks never import the exercises themselves: the notebook passes them in, which
+lets the same check grade a function defined in a notebook cell.
+"""
+from ._core import CheckFailed, passed
+from .data import check_scaling, check_transform
+from .models import (
+    check_conv_out_size,
+    check_count_parameters,
+    check_critic_architecture,
+    check_critic_output,
+    check_deconv_out_size,
+    check_generator_architecture,
+    check_generator_output,
+    check_init,
+    check_upsample_block,
+)
+from .losses import check_critic_loss, check_generator_loss, check_saturating_loss
+
+__all__ = [
+    "CheckFailed", "passed",
+    "check_scaling", "check_transform",
+    "check_count_parameters", "check_conv_out_size", "check_deconv_out_size", "check_init", "check_critic_architecture", "check_critic_output",
+    "check_upsample_block", "check_generator_output", "check_generator_architecture",
+    "check_critic_loss", "check_generator_loss", "check_saturating_loss",
+]

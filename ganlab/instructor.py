@@ -1,0 +1,298 @@
+"""Instructor tools: derive the student version from the one source of each solution.
+
+The reference solutions are the only hand-edited copy of every exercise:
+
+    solutions/ganlab/<module>.py    exercise modules, solution code between markers
+    solutions/notebooks/*.ipynb     every notebook, exercise cells with markers
+
+A solution block looks like this (the notebook named is the one that explains it)::
+
+        # BEGIN SOLUTION (notebooks/02_critic.ipynb)
+        ...reference code...
+        # END SOLUTION
+
+Commands (also behind ``make``)::
+
+    python -m ganlab.instructor stubs [--check]     # write ganlab/*.py and notebooks/ from solutions/
+    python -m ganlab.instructor solutions-branch    # (re)create git branch `solutions` from HEAD
+    python -m ganlab.instructor export-student DEST # a copy for students, no solutions in it
+
+``stubs`` swaps each block for a ``NotImplementedError`` that names the function, the
+file and the notebook, and strips notebook outputs (except cells whose output nbval
+compares). ``tests/test_stubs.py`` re-derives everything and fails on any difference.
+"""
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = "solutions"
+EXERCISE_MODULES = ("models.py", "losses.py", "training.py", "latent.py")
+BRANCH = "solutions"
+BRANCH_MARKER = "SOLUTIONS_BRANCH.md"
+KEEP_OUTPUT_TAG = "nbval-check-output"
+
+_BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?: \((?P<ref>[^)]*)\))?[ \t]*$")
+_END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
+
+
+class AuthoringError(Exception):
+    """A solution file is malformed, or a command cannot run here."""
+
+
+def _qualnames(source):
+    """Map each line number to the qualified name of the innermost def around it."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # a notebook cell with %magics: no names, the message says "this cell"
+        return {}
+    names = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                for line in range(child.lineno, child.end_lineno + 1):
+                    names[line] = name
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return names
+
+
+def strip_solutions(source, where, keep_solution=False):
+    """Replace (or, with ``keep_solution``, just unmark) every solution block of ``source``.
+
+    ``where`` names the place students edit, e.g. ``ganlab/models.py`` or
+    ``this cell of notebooks/02_critic.ipynb``.
+    """
+    lines = source.splitlines(keepends=True)
+    names = _qualnames(source)
+    out, block = [], None
+    for number, line in enumerate(lines, start=1):
+        if block is None:
+            match = _BEGIN.match(line)
+            if not match:
+                if _END.match(line):
+                    raise AuthoringError(f"{where}, line {number}: END SOLUTION without BEGIN")
+                out.append(line)
+                continue
+            block = number
+            if not keep_solution:
+                indent, ref = match["indent"], match["ref"]
+                name = names.get(number, "this exercise")
+                hint = f"fill it in {where}" + (f" ({ref} explains it)" if ref else "")
+                first = f"{name} is not written yet: {hint},"
+                out.append(f"{indent}# YOUR CODE HERE\n")
+                out.append(f"{indent}raise NotImplementedError(\n{indent}    {first!r}\n"
+                           f"{indent}    ' then remove this raise.')\n")
+        elif _END.match(line):
+            block = None
+        elif _BEGIN.match(line):
+            raise AuthoringError(f"{where}, line {number}: BEGIN SOLUTION inside another block")
+        elif keep_solution:
+            out.append(line)
+    if block is not None:
+        raise AuthoringError(f"{where}, line {block}: BEGIN SOLUTION is never closed")
+    return "".join(out)
+
+
+def has_solution_block(source):
+    return any(_BEGIN.match(line) for line in source.splitlines())
+
+
+# -- notebooks ---------------------------------------------------------------------------
+
+def read_notebook(path):
+    import nbformat
+    return nbformat.read(str(path), as_version=4)
+
+
+def notebook_text(nb):
+    import nbformat
+    return nbformat.writes(nb) + "\n"
+
+
+def derive_notebook(nb, name, keep_solution=False):
+    """The student (or, with ``keep_solution``, the completed) version of a solution notebook."""
+    import copy
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        where = f"this cell of notebooks/{name}"
+        cell.source = strip_solutions(cell.source, where, keep_solution).rstrip("\n")
+        if KEEP_OUTPUT_TAG not in cell.metadata.get("tags", []):
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+# -- the derived files -------------------------------------------------------------------
+
+def derived_files(repo=REPO, keep_solution=False):
+    """``{relative path: text}`` of every file derived from ``solutions/``."""
+    repo = Path(repo)
+    files = {}
+    for module in EXERCISE_MODULES:
+        src = repo / SOLUTIONS / "ganlab" / module
+        files[f"ganlab/{module}"] = strip_solutions(src.read_text(), f"ganlab/{module}", keep_solution)
+    for src in sorted((repo / SOLUTIONS / "notebooks").glob("*.ipynb")):
+        nb = derive_notebook(read_notebook(src), src.name, keep_solution)
+        files[f"notebooks/{src.name}"] = notebook_text(nb)
+    return files
+
+
+def stale_files(repo=REPO):
+    """Relative paths whose content differs from what ``stubs`` would write."""
+    repo = Path(repo)
+    stale = [p for p, text in derived_files(repo).items()
+             if not (repo / p).is_file() or (repo / p).read_text() != text]
+    expected = {f"notebooks/{p.name}" for p in (repo / SOLUTIONS / "notebooks").glob("*.ipynb")}
+    stale += [f"notebooks/{p.name}" for p in (repo / "notebooks").glob("*.ipynb")
+              if f"notebooks/{p.name}" not in expected]  # a notebook with no source
+    return sorted(stale)
+
+
+def write_stubs(repo=REPO):
+    repo = Path(repo)
+    if not (repo / SOLUTIONS / "ganlab").is_dir():
+        raise AuthoringError(f"no {SOLUTIONS}/ganlab in {repo}: this is a student copy, "
+                             "the stubs are already what students get")
+    changed = []
+    for rel, text in derived_files(repo).items():
+        path = repo / rel
+        if not path.is_file() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed.append(rel)
+    return changed
+
+
+# -- git: the solutions branch and the student copy ---------------------------------------
+
+def _git(*args, repo=REPO, env=None, input=None):
+    result = subprocess.run(["git", *args], cwd=repo, env=env, input=input,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AuthoringError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _committed_text(repo, rel):
+    return _git("show", f"HEAD:{rel}", repo=repo)
+
+
+def make_solutions_branch(repo=REPO, branch=BRANCH):
+    """(Re)create ``branch`` from HEAD with the completed package and notebooks.
+
+    Works on git objects only (a temporary index): the working tree, the current
+    branch and uncommitted work are left untouched. Returns the new commit's sha.
+    """
+    repo = Path(repo)
+    head = _git("rev-parse", "HEAD", repo=repo)
+    if _git("status", "--porcelain", "--", SOLUTIONS, repo=repo):
+        print(f"note: uncommitted changes in {SOLUTIONS}/ are not included; the branch is built from HEAD",
+              file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Derive from the committed solutions, so the branch matches HEAD exactly.
+        _git("worktree", "add", "--detach", f"{tmp}/tree", head, repo=repo)
+        try:
+            completed = derived_files(f"{tmp}/tree", keep_solution=True)
+        finally:
+            _git("worktree", "remove", "--force", f"{tmp}/tree", repo=repo)
+        env = dict(os.environ, GIT_INDEX_FILE=f"{tmp}/index")
+        _git("read-tree", head, repo=repo, env=env)
+        _git("rm", "-r", "--cached", "--quiet", SOLUTIONS, repo=repo, env=env)
+        completed[BRANCH_MARKER] = (
+            "# The solutions branch\n\n"
+            f"Generated from main at `{head}` by `make solutions-branch`; do not edit it by hand.\n"
+            "The package and notebooks here are the completed versions. Never give this branch to students.\n"
+        )
+        for rel, text in completed.items():
+            blob = _git("hash-object", "-w", "--stdin", repo=repo, input=text)
+            _git("update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", repo=repo, env=env)
+        tree = _git("write-tree", repo=repo, env=env)
+    parents = ["-p", head]
+    old = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+                         cwd=repo, capture_output=True, text=True).stdout.strip()
+    if old:
+        if _git("rev-parse", f"{old}^{{tree}}", repo=repo) == tree:
+            return old  # already up to date
+        parents = ["-p", old, "-p", head]
+    commit = _git("commit-tree", tree, *parents, "-m", f"Solutions for {head[:12]}", repo=repo)
+    _git("update-ref", f"refs/heads/{branch}", commit, repo=repo)
+    return commit
+
+
+def export_student(dest, repo=REPO, init_git=True):
+    """Write a student copy of HEAD to ``dest``: everything but ``solutions/``, verified leak-free."""
+    repo, dest = Path(repo), Path(dest).resolve()
+    if dest.exists() and any(dest.iterdir()):
+        raise AuthoringError(f"{dest} exists and is not empty; choose a new folder (nothing was written)")
+    stale = stale_files(repo)
+    if stale:
+        raise AuthoringError("the stubs are out of date with solutions/ (run `make stubs` and commit): "
+                             + ", ".join(stale))
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "head.tar"
+        _git("archive", "--format=tar", "-o", str(archive), "HEAD", repo=repo)
+        shutil.unpack_archive(archive, Path(tmp) / "tree")
+        shutil.rmtree(Path(tmp) / "tree" / SOLUTIONS, ignore_errors=True)
+        leaks = [str(p.relative_to(Path(tmp) / "tree")) for p in (Path(tmp) / "tree").rglob("*")
+                 if p.is_file() and p.suffix in {".py", ".ipynb"} and "BEGIN SOLUTION" in p.read_text()
+                 and p.name != "instructor.py" and "tests" not in p.parts]
+        if leaks:
+            raise AuthoringError("solution markers found in the student copy: " + ", ".join(leaks))
+        shutil.copytree(Path(tmp) / "tree", dest, dirs_exist_ok=True)
+    if init_git:
+        _git("init", "--quiet", "-b", "main", repo=dest)
+        _git("add", "-A", repo=dest)
+        _git("-c", "user.name=ganlab", "-c", "user.email=ganlab@localhost", "commit", "--quiet",
+             "-m", "ganlab student copy", repo=dest)
+    return dest
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m ganlab.instructor", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    stubs = sub.add_parser("stubs", help="derive ganlab/ exercise stubs and notebooks/ from solutions/")
+    stubs.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
+    sub.add_parser("solutions-branch", help=f"(re)create the git branch '{BRANCH}' from HEAD")
+    export = sub.add_parser("export-student", help="write a student copy (no solutions) to DEST")
+    export.add_argument("dest")
+    export.add_argument("--no-git", action="store_true", help="do not make DEST a fresh git repository")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "stubs" and args.check:
+            stale = stale_files()
+            for rel in stale:
+                print(f"stale: {rel}")
+            if stale:
+                print("run `make stubs` to re-derive them from solutions/", file=sys.stderr)
+            return 1 if stale else 0
+        if args.command == "stubs":
+            changed = write_stubs()
+            print("\n".join(f"wrote {rel}" for rel in changed) or "stubs are up to date")
+        elif args.command == "solutions-branch":
+            commit = make_solutions_branch()
+            print(f"branch '{BRANCH}' is at {commit[:12]} (completed package and notebooks)")
+        else:
+            dest = export_student(args.dest, init_git=not args.no_git)
+            print(f"student copy written to {dest}")
+    except (AuthoringError, OSError, json.JSONDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

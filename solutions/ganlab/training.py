@@ -1,0 +1,59 @@
+"""Chapter 5: one training step of a GAN, as two alternating updates.
+
+1. Critic step: push D(x) up on real images and D(G(z)) down on fakes. The fakes
+   are *detached*: this step must not compute gradients for the generator.
+2. Generator step: push D(G(z)) up through the non-saturating loss. Only the
+   generator's optimizer steps; the critic's weights stay as they are.
+
+Each step returns detached tensors, not Python floats: ``.item()`` would make the
+GPU wait for every step (the trainer logs every N steps instead).
+"""
+import torch
+
+from .losses import critic_loss, generator_loss
+
+
+def critic_step(critic, generator, real, z, opt_c, real_label=1.0):
+    """One update of the critic; returns ``{"loss_c", "d_real", "d_fake"}`` (detached 0-d tensors).
+
+    ``real``: (B, C, H, W) real images in [-1, 1]; ``z``: (B, nz) latent vectors;
+    ``opt_c``: the critic's optimizer (never the generator's).
+
+    Order: zero the critic's gradients, generate fakes from ``z`` and ``detach`` them,
+    score real and fake images, ``critic_loss(..., real_label)``, backward, step.
+    ``d_real`` / ``d_fake`` are the mean of ``sigmoid(logits)``: D(x) and D(G(z)).
+    """
+    # BEGIN SOLUTION (notebooks/05_training.ipynb)
+    opt_c.zero_grad(set_to_none=True)
+    fake = generator(z).detach()  # no gradient flows into the generator
+    real_logits, fake_logits = critic(real), critic(fake)
+    loss = critic_loss(real_logits, fake_logits, real_label)
+    loss.backward()
+    opt_c.step()
+    return {
+        "loss_c": loss.detach(),
+        "d_real": torch.sigmoid(real_logits.detach()).mean(),
+        "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+    }
+    # END SOLUTION
+
+
+def generator_step(critic, generator, z, opt_g):
+    """One update of the generator; returns ``{"loss_g", "d_fake_g"}`` (detached 0-d tensors).
+
+    ``z``: (B, nz) latent vectors; ``opt_g``: the generator's optimizer.
+
+    Order: zero the generator's gradients, score ``generator(z)`` with the critic
+    (no detach here: the gradient must flow back through the critic into G),
+    ``generator_loss``, backward, step ``opt_g`` only. The critic's parameters
+    receive gradients too, but its optimizer must not step; it zeroes them itself.
+    ``d_fake_g`` is the mean of ``sigmoid(logits)`` on these fakes.
+    """
+    # BEGIN SOLUTION (notebooks/05_training.ipynb)
+    opt_g.zero_grad(set_to_none=True)
+    fake_logits = critic(generator(z))
+    loss = generator_loss(fake_logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(fake_logits.detach()).mean()}
+    # END SOLUTION
