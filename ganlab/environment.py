@@ -50,3 +50,16 @@ def check_environment(verbose=True):
         if report["device"] == "cpu":
             print("No GPU found: fine for every notebook; long training runs are faster on a GPU (e.g. Colab).")
     return report
+
+
+def quick():
+    """True when GANLAB_QUICK=1: the test suite runs the training notebooks for a few steps only."""
+    import os
+    return os.environ.get("GANLAB_QUICK", "") == "1"
+
+
+def runs_dir():
+    """Where notebooks write their training runs: GANLAB_RUNS_DIR, else ./runs."""
+    import os
+    from pathlib import Path
+    return Path(os.environ.get("GANLAB_RUNS_DIR", "runs"))

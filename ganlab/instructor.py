@@ -123,9 +123,22 @@ def notebook_text(nb):
 
 
 def derive_notebook(nb, name, keep_solution=False):
-    """The student (or, with ``keep_solution``, the completed) version of a solution notebook."""
+    """The student (or, with ``keep_solution``, the completed) version of a solution notebook.
+
+    Also puts the "Open in Colab" badge and the Colab set-up cell (both from ganlab/colab.py)
+    at the top, pointing at the branch that holds this version.
+    """
     import copy
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+    from . import colab
     nb = copy.deepcopy(nb)
+    branch = colab.SOLUTIONS_BRANCH if keep_solution else colab.BRANCH
+    badge = new_markdown_cell(colab.badge(f"notebooks/{name}", branch))
+    setup = new_code_cell(colab.setup_cell_source(branch))
+    badge.id, setup.id = "colab-badge", "colab-setup"
+    nb.cells = [c for c in nb.cells if c.get("id") not in ("colab-badge", "colab-setup")]
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    nb.cells = [badge] + nb.cells[:first_code] + [setup] + nb.cells[first_code:]
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue

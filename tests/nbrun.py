@@ -32,7 +32,9 @@ def run_nbval(notebooks, solutions, tmp_path, pythonpath=None, timeout=900):
     keeps the training notebooks to a few steps.
     """
     notebooks = [Path(p) for p in notebooks]
-    env = dict(os.environ, GANLAB_QUICK="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, GANLAB_QUICK="1",
+               MPLBACKEND="module://matplotlib_inline.backend_inline", PYTHONDONTWRITEBYTECODE="1",
+               GANLAB_RUNS_DIR=str(Path(tmp_path) / "runs"))
     env["GANLAB_SOLUTIONS"] = "1" if solutions else "0"
     if pythonpath:
         env["PYTHONPATH"] = str(pythonpath)

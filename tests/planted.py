@@ -190,10 +190,82 @@ PLANTED = [
     ("check_critic_loss", lambda r, f, real_label=1.0: critic_loss(r, f, real_label).item(), "returned float"),
     ("check_critic_loss", lambda r, f, real_label=1.0: (
         F.binary_cross_entropy(torch.sigmoid(r), torch.full_like(r, real_label))
-        + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f))), "not finite"),
+        + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f))), "binary_cross_entropy_with_logits"),
     ("check_generator_loss", lambda f: -F.softplus(f).mean(), "saturating"),
     ("check_generator_loss", lambda f: F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)), "target 0"),
     ("check_generator_loss", lambda f: generator_loss(f).detach(), "without a graph"),
     ("check_saturating_loss", lambda f: F.softplus(f).mean(), "wrong sign"),
     ("check_saturating_loss", lambda f: F.softplus(-f).mean(), "non-saturating"),
+    ("check_saturating_loss", lambda f: torch.log(1 - torch.sigmoid(f)).mean(), "sigmoid saturates"),
+    ("check_generator_loss", lambda f: -torch.log(torch.sigmoid(f)).mean(), "sigmoid saturates"),
+]
+
+
+# -- chapter 5: the training step -------------------------------------------------------
+from ganlab.latent import lerp, slerp  # noqa: E402
+
+
+def critic_step_no_detach(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    loss = critic_loss(critic(real), critic(generator(z)), real_label)
+    loss.backward()
+    opt_c.step()
+    return {"loss_c": loss.detach(), "d_real": torch.tensor(0.5), "d_fake": torch.tensor(0.5)}
+
+
+def critic_step_no_zero_grad(critic, generator, real, z, opt_c, real_label=1.0):
+    loss = critic_loss(critic(real), critic(generator(z).detach()), real_label)
+    loss.backward()
+    opt_c.step()
+    return {"loss_c": loss.detach(), "d_real": torch.tensor(0.5), "d_fake": torch.tensor(0.5)}
+
+
+def generator_step_detached(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    logits = critic(generator(z).detach())
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+def generator_step_no_zero_grad(critic, generator, z, opt_g):
+    logits = critic(generator(z))
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+def generator_step_saturating(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    logits = critic(generator(z))
+    loss = -F.softplus(logits).mean()
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+def _adam(params, betas=(0.5, 0.999)):
+    return torch.optim.Adam(params, lr=2e-4, betas=betas)
+
+
+PLANTED += [
+    ("check_critic_step", critic_step_no_detach, "detach the fakes"),
+    ("check_critic_step", critic_step_no_zero_grad, "zero_grad()"),
+    ("check_generator_step", generator_step_detached, "do not detach"),
+    ("check_generator_step", generator_step_no_zero_grad, "zero_grad()"),
+    ("check_generator_step", generator_step_saturating, "saturating"),
+    ("check_optimizers", lambda c, g: (_adam(g.parameters()), _adam(c.parameters())), "wrong optimizer"),
+    ("check_optimizers", lambda c, g: (_adam(c.parameters(), (0.9, 0.999)), _adam(g.parameters(), (0.9, 0.999))),
+     "default betas"),
+    ("check_optimizers", lambda c, g: (lambda o: (o, o))(_adam(list(c.parameters()) + list(g.parameters()))),
+     "one optimizer for both"),
+    ("check_lerp", lambda z0, z1, t: lerp(z1, z0, t), "swapped"),
+    ("check_lerp", lambda z0, z1, t: (1 - t) * z0 + t * z1, "broadcast"),
+    ("check_slerp", lerp, "that is lerp"),
+    ("check_slerp", lambda z0, z1, t, eps=0.0: slerp(z0, z1, t, eps=-1.0), "parallel"),
+    ("check_latent_grid", lambda z0, z1, z2, rows, cols: torch.stack(
+        [z0 + a * (z2 - z0) + b * (z1 - z0) for a in torch.linspace(0, 1, rows) for b in torch.linspace(0, 1, cols)]),
+     "z1 is at the top right"),
 ]

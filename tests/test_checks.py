@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from ganlab import checks
-from ganlab import latent, losses, models
+from ganlab import latent, losses, models, training
 from planted import PLANTED
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +36,12 @@ REFERENCE = {
     "check_critic_loss": lambda: losses.critic_loss,
     "check_generator_loss": lambda: losses.generator_loss,
     "check_saturating_loss": lambda: notebook_exercise("04_losses.ipynb", "ex-4-3")["saturating_generator_loss"],
+    "check_optimizers": lambda: notebook_exercise("05_training.ipynb", "ex-5-1")["make_optimizers"],
+    "check_critic_step": lambda: training.critic_step,
+    "check_generator_step": lambda: training.generator_step,
+    "check_lerp": lambda: latent.lerp,
+    "check_slerp": lambda: latent.slerp,
+    "check_latent_grid": lambda: latent.latent_grid,
 }
 
 

@@ -23,6 +23,9 @@ from .models import (
     check_upsample_block,
 )
 from .losses import check_critic_loss, check_generator_loss, check_saturating_loss
+from .training import check_critic_step, check_generator_step, check_optimizers, check_training_run
+from .latent import check_latent_grid, check_lerp, check_slerp
+from .further import check_gradient_penalty
 
 __all__ = [
     "CheckFailed", "passed",
@@ -30,4 +33,7 @@ __all__ = [
     "check_count_parameters", "check_conv_out_size", "check_deconv_out_size", "check_init", "check_critic_architecture", "check_critic_output",
     "check_upsample_block", "check_generator_output", "check_generator_architecture",
     "check_critic_loss", "check_generator_loss", "check_saturating_loss",
+    "check_optimizers", "check_critic_step", "check_generator_step", "check_training_run",
+    "check_lerp", "check_slerp", "check_latent_grid",
+    "check_gradient_penalty",
 ]
