@@ -1,0 +1,521 @@
+"""Notebook 06 in a real browser: JupyterLab + headless Chromium (Playwright).
+
+What nbval cannot see: that the ipywidgets front end renders the latent explorer,
+that moving a slider in the page re-renders the generated image through the
+kernel, that the page logs no JavaScript error, and that the kit's plots stay
+readable on JupyterLab's dark theme.
+
+The test starts its own JupyterLab (free port, random token, temporary Jupyter
+config/data/runtime/settings/workspace folders, a kernel running this Python,
+``GANLAB_SOLUTIONS=1 GANLAB_QUICK=1``) on a temporary copy of ``notebooks/``, opens
+``06_latent_space.ipynb``, runs all cells from the Run menu, moves the explorer's
+first slider with the keyboard and checks that the picture changes. Then it
+switches to "JupyterLab Dark" through the settings REST API and does it all again
+on a fresh kernel and a pristine copy of the notebook. Screenshots of both themes
+go to ``test-artifacts/`` at the repository root (look at them after changing the
+plots or the explorer).
+
+Skipped, with the reason, where Chromium (``/usr/bin/chromium``, or the path in
+``GANLAB_CHROMIUM``) or the ``playwright`` package is missing: ``.ci/install-browser``
+installs Debian's chromium; playwright comes with the ``dev`` extra. Playwright
+only drives the system Chromium here: never ``playwright install``.
+"""
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = "06_latent_space.ipynb"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path(os.environ.get("GANLAB_CHROMIUM", "/usr/bin/chromium"))
+# What Chromium needs in a container without network, GPU or user namespaces. Playwright adds
+# --headless itself, and gives the browser a fresh profile folder (see browser_context).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1280, "height": 900}
+
+# Every wait is bounded, and all of them together by TOTAL_S (here the whole test takes 60-110 s).
+TOTAL_S = 180
+SERVER_START_S = 60
+SERVER_STOP_S = 15
+LOAD_MS = 60_000          # JupyterLab's page load (2-5 s here)
+KERNEL_MS = 60_000        # kernel start: imports torch (5-8 s here)
+RUN_ALL_MS = 120_000      # notebook 06 with GANLAB_QUICK (4-12 s on 2 CPU cores)
+REDRAW_MS = 30_000        # one generator call through the widget comm (< 1 s)
+ACTION_MS = 15_000        # clicks, key presses, menu items
+
+# Console errors that are neither the kit's nor a failure, as (regex on "<text> @ <url>", reason).
+# Empty: the one known source of noise, the external "Open in Colab" badge image (fails to load
+# without network), is served a local placeholder instead (see PLACEHOLDERS).
+IGNORED_CONSOLE_ERRORS = []
+
+# Requests that leave 127.0.0.1: the test must not depend on the network (CI may have none). The
+# notebooks' "Open in Colab" badge is an external image: it gets a local placeholder, so the page
+# is the same with or without network. Anything else external is aborted, which logs a console
+# error and fails the test: the kit's pages must not need the internet.
+EXTERNAL = re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])")
+PLACEHOLDERS = {
+    re.compile(r"^https://colab\.research\.google\.com/assets/colab-badge\.svg"):
+        '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20"><rect width="117" height="20" '
+        'fill="#555"/><text x="6" y="14" fill="#fff" font-size="11">Open in Colab</text></svg>',
+}
+
+# JupyterLab settings of the test server (its own settings folder: the user's are untouched).
+LAB_SETTINGS = {
+    # No network: do not fetch Jupyter news or look for updates (toasts, failing requests).
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    # Render every cell (no windowing): screenshots show the whole notebook, waits see every prompt.
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+}
+
+_deadline = [time.monotonic() + TOTAL_S]  # reset when the server fixture starts
+
+
+def _ms(limit_ms):
+    """``limit_ms``, cut to what is left of the test's overall budget (TOTAL_S)."""
+    left = (_deadline[0] - time.monotonic()) * 1000
+    if left <= 0:
+        pytest.fail(f"the browser test ran past its overall budget of {TOTAL_S} s")
+    return int(min(limit_ms, left))
+
+
+# --------------------------------------------------------------------------------------------------
+# Skips
+# --------------------------------------------------------------------------------------------------
+
+def _require_browser_tools():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: run .ci/install-browser (Debian's chromium) "
+                    "or set GANLAB_CHROMIUM to a Chromium binary")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("the playwright package is missing: pip install -e '.[dev]' "
+                    "(it drives the system Chromium; never run `playwright install`)")
+
+
+# --------------------------------------------------------------------------------------------------
+# JupyterLab server
+# --------------------------------------------------------------------------------------------------
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Lab:
+    """A JupyterLab server started by this test; ``url(path)`` adds the token."""
+
+    def __init__(self, root, port, token, process, log_path):
+        self.root, self.port, self.token, self.process, self.log_path = root, port, token, process, log_path
+        self.base = f"http://127.0.0.1:{port}"
+
+    def url(self, path):
+        return f"{self.base}/{path.lstrip('/')}?token={self.token}"
+
+    def api(self, method, path, body=None, timeout=10):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Authorization": f"token {self.token}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text = response.read().decode()
+            return json.loads(text) if text else None
+
+    def log(self, tail=6000):
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except OSError:
+            return "(no server log)"
+
+    def fresh_notebook(self):
+        """End the notebook's kernels and put back a pristine copy of it (no outputs, no counts)."""
+        for session in self.api("GET", "/api/sessions"):
+            if session.get("path", "").endswith(NOTEBOOK):
+                self.api("DELETE", f"/api/sessions/{session['id']}")
+        shutil.copy2(REPO / "notebooks" / NOTEBOOK, self.root / NOTEBOOK)
+
+
+def _write_lab_config(home):
+    """Temp Jupyter folders, a kernelspec for this Python, and the test's JupyterLab settings."""
+    dirs = {name: home / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython", "mpl")}
+    for path in dirs.values():
+        path.mkdir(parents=True)
+    kernel = dirs["data"] / "kernels" / "python3"  # shadows any other "python3" kernelspec
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)", "language": "python", "metadata": {"debugger": True},
+    }))
+    for plugin, values in LAB_SETTINGS.items():
+        package, name = plugin.split(":")
+        target = dirs["settings"] / package / f"{name}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    _require_browser_tools()
+    _deadline[0] = time.monotonic() + TOTAL_S
+    home = tmp_path_factory.mktemp("jupyterlab")
+    root = home / "notebooks"
+    shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runs"))
+    dirs = _write_lab_config(home)
+    port, token = _free_port(), uuid.uuid4().hex
+    # Nothing of the caller's Jupyter/IPython/matplotlib set-up (conftest sets MPLBACKEND=Agg,
+    # which would hide every inline plot).
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("JUPYTER", "JPY_", "IPYTHON", "MPL", "PYTEST"))}
+    env.update(
+        JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+        JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]), IPYTHONDIR=str(dirs["ipython"]),
+        MPLCONFIGDIR=str(dirs["mpl"]), MPLBACKEND="module://matplotlib_inline.backend_inline",
+        PYTHONDONTWRITEBYTECODE="1",
+        # Every cell works (reference solutions), training stays short, runs stay in the temp folder.
+        GANLAB_SOLUTIONS="1", GANLAB_QUICK="1", GANLAB_RUNS_DIR=str(home / "runs"),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI runners often run as root
+    log_path = home / "jupyterlab.log"
+    with open(log_path, "wb") as log_file:
+        # Its own session (process group): the kernels it starts can be ended with it.
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    server = Lab(root, port, token, process, log_path)
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {process.returncode} before answering:\n{server.log()}")
+            try:
+                server.api("GET", "/api/status", timeout=2)
+                break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s:\n{server.log()}")
+                time.sleep(0.3)
+        yield server
+    finally:
+        _stop(server)
+
+
+def _stop(server):
+    """Shut the server down (kernels first), then make sure its whole process group is gone."""
+    process = server.process
+    if process.poll() is None:
+        try:
+            server.api("POST", "/api/shutdown", timeout=5)
+        except Exception:  # noqa: BLE001 -- it may be going down already; signals follow
+            pass
+        try:
+            process.wait(SERVER_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+    try:  # kernels that outlived the server (same process group, started by this test)
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------------------------------
+# Browser
+# --------------------------------------------------------------------------------------------------
+
+def _offline(route):
+    for pattern, svg in PLACEHOLDERS.items():
+        if pattern.match(route.request.url):
+            return route.fulfill(status=200, content_type="image/svg+xml", body=svg)
+    return route.abort()
+
+
+@pytest.fixture(scope="module")
+def browser_context(lab, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh, empty profile
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport=VIEWPORT, device_scale_factor=1, timeout=_ms(60_000))
+        try:
+            context.set_default_timeout(ACTION_MS)
+            context.route(EXTERNAL, _offline)
+            yield context
+        finally:
+            context.close()
+
+
+class PageErrors:
+    """Console errors and uncaught exceptions of a page, minus the documented noise."""
+
+    def __init__(self, page):
+        self.errors, self.ignored = [], []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    def _console(self, message):
+        if message.type != "error":
+            return
+        location = message.location or {}
+        text = f"{message.text} @ {location.get('url', '?')}:{location.get('lineNumber', '?')}"
+        for pattern, reason in IGNORED_CONSOLE_ERRORS:
+            if re.search(pattern, text):
+                self.ignored.append(f"{text} (ignored: {reason})")
+                return
+        self.errors.append(f"console.error: {text}")
+
+
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+
+def _open_notebook(context, lab):
+    page = context.new_page()
+    errors = PageErrors(page)
+    page.on("dialog", lambda dialog: dialog.accept())  # e.g. "leave the page?" on close
+    page.goto(lab.url(f"lab/tree/{NOTEBOOK}"), timeout=_ms(LOAD_MS), wait_until="domcontentloaded")
+    page.locator(f"{PANEL} .jp-Cell").first.wait_for(state="visible", timeout=_ms(LOAD_MS))
+    _wait_kernel_session(lab)
+    _wait_kernel_idle(page, KERNEL_MS)
+    return page, errors
+
+
+def _wait_kernel_session(lab):
+    """The server's view: the notebook has a session whose kernel started and is idle."""
+    deadline = time.monotonic() + _ms(KERNEL_MS) / 1000
+    while True:
+        sessions = lab.api("GET", "/api/sessions")
+        states = [s["kernel"]["execution_state"] for s in sessions
+                  if s.get("path", "").endswith(NOTEBOOK) and s.get("kernel")]
+        if "idle" in states:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"no idle kernel for {NOTEBOOK} in time (sessions: {sessions}):\n{lab.log()}")
+        time.sleep(0.3)
+
+
+def _wait_kernel_idle(page, limit_ms):
+    """The notebook toolbar's kernel indicator says idle (started, and nothing queued)."""
+    page.locator(f"{PANEL} .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
+        state="attached", timeout=_ms(limit_ms))
+
+
+def _run_all_cells(page):
+    """Run → Run All Cells; wait until every code cell has an execution count, or a cell failed."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).click()
+    # "Run All Cells" is runmenu:run-all in JupyterLab 4 (notebook:run-all-cells: the notebook's own).
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all'], "
+                 ".lm-Menu-item[data-command='notebook:run-all-cells']").first.click()
+    # After a failing cell JupyterLab skips the rest: stop waiting at the first traceback.
+    page.wait_for_function(
+        """(panelSelector) => {
+            const panel = document.querySelector(panelSelector);
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+            const failed = [...panel.querySelectorAll(
+                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+                .some(el => el.textContent.includes('Traceback'));
+            return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
+        }""", arg=PANEL, timeout=_ms(RUN_ALL_MS), polling=250)
+    _wait_kernel_idle(page, RUN_ALL_MS)
+
+
+def _cell_errors(page):
+    """Tracebacks in the output areas: with the reference solutions every cell must run cleanly."""
+    texts = page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                         ).all_inner_texts()
+    return [t for t in texts if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
+
+
+def _image_state(page, image):
+    """(src, sha256 of the bytes shown). widgets.Image shows blob: URLs, a new one on every update
+    (the old one is revoked): read src and its bytes in one go, again if an update came between."""
+    return tuple(page.evaluate(
+        """async (img) => {
+            for (let attempt = 0; ; attempt++) {
+                const src = img.src;
+                try {
+                    const bytes = new Uint8Array(await (await fetch(src)).arrayBuffer());
+                    const hash = await crypto.subtle.digest('SHA-256', bytes);
+                    return [src, [...new Uint8Array(hash)].map(b => b.toString(16).padStart(2, '0')).join('')];
+                } catch (err) {
+                    if (attempt >= 3 || img.src === src) throw err;
+                }
+            }
+        }""", image.element_handle()))
+
+
+def _exercise_explorer(page):
+    """Wait for the explorer's picture, move slider 1 with the keyboard; (before, after, readout)."""
+    explorer = page.locator(f"{PANEL} .widget-hbox:has(img.ganlab-explorer-image)").last
+    image = explorer.locator("img.ganlab-explorer-image")
+    image.wait_for(state="visible", timeout=_ms(REDRAW_MS))
+    page.wait_for_function("(img) => img.src && img.complete && img.naturalWidth > 0",
+                           arg=image.element_handle(), timeout=_ms(REDRAW_MS))
+    before = _image_state(page, image)
+    explorer.scroll_into_view_if_needed()
+    slider = explorer.locator(".widget-slider").first
+    handle = slider.locator(".noUi-handle").first
+    handle.focus()
+    for _ in range(10):  # step 0.1: direction 1 goes from 0.00 to 1.00
+        handle.press("ArrowRight")
+    readout = slider.locator(".widget-readout")
+    page.wait_for_function("(el) => el.textContent.trim() === '1.00'", arg=readout.element_handle(),
+                           timeout=_ms(ACTION_MS))
+    page.wait_for_function("([img, old]) => img.src && img.src !== old && img.complete && img.naturalWidth > 0",
+                           arg=[image.element_handle(), before[0]], timeout=_ms(REDRAW_MS))
+    # Ten slide events went to the kernel: let it finish them, then read the final picture.
+    _wait_kernel_idle(page, REDRAW_MS)
+    page.wait_for_timeout(300)
+    after = _image_state(page, image)
+    return before, after, readout.inner_text().strip()
+
+
+def _screenshot(page, name):
+    """The page with the whole notebook in view (the viewport grows to fit it, capped)."""
+    to_top = """(panelSelector) => {
+        const panel = document.querySelector(panelSelector);
+        const scroller = panel.querySelector('.jp-WindowedPanel-outer') || panel.querySelector('.jp-Notebook');
+        scroller.scrollTop = 0;
+        const cells = panel.querySelectorAll('.jp-Cell');
+        const last = cells[cells.length - 1].getBoundingClientRect().bottom;
+        return last + (window.innerHeight - scroller.getBoundingClientRect().bottom);
+    }"""
+    height = page.evaluate(to_top, PANEL)
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(8000, int(height) + 40)})
+    page.wait_for_timeout(500)  # relayout
+    page.evaluate(to_top, PANEL)
+    page.wait_for_timeout(200)
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"browser-06_latent_space-{name}.png"
+    page.screenshot(path=str(path))
+    print(f"screenshot ({name} theme): {path}")
+    return path
+
+
+def _plot_images(page):
+    """[(box x, y, w, h on the page, PNG bytes)] of the notebook's image outputs (matplotlib figures)."""
+    found = page.evaluate("""(panelSelector) => [...document.querySelectorAll(
+            panelSelector + ' .jp-OutputArea-output[data-mime-type="image/png"] img')]
+        .map(img => { const r = img.getBoundingClientRect(); return [[r.x, r.y, r.width, r.height], img.src]; })""",
+                          PANEL)
+    return [(box, base64.b64decode(src.split(",", 1)[1])) for box, src in found if src.startswith("data:image/png")]
+
+
+def _frame(width, height, inset=1, step=3):
+    """Pixel positions on a thin frame just inside a width x height box (the figure's margin)."""
+    right, bottom = width - 1 - inset, height - 1 - inset
+    for x in range(inset, right + 1, step):
+        yield x, inset
+        yield x, bottom
+    for y in range(inset, bottom + 1, step):
+        yield inset, y
+        yield right, y
+
+
+def _unreadable_plots(plots, screenshot):
+    """Plots whose margin is not opaque and light, in the PNG itself or as shown in the screenshot.
+
+    The figures are saved with ``bbox_inches="tight"`` and keep a ~0.1 inch margin of figure
+    background around the axes and titles. Readable black text needs that margin opaque and
+    light: a transparent figure shows the page through it (black on dark grey in JupyterLab Dark).
+    """
+    from PIL import Image
+    shot = Image.open(screenshot).convert("L")
+    problems = []
+    for (x, y, w, h), png in plots:
+        picture = Image.open(io.BytesIO(png)).convert("RGBA")
+        alpha = min(picture.getpixel(p)[3] for p in _frame(*picture.size))
+        light = sorted(sum(picture.getpixel(p)[:3]) / 3 for p in _frame(*picture.size))
+        shown = sorted(shot.getpixel((int(x) + px, int(y) + py)) for px, py in _frame(int(w), int(h), inset=2))
+        # 2nd percentile: a legend or a tick label may touch the margin here and there.
+        if alpha < 255 or light[len(light) // 50] < 200 or shown[len(shown) // 50] < 200:
+            problems.append(f"plot at x={int(x)} y={int(y)} ({int(w)}x{int(h)}): PNG margin alpha >= {alpha}, "
+                            f"luminance ~{light[len(light) // 50]:.0f}; on screen ~{shown[len(shown) // 50]}")
+    return problems
+
+
+def _check_notebook_in_theme(context, lab, theme_name, label):
+    started = time.monotonic()
+    failure = ARTIFACTS / f"browser-06_latent_space-{label}-failure.png"
+    failure.unlink(missing_ok=True)  # from an earlier failed run
+    page, errors = _open_notebook(context, lab)
+    try:
+        name, _ = page.evaluate("() => [document.body.dataset.jpThemeName, document.body.dataset.jpThemeLight]")
+        assert name == theme_name, f"expected the {theme_name!r} theme, the page shows {name!r}"
+        loaded = time.monotonic()
+        _run_all_cells(page)
+        ran = time.monotonic()
+        problems = _cell_errors(page)
+        assert not problems, f"cells of {NOTEBOOK} failed in JupyterLab:\n" + "\n---\n".join(problems)
+
+        (src0, bytes0), (src1, bytes1), readout = _exercise_explorer(page)
+        assert src0.startswith(("blob:", "data:image/png")), f"the explorer shows no PNG: src={src0[:80]!r}"
+        assert readout == "1.00", f"slider 'direction 1' should read 1.00 after ten arrow presses, reads {readout}"
+        assert src1 != src0, "the explorer's image src did not change after moving a slider"
+        assert bytes1 != bytes0, "the explorer's image was redrawn with the very same picture"
+        moved = time.monotonic()
+
+        shot = _screenshot(page, label)
+        plots = _plot_images(page)
+        assert len(plots) >= 4, f"expected the notebook's 4 plots as PNG images, found {len(plots)}; see {shot}"
+        unreadable = _unreadable_plots(plots, shot)
+        assert not unreadable, f"{theme_name}: plots without an opaque light background (see {shot}):\n" + \
+            "\n".join(unreadable)
+        print(f"{theme_name}: page load + kernel {loaded - started:.1f} s, run all {ran - loaded:.1f} s, "
+              f"slider -> new picture {moved - ran:.1f} s")
+        page.wait_for_timeout(300)  # late errors from the redraws
+        assert not errors.errors, f"JavaScript errors in the page ({theme_name}):\n" + "\n".join(errors.errors)
+        return errors
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        try:
+            page.screenshot(path=str(failure))
+            print(f"screenshot at the failure ({label} theme): {failure}")
+        except Exception as err:  # noqa: BLE001 -- the page may be gone; the first error matters
+            print(f"no failure screenshot: {err}")
+        print("JavaScript errors so far:", *(errors.errors or ["none"]), sep="\n  ")
+        raise
+    finally:
+        page.close()
+
+
+def test_latent_explorer_renders_and_reacts_in_light_and_dark_theme(lab, browser_context):
+    start = time.monotonic()
+    light = _check_notebook_in_theme(browser_context, lab, "JupyterLab Light", "light")
+    # What Settings → Theme does, through the settings REST API; the next page load uses it.
+    lab.api("PUT", "/lab/api/settings/@jupyterlab/apputils-extension:themes",
+            {"raw": json.dumps({"theme": "JupyterLab Dark"})})
+    lab.fresh_notebook()  # a new kernel and no outputs: the dark run cannot see the light run's
+    dark = _check_notebook_in_theme(browser_context, lab, "JupyterLab Dark", "dark")
+    for note in light.ignored + dark.ignored:
+        print("ignored:", note)
+    print(f"both themes: {time.monotonic() - start:.1f} s")
