@@ -36,8 +36,9 @@ if importlib.util.find_spec("google.colab") is not None:
         if not os.path.isdir(KIT_DIR):
             subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}", "{url}", KIT_DIR], check=True)
         # --no-deps: Colab already has torch, torchvision, matplotlib, ipywidgets, imageio, tqdm
-        # and PyYAML; this must never download another torch.
+        # and PyYAML; this must never download another torch. torchmetrics accepts Colab's torch.
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", KIT_DIR], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
         sys.path.insert(0, KIT_DIR)
     os.chdir(os.path.join(KIT_DIR, "notebooks"))
     from google.colab import output

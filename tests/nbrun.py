@@ -41,7 +41,8 @@ def run_nbval(notebooks, solutions, tmp_path, pythonpath=None, timeout=900):
     report = Path(tmp_path) / f"nbval-{'solutions' if solutions else 'stubs'}.xml"
     workers = ["-n", "2", "--dist", "loadfile"] if len(notebooks) > 1 else []
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-           "--nbval-cell-timeout", "300", "-q", f"--junitxml={report}", "-o", "junit_family=xunit1",
+           "--nbval-cell-timeout", "300", "--nbval-kernel-startup-timeout", "180", "-q",
+           f"--junitxml={report}", "-o", "junit_family=xunit1",
            "--rootdir", str(notebooks[0].parent), *workers, *map(str, notebooks)]
     proc = subprocess.run(cmd, cwd=notebooks[0].parent, env=env, capture_output=True, text=True,
                           timeout=timeout)
