@@ -8,12 +8,13 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 # The reference solutions, for the jobs that need a working DCGAN (see ganlab/_solutions.py).
 SOLVED := GANLAB_SOLUTIONS=1
 
-.PHONY: setup demo test test-fast lab stubs check-stubs solutions-branch student-copy clean help
+.PHONY: setup demo test test-fast lab check stubs check-stubs solutions-branch student-copy clean help
 
 help:
 	@echo "make demo              set up, then train the reference DCGAN on the offline MNIST slice (~1 min CPU)"
 	@echo "make test              set up, then run the whole test suite (unit tests, checks, nbval)"
 	@echo "make lab               set up, then open JupyterLab on the notebooks"
+	@echo "make check             run the graded checks on this copy, as the instructor's grader does"
 	@echo "make stubs             re-derive ganlab/ stubs and notebooks/ from solutions/ (instructors)"
 	@echo "make solutions-branch  (re)create the git branch 'solutions' from HEAD (instructors)"
 	@echo "make student-copy DEST=../ganlab-student   export a copy without solutions (instructors)"
@@ -29,7 +30,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(SOLVED) $(PY) -m ganlab train configs/demo.yaml --overwrite
+	$(SOLVED) $(PY) -m ganlab train configs/demo.yaml  # run again: resumes or reports it done
 	@echo "Pictures: runs/demo/samples.png, runs/demo/curves.png, runs/demo/training.gif"
 
 test: $(STAMP)
@@ -40,6 +41,9 @@ test-fast: $(STAMP)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
+
+check: $(STAMP)
+	$(PY) -m ganlab check .
 
 stubs: $(STAMP)
 	$(PY) -m ganlab.instructor stubs

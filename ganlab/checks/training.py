@@ -33,9 +33,18 @@ def _changed(model, before):
     return any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
 
 
-def _fill_grads(model, value):
+STALE = 100.0  # a gradient left over from "a previous step"
+
+
+def _fill_grads(model):
     for p in model.parameters():
-        p.grad = torch.full_like(p, value)
+        p.grad = torch.full_like(p, STALE)
+
+
+def _sgd_step_was(model, before, grads, stale=0.0):
+    """Did plain SGD move every weight by exactly lr * (grad + stale)?"""
+    moved = [b - p.detach() for p, b in zip(model.parameters(), before)]
+    return all(torch.allclose(m, LR * (g + stale), atol=1e-5) for m, g in zip(moved, grads))
 
 
 def _check_outputs(out, keys, what):
@@ -92,7 +101,7 @@ def check_critic_step(critic_step):
     want_loss, grads = _reference_critic_grads(critic, generator, real, z, 0.9)
     opt_c = torch.optim.SGD(critic.parameters(), lr=LR)
     before_c, before_g = _snapshot(critic), _snapshot(generator)
-    _fill_grads(critic, 100.0)  # stale gradients from "a previous step"
+    _fill_grads(critic)
     out = critic_step(critic, generator, real, z, opt_c, real_label=0.9)
     fail_unless(not _changed(generator, before_g), "the generator's weights changed during the critic step: "
                                                    "step only opt_c")
@@ -101,11 +110,10 @@ def check_critic_step(critic_step):
                           "(generator(z).detach()), the critic step must not backpropagate into G")
     fail_unless(_changed(critic, before_c), "the critic's weights did not change: call loss.backward() and then "
                                             "opt_c.step() (in that order, after opt_c.zero_grad())")
-    moved = [b - p.detach() for p, b in zip(critic.parameters(), before_c)]
-    if all(torch.allclose(m, LR * (g + 100.0), atol=1e-5) for m, g in zip(moved, grads)):
+    if _sgd_step_was(critic, before_c, grads, stale=STALE):
         raise CheckFailed("the critic step added the new gradient to the old one: call opt_c.zero_grad() before "
                           "backward, gradients accumulate in PyTorch")
-    fail_unless(all(torch.allclose(m, LR * g, atol=1e-5) for m, g in zip(moved, grads)),
+    fail_unless(_sgd_step_was(critic, before_c, grads),
                 "the critic moved, but not by the gradient of critic_loss(real, fake, real_label) on this batch: "
                 "score both real and fake images, pass real_label on, and step once")
     _check_outputs(out, ("loss_c", "d_real", "d_fake"), "critic_step")
@@ -131,14 +139,13 @@ def check_generator_step(generator_step):
     want_loss = F.softplus(-logits).mean()
     grads = torch.autograd.grad(want_loss, list(generator.parameters()))
     before_c, before_g = _snapshot(critic), _snapshot(generator)
-    _fill_grads(generator, 100.0)
+    _fill_grads(generator)
     out = generator_step(critic, generator, z, opt_g)
     fail_unless(not _changed(critic, before_c), "the critic's weights changed during the generator step: "
                                                 "step only opt_g (wrong optimizer?)")
     fail_unless(_changed(generator, before_g), "the generator did not change: do not detach its images in the "
                                                "generator step, and call opt_g.step() after backward")
-    moved = [b - p.detach() for p, b in zip(generator.parameters(), before_g)]
-    if all(torch.allclose(m, LR * (g + 100.0), atol=1e-5) for m, g in zip(moved, grads)):
+    if _sgd_step_was(generator, before_g, grads, stale=STALE):
         raise CheckFailed("the generator step added the new gradient to the old one: call opt_g.zero_grad() "
                           "before backward")
     _check_outputs(out, ("loss_g", "d_fake_g"), "generator_step")
@@ -146,7 +153,7 @@ def check_generator_step(generator_step):
         raise CheckFailed("loss_g is the saturating loss log(1 - D(G(z))): use generator_loss (non-saturating)")
     fail_unless(torch.allclose(out["loss_g"], want_loss.detach(), atol=1e-5),
                 f"loss_g = {out['loss_g'].item():.5f}, expected {want_loss.item():.5f} = generator_loss(critic(G(z)))")
-    fail_unless(all(torch.allclose(m, LR * g, atol=1e-5) for m, g in zip(moved, grads)),
+    fail_unless(_sgd_step_was(generator, before_g, grads),
                 "the generator moved, but not by the gradient of generator_loss: backpropagate the loss "
                 "through the critic into the generator and step once")
     opt = torch.optim.Adam(generator.parameters(), lr=1e-2)

@@ -1,0 +1,472 @@
+"""``ganlab grade`` and ``ganlab check``: a class of perfect, planted and hostile submissions.
+
+The class is built at test time from the instructor's files: the perfect copy from
+``solutions/`` (markers stripped), every other student from it with one change. The
+slow test grades the class once over notebooks 02 and 04 and compares every CSV row
+with the points written out by hand below.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ganlab import instructor
+from ganlab.grading import assemble, deps, engine, report, verify
+
+REPO = Path(__file__).resolve().parent.parent
+needs_solutions = pytest.mark.skipif(not (REPO / "solutions" / "ganlab").is_dir(),
+                                     reason="a student copy has no solutions/")
+
+SIGMOID_CRITIC = """
+_DcganCritic = Critic
+class Critic(_DcganCritic):  # planted: a final sigmoid
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.net.append(nn.Sigmoid())
+"""
+MEAN_LOSS = """
+_summed_loss = critic_loss
+def critic_loss(real_logits, fake_logits, real_label=1.0):  # planted: averages the two terms
+    return _summed_loss(real_logits, fake_logits, real_label) / 2
+"""
+PATCH_CHECKS = """
+import ganlab.checks as c
+c.check_critic_output = lambda *a: print("\\u2714 critic output")
+import ganlab.checks.models
+ganlab.checks.models.fail_unless = lambda *a: None
+"""
+
+
+# Through `python -m ganlab`, the command the README documents (ganlab/grading/__main__.py is the same).
+def _grade(*args, cwd=REPO, timeout=600):
+    env = {k: v for k, v in os.environ.items() if k != "GANLAB_SOLUTIONS"}
+    return subprocess.run([sys.executable, "-m", "ganlab", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def perfect_copy(dest):
+    """A student copy with every exercise done: the reference solutions, markers stripped."""
+    dest = Path(dest)
+    (dest / "ganlab").mkdir(parents=True)
+    (dest / "notebooks").mkdir()
+    for module in instructor.EXERCISE_MODULES:
+        text = (REPO / "solutions" / "ganlab" / module).read_text()
+        (dest / "ganlab" / module).write_text(instructor.strip_solutions(text, "", keep_solution=True))
+    for src in sorted((REPO / "solutions" / "notebooks").glob("*.ipynb")):
+        nb = instructor.derive_notebook(instructor.read_notebook(src), src.name, keep_solution=True)
+        nbformat.write(nb, str(dest / "notebooks" / src.name))
+    return dest
+
+
+def edit_cell(folder, notebook, cell_id, change):
+    """Replace the source of one cell with ``change(source)``; None deletes the cell."""
+    path = Path(folder, "notebooks", notebook)
+    nb = nbformat.read(str(path), as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if cell.get("id") == cell_id:
+            source = change(cell.source)
+            if source is None:
+                continue
+            cell.source = source
+        cells.append(cell)
+    nb.cells = cells
+    nbformat.write(nb, str(path))
+
+
+def append_to(folder, module, text):
+    path = Path(folder, "ganlab", module)
+    path.write_text(path.read_text() + text)
+
+
+def build_class(root, grades_csv):
+    """The class of the slow test; ``grades_csv`` is where the hostile students aim."""
+    root = Path(root)
+    s = lambda name: perfect_copy(root / name)
+    s("a_perfect")
+    append_to(s("b_sigmoid_critic"), "models.py", SIGMOID_CRITIC)
+    append_to(s("c_mean_loss"), "losses.py", MEAN_LOSS)
+    edit_cell(s("d_hang"), "02_critic.ipynb", "ex-2-1", lambda src: "while True:\n    pass\n" + src)
+    append_to(s("e_exit"), "losses.py", "\nimport os\nos._exit(0)\n")
+    edit_cell(s("f_crash"), "04_losses.ipynb", "ex-4-3", lambda src: (
+        "import ctypes, faulthandler\ntry:\n    ctypes.string_at(0)\nexcept PermissionError as err:\n"
+        "    print('ctypes refused:', err)\nfaulthandler._sigsegv()\n" + src))
+    g = s("g_patch_in_cell")
+    append_to(g, "models.py", SIGMOID_CRITIC)
+    edit_cell(g, "02_critic.ipynb", "ex-2-1", lambda src: PATCH_CHECKS + src)
+    append_to(s("h_patch_in_module"), "models.py", SIGMOID_CRITIC + PATCH_CHECKS)
+    i = s("i_edited_checks")
+    append_to(i, "models.py", SIGMOID_CRITIC)
+    edit_cell(i, "02_critic.ipynb", "check-2-3", lambda src: None)
+    edit_cell(i, "02_critic.ipynb", "check-2-4", lambda src: "print('\\u2714 all good')")
+    j = s("j_intruder")  # stub models.py that tries to load the reference instead; writes the grades
+    (j / "ganlab" / "models.py").write_text((REPO / "ganlab" / "models.py").read_text() + f"""
+try:
+    exec(open({str(REPO / 'solutions' / 'ganlab' / 'models.py')!r}).read())
+except PermissionError as err:
+    print("reading the solutions refused:", err)
+""")
+    # The grader rewrites grades.csv last anyway: hacked.txt, which it never writes, shows the refusals.
+    hacked = str(Path(grades_csv).with_name("hacked.txt"))
+    attempts = [f"open({p!r}, 'w').write('hacked')" for p in ("../grades.csv", str(grades_csv), hacked)]
+    attempts += [f"__import__('torch').save('hacked', {p!r})" for p in (str(grades_csv), hacked)]
+    edit_cell(j, "02_critic.ipynb", "ex-2-1", lambda src: "".join(
+        f"try:\n    {a}\nexcept PermissionError as err:\n    print('refused:', err)\n" for a in attempts) + src)
+    edit_cell(j, "04_losses.ipynb", "ex-4-3", lambda src: "huge = bytearray(64 * 2**30)\n" + src)
+    (root / "k_empty").mkdir()
+    broken = s("l_broken_files")
+    (broken / "notebooks" / "02_critic.ipynb").write_text("{ this is not JSON")
+    (broken / "ganlab" / "losses.py").write_text("def critic_loss(real_logits, fake_logits:\n    pass\n")
+    return root
+
+
+NO_DETACH = """
+def critic_step(critic, generator, real, z, opt_c, real_label=1.0):  # planted: fakes not detached
+    opt_c.zero_grad()
+    real_logits, fake_logits = critic(real), critic(generator(z))
+    loss = critic_loss(real_logits, fake_logits, real_label)
+    loss.backward()
+    opt_c.step()
+    return {"loss_c": loss.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+"""
+NO_TANH = """
+_DcganGenerator = Generator
+class Generator(_DcganGenerator):  # planted: no tanh at the end
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.net = self.net[:-1]
+"""
+
+
+def build_benchmark_class(root, size=30):
+    """A class for timing ``ganlab grade`` on every notebook: 2 in 3 perfect, the rest broken."""
+    root = Path(root)
+    broken = [
+        lambda f: append_to(f, "models.py", SIGMOID_CRITIC),
+        lambda f: append_to(f, "models.py", NO_TANH),
+        lambda f: append_to(f, "losses.py", MEAN_LOSS),
+        lambda f: append_to(f, "training.py", NO_DETACH),
+        lambda f: append_to(f, "latent.py", "\n_lerp = lerp\ndef lerp(z0, z1, t):\n    return _lerp(z1, z0, t)\n"),
+        lambda f: edit_cell(f, "01_data.ipynb", "ex-1-2", lambda src: src.replace(".clamp(0, 1)", "")),
+        lambda f: edit_cell(f, "00_setup.ipynb", "ex-0-1", lambda src: src.replace("p.numel()", "1")),
+        lambda f: shutil.rmtree(f / "ganlab"),  # notebooks done, modules never written
+        lambda f: shutil.rmtree(f / "notebooks"),
+        lambda f: (f / "ganlab" / "losses.py").write_text("def critic_loss(:\n"),
+    ]
+    for i in range(size):
+        folder = perfect_copy(root / f"student{i:02d}")
+        if i % 3 == 2:
+            broken[(i // 3) % len(broken)](folder)
+    return root
+
+
+# Points per check, by hand: 2-1, 2-2, 2-3, 2-4 (1, 1, 2, 2) and 4-1, 4-2, 4-3 (3, 2, 1).
+HEADER = "student,check-2-1,check-2-2,check-2-3,check-2-4,check-4-1,check-4-2,check-4-3,total,max,notes"
+EXPECTED = {
+    "a_perfect": "1,1,2,2,3,2,1,12,12,",
+    "b_sigmoid_critic": "1,1,0,0,3,2,1,8,12,",
+    "c_mean_loss": "1,1,2,2,0,2,1,9,12,",
+    "d_hang": "0,1,2,2,3,2,1,11,12,",
+    "e_exit": "1,1,2,2,0,0,1,7,12,flagged for review: the code uses os._exit",
+    "f_crash": "1,1,2,2,3,2,0,11,12,flagged for review: the code uses ctypes",
+    "g_patch_in_cell": "1,1,0,0,3,2,1,8,12,flagged for review: the code uses ganlab.checks",
+    "h_patch_in_module": "1,1,0,0,3,2,1,8,12,flagged for review: the code uses ganlab.checks",
+    "i_edited_checks": "1,1,0,0,3,2,1,8,12,",
+    "j_intruder": '1,0,0,0,3,2,0,6,12,"flagged for review: the code uses solutions/, grades"',
+    "k_empty": "0,0,0,0,0,0,0,0,12,empty submission; "
+               + "; ".join(f"ganlab/{m} missing: graded as not implemented" for m in assemble.EXERCISE_MODULES)
+               + "; notebooks/02_critic.ipynb missing: its exercise cells count as not done"
+               + "; notebooks/04_losses.ipynb missing: its exercise cells count as not done",
+    "l_broken_files": "0,1,2,2,0,0,1,6,12,ganlab/losses.py has a syntax error (line 1): '(' was never closed"
+                      "; notebooks/02_critic.ipynb is not a valid notebook (NotJSONError): "
+                      "its exercise cells count as not done",
+}
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    base = tmp_path_factory.mktemp("grading")
+    out = base / "grades.csv"
+    build_class(base / "class", out)
+    start = time.monotonic()
+    run = _grade("grade", base / "class", "--out", out, "--notebooks", "02,04", "--jobs", "2",
+                 "--timeout-cell", "20", "--feedback-dir", base / "feedback", "--no-progress")
+    return base, out, run, time.monotonic() - start
+
+
+@pytest.mark.slow
+@needs_solutions
+def test_every_row_of_the_class(graded_class):
+    base, out, run, seconds = graded_class
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = out.read_text().splitlines()
+    assert rows[0] == HEADER
+    got = {row.split(",", 1)[0]: row.split(",", 1)[1] for row in rows[1:]}
+    assert list(got) == sorted(EXPECTED), "one row per student folder, sorted by name"
+    wrong = {name: (got[name], want) for name, want in EXPECTED.items() if got[name] != want}
+    assert not wrong, "\n".join(f"{n}:\n  got  {g}\n  want {w}" for n, (g, w) in wrong.items())
+    assert seconds < 300, f"grading 12 submissions took {seconds:.0f} s"  # ~100 s on 2 idle cores
+    assert "hacked" not in out.read_text() and not (base / "class" / "grades.csv").exists()
+    assert not (base / "hacked.txt").exists(), "a student process wrote outside its sandbox"
+
+
+@pytest.mark.slow
+@needs_solutions
+def test_feedback_names_the_cause(graded_class):
+    base = graded_class[0]
+    text = lambda name: (base / "feedback" / f"{name}.md").read_text()
+    assert "**Total: 12 / 12 points**" in text("a_perfect")
+    assert "remove the final sigmoid" in text("b_sigmoid_critic")
+    assert "do not average" in text("c_mean_loss")
+    assert "(cell ex-2-1 failed before it: timed out" in text("d_hang")
+    assert "(cell import-losses failed before it: kernel died" in text("e_exit")
+    assert "(cell ex-4-3 failed before it: kernel died" in text("f_crash")
+    assert "not when the grader re-ran it" in text("g_patch_in_cell")
+    assert "not when the grader re-ran it" in text("h_patch_in_module")
+    assert "ran out of memory" in text("j_intruder") and "not implemented yet" in text("j_intruder")
+
+
+@pytest.mark.slow
+@needs_solutions
+def test_grading_twice_gives_the_same_csv(graded_class, tmp_path):
+    base, out, _, _ = graded_class
+    subset = ("a_perfect", "e_exit", "g_patch_in_cell", "l_broken_files")  # a full second run: 2x the time
+    for name in subset:
+        shutil.copytree(base / "class" / name, tmp_path / "class" / name)
+    run = _grade("grade", tmp_path / "class", "--out", tmp_path / "again.csv", "--notebooks", "02,04",
+                 "--jobs", "2", "--timeout-cell", "20", "--no-progress")
+    assert run.returncode == 0, run.stderr[-3000:]
+    first = [row for row in out.read_text().splitlines() if row.split(",", 1)[0] in subset]
+    assert (tmp_path / "again.csv").read_text().splitlines() == [HEADER, *first]
+
+
+# -- ganlab check ------------------------------------------------------------------------
+
+@pytest.mark.slow
+@needs_solutions
+def test_check_on_a_perfect_and_a_broken_copy(tmp_path):
+    perfect = perfect_copy(tmp_path / "perfect")
+    run = _grade("check", "--notebook", "03", perfect)
+    assert run.returncode == 0 and "**Total: 7 / 7 points**" in run.stdout, run.stdout + run.stderr[-2000:]
+    broken = perfect_copy(tmp_path / "broken")
+    append_to(broken, "models.py", "\n_G = Generator\nclass Generator(_G):\n    def __init__(self, **kw):\n"
+                                   "        super().__init__(**kw)\n        self.net = self.net[:-1]  # no tanh\n")
+    run = _grade("check", "--notebook", "03", broken)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "\u2718 `check-3-3`: 0/2 points" in run.stdout and "nn.Tanh()" in run.stdout
+    assert "\u2714 `check-3-1`: 1/1 point" in run.stdout
+
+
+# -- fast unit tests ---------------------------------------------------------------------
+
+def test_bad_arguments_are_one_error_line(tmp_path):
+    (tmp_path / "class" / "alice").mkdir(parents=True)
+    (tmp_path / "taken.csv").write_text("keep me")
+    cases = [("grade", tmp_path / "missing", "--out", tmp_path / "g.csv"),
+             ("grade", tmp_path / "class", "--out", tmp_path / "class" / "g.csv"),
+             ("grade", tmp_path / "class", "--out", tmp_path / "taken.csv"),
+             ("grade", tmp_path / "class", "--out", tmp_path / "g.csv", "--notebooks", "99"),
+             ("grade", tmp_path / "class", "--out", tmp_path / "g.csv", "--timeout-cell", "0"),
+             ("check", tmp_path / "missing"), ("check", tmp_path / "class")]
+    for args in cases:
+        run = _grade(*args)
+        assert run.returncode == 2 and run.stderr.startswith("error: "), (args, run.stderr)
+        assert "Traceback" not in run.stderr
+    assert (tmp_path / "taken.csv").read_text() == "keep me"
+
+
+def test_points_of():
+    assert assemble.points_of(["graded", "points-3"]) == 3
+    assert assemble.points_of(["graded"]) is None
+    assert assemble.points_of(["points-1", "points-2"]) is None
+
+
+def test_the_canonical_checks_and_their_points():
+    checks = [c for name, nb in assemble.canonical_notebooks(REPO) for c in assemble.checks_of(name, nb)]
+    assert checks and all(c.cell_id.startswith("check-") and c.points > 0 for c in checks)
+    only = assemble.canonical_notebooks(REPO, ["02", "04"])
+    assert [name for name, _ in only] == ["02_critic.ipynb", "04_losses.ipynb"]
+
+
+def _notebook(*cells):
+    nb = nbformat.v4.new_notebook()
+    for cell_id, source, tags in cells:
+        nb.cells.append(nbformat.v4.new_code_cell(source, id=cell_id, metadata={"tags": tags}))
+    return nb
+
+
+def test_splice_takes_only_exercise_cells_by_id():
+    canonical = _notebook(("setup", "from ganlab import checks", []), ("ex-1-1", "raise NotImplementedError", []),
+                          ("check-1-1", "checks.check_a(f)", ["graded", "points-2"]))
+    student = _notebook(("mine", "print('extra')", []), ("setup", "import os", []),
+                        ("ex-1-1", "def f(): return 1", []), ("check-1-1", "print('\u2714')", []))
+    nb, notes = assemble.splice(canonical, student, "01.ipynb")
+    assert [c.source for c in nb.cells] == ["from ganlab import checks", "def f(): return 1", "checks.check_a(f)"]
+    assert notes == []
+
+
+def test_splice_falls_back_to_the_position_then_to_the_stub():
+    canonical = _notebook(("setup", "s", []), ("ex-1-1", "stub", []), ("check-1-1", "c", ["graded", "points-1"]))
+    renamed = _notebook(("a", "s", []), ("b", "mine", []), ("c", "c", []))
+    nb, notes = assemble.splice(canonical, renamed, "01.ipynb")
+    assert nb.cells[1].source == "mine" and notes == ["notebooks/01.ipynb: exercise ex-1-1 matched by position"]
+    shorter = _notebook(("setup", "s", []))
+    nb, notes = assemble.splice(canonical, shorter, "01.ipynb")
+    assert nb.cells[1].source == "stub" and "ex-1-1 not found" in notes[0]
+    nb, notes = assemble.splice(canonical, None, "01.ipynb")  # missing or invalid notebook
+    assert nb.cells[1].source == "stub" and notes == []
+
+
+def test_check_cells_are_cut_after_the_call():
+    nb = _notebook(("check-1-1", "x = 1\nchecks.check_a(f)\nshow(x)", ["graded", "points-1"]))
+    cells = assemble.split_check_cells(nb).cells
+    assert [(c.id, c.source) for c in cells] == [("check-1-1", "x = 1\nchecks.check_a(f)"),
+                                                  ("check-1-1-after", "show(x)")]
+
+
+def test_names_and_needed_cells():
+    info = deps.names("import torch\ndef f(x):\n    return torch.relu(x) + g\nx = x + 1\nd['k'] = 1\n")
+    assert info.surely == {"torch", "f", "x"} and info.used == {"g", "x", "d"} and "d" in info.maybe
+    sources = ["%load_ext autoreload\nfrom ganlab import checks", "import torch\nplot = torch.zeros(1)",
+               "def f(x):\n    import torch\n    return torch.ones(1)", "checks.check_a(f)"]
+    assert deps.needed_cells(sources, {3}) == [0, 2, 3]  # the plot is not needed
+    assert deps.needed_cells(sources + ["syntax error ("], {3}) == [0, 2, 3, 4]
+
+
+def test_pruning_keeps_what_the_checks_need():
+    nb = dict(assemble.canonical_notebooks(REPO, ["04"]))["04_losses.ipynb"]
+    kept = [c.id for c in assemble.prune(assemble.split_check_cells(nb)).cells if c.cell_type == "code"]
+    assert "grad-plot" not in kept and "setup" in kept
+    assert {"import-losses", "check-4-1", "check-4-2", "ex-4-3", "check-4-3"} <= set(kept)
+
+
+def test_verification_plan():
+    nb = assemble.split_check_cells(dict(assemble.canonical_notebooks(REPO, ["02"]))["02_critic.ipynb"])
+    job = verify.plan(nb, {"check-2-1", "check-2-4"})
+    plans = {c["id"]: ([job["cells"][i]["id"] for i in c["run"]], c["function"], c["args"]) for c in job["checks"]}
+    assert plans == {"check-2-1": (["ex-2-1"], "check_conv_out_size", ["conv_out_size"]),
+                     "check-2-4": (["import-critic"], "check_critic_output", ["Critic"])}
+
+
+def test_malformed_submissions_are_read_with_notes(tmp_path):
+    names = ["02_critic.ipynb"]
+    (tmp_path / "empty").mkdir()
+    sub = assemble.load_submission(tmp_path / "empty", names)
+    assert sub.notes[0] == "empty submission" and set(sub.modules.values()) == {None}
+    odd = tmp_path / "odd"
+    (odd / "ganlab").mkdir(parents=True)
+    (odd / "notebooks").mkdir()
+    (odd / "notebooks" / "02_critic.ipynb").write_text("[1, 2")
+    (odd / "ganlab" / "losses.py").write_text("def f(:\n")
+    os.symlink(REPO / "solutions" / "ganlab" / "models.py", odd / "ganlab" / "models.py")
+    sub = assemble.load_submission(odd, names)
+    assert sub.notebooks["02_critic.ipynb"] is None and sub.modules["models.py"] is None
+    notes = "\n".join(sub.notes)
+    assert "ganlab/models.py is a link or not a regular file: ignored" in notes
+    assert "ganlab/losses.py has a syntax error (line 1)" in notes
+    assert "notebooks/02_critic.ipynb is not a valid notebook" in notes
+
+
+def _result(name, passed, notes=()):
+    checks = [assemble.Check("02.ipynb", "check-2-1", 1), assemble.Check("02.ipynb", "check-2-2", 2)]
+    result = engine.Result(name, notes=list(notes))
+    result.checks = [engine.CheckResult(c, ok, "" if ok else "your critic, line\n two") for c, ok in zip(checks, passed)]
+    return result, checks
+
+
+def test_csv_and_feedback(tmp_path):
+    bob, checks = _result("bob", [True, False], ["a note", "another, with a comma"])
+    alice, _ = _result("alice", [True, True])
+    assert report.csv_text([bob, alice], checks) == (
+        "student,check-2-1,check-2-2,total,max,notes\n"
+        "alice,1,2,3,3,\n"
+        'bob,1,0,1,3,"a note; another, with a comma"\n')
+    text = report.feedback(bob)
+    assert "**Total: 1 / 3 points**" in text and "- a note" in text
+    assert "- \u2714 `check-2-1`: 1/1 point\n" in text
+    assert "- \u2718 `check-2-2`: 0/2 points: your critic, line two" in text
+    report.write_feedback([bob, alice], tmp_path / "fb")
+    assert sorted(p.name for p in (tmp_path / "fb").iterdir()) == ["alice.md", "bob.md"]
+
+
+def test_the_audit_hook_policy(tmp_path):
+    from ganlab.grading.kernel import make_audit_hook
+    sandbox, work, secret = tmp_path / "work" / "s0" / "sandbox", tmp_path / "work", tmp_path / "solutions"
+    (sandbox / "sub").mkdir(parents=True)
+    secret.mkdir()
+    (secret / "models.py").write_text("reference")
+    os.symlink(secret / "models.py", sandbox / "link.py")
+    hook = make_audit_hook(str(sandbox), [str(secret)], str(work), [sys.prefix])
+    ok = lambda *event: hook(*event) is None
+    refused = lambda *event: pytest.raises(PermissionError, hook, *event)
+    assert ok("open", (str(sandbox / "sub" / "x.txt"), "w", 0))
+    assert ok("open", ("/etc/hostname", "r", 0)) and ok("open", ("/dev/null", "w", 0))
+    assert ok("os.kill", (os.getpid(), 9)) and ok("compile", (b"", "<x>"))
+    refused("open", (str(tmp_path / "grades.csv"), "w", 0))
+    refused("open", (str(tmp_path / "grades.csv"), None, os.O_WRONLY | os.O_CREAT))
+    refused("open", (str(secret / "models.py"), "r", 0))
+    refused("open", (str(sandbox / "link.py"), "r", 0))           # a link out of the sandbox
+    refused("open", (str(work / "s1" / "sandbox" / "x.py"), "r", 0))  # another student's sandbox
+    refused("open", (str(tmp_path), None, os.O_RDONLY))            # a folder: it would serve as dir_fd
+    refused("open", ("../grades.csv", "w", 0))                     # relative paths must not climb
+    refused("os.rename", (str(sandbox / "a"), str(tmp_path / "b"), None, None))
+    refused("subprocess.Popen", ("ls", ["ls"], None, None))
+    refused("os.kill", (os.getppid(), 9))
+    refused("os.symlink", ("a", "b", None))
+    refused("gc.get_objects", (None,))
+    refused("ctypes.dlopen", ("libc.so.6",))
+    refused("ctypes.call_function", (0, ()))
+
+
+PROBES = r'''
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("launcher", sys.argv[1])
+launcher = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(launcher)
+config = json.loads(sys.argv[2])
+sys.addaudithook(launcher.protect(config))
+import torch
+def attempt(code):
+    try:
+        exec(code, {"torch": torch, "os": os})
+        return "ok"
+    except BaseException as err:
+        return type(err).__name__
+print(json.dumps({
+    "solutions": os.environ.get("GANLAB_SOLUTIONS"), "cwd": os.getcwd(), "path0": sys.path[0],
+    "write inside": attempt("open('notes.txt', 'w').write('x')"),
+    "write outside": attempt(f"open({config['target']!r}, 'w')"),
+    "torch.save outside": attempt(f"torch.save(1, {config['target']!r})"),
+    "read refused": attempt(f"open({config['refused'][0] + '/models.py'!r}).read()"),
+    "huge allocation": attempt("bytearray(64 * 2**30)"),
+    "fork": attempt("os.fork()"),
+    "subprocess": attempt("import subprocess; subprocess.run(['true'])"),
+}))
+'''
+
+
+def test_the_launcher_protects_a_real_process(tmp_path):
+    sandbox, secret = tmp_path / "work" / "s0" / "sandbox", tmp_path / "solutions"
+    sandbox.mkdir(parents=True)
+    secret.mkdir()
+    (secret / "models.py").write_text("reference")
+    config = {"sandbox": str(sandbox), "refused": [str(secret)], "work_root": str(tmp_path / "work"),
+              "memory_mb": 1024, "threads": 1, "env": {"HOME": str(sandbox)},
+              "target": str(tmp_path / "grades.csv")}
+    env = dict(os.environ, GANLAB_SOLUTIONS="1")
+    run = subprocess.run([sys.executable, "-c", PROBES, str(engine.LAUNCHER), json.dumps(config)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.splitlines()[-1])
+    assert got == {"solutions": None, "cwd": str(sandbox), "path0": str(sandbox), "write inside": "ok",
+                   "write outside": "PermissionError", "torch.save outside": "PermissionError",
+                   "read refused": "PermissionError", "huge allocation": "MemoryError",
+                   "fork": "PermissionError", "subprocess": "PermissionError"}
+    assert not (tmp_path / "grades.csv").exists()
