@@ -152,7 +152,7 @@ _POSITIVE = ("image_size", "nz", "ngf", "ndf", "batch_size", "lr", "steps", "epo
 RUN_DEFINING = ("dataset", "image_size", "model", "nz", "ngf", "ndf", "upsample", "dropout",
                 "batch_size", "lr", "beta1", "beta2", "real_label", "seed")
 # Preset configs for the command line (`ganlab train --preset cpu`); configs/cpu.yaml mirrors it.
-PRESETS = {"cpu": {"name": "cpu", "ngf": 32, "ndf": 32, "batch_size": 64, "steps": 1500,
+PRESETS = {"cpu": {"name": "cpu", "ngf": 64, "ndf": 32, "batch_size": 64, "steps": 2500,
                    "sample_every": 100, "checkpoint_every": 500, "log_every": 50}}
 
 
