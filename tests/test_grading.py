@@ -8,6 +8,7 @@ with the points written out by hand below.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -262,6 +263,48 @@ def test_check_on_a_perfect_and_a_broken_copy(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "\u2718 `check-3-3`: 0/2 points" in run.stdout and "nn.Tanh()" in run.stdout
     assert "\u2714 `check-3-1`: 1/1 point" in run.stdout
+
+
+def _processes_mentioning(*texts):
+    """PIDs whose command line mentions every one of ``texts`` (Linux /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if all(t in cmdline for t in texts) and int(pid) != os.getpid():
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc to list processes")
+def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
+    perfect_copy(tmp_path / "class" / "alice")
+    perfect_copy(tmp_path / "class" / "bob")
+    work, out = tmp_path / "work", tmp_path / "grades.csv"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "GANLAB_SOLUTIONS"}
+    grader = subprocess.Popen([sys.executable, "-m", "ganlab", "grade", str(tmp_path / "class"), "--out", str(out),
+                               "--jobs", "2", "--work-dir", str(work), "--no-progress"],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _processes_mentioning(str(work), "kernel-config.json"):  # a sandboxed kernel runs
+        assert grader.poll() is None, "the grader ended before any kernel started: " + grader.stderr.read()
+        assert time.monotonic() < deadline, "no kernel started within 120 s"
+        time.sleep(0.2)
+    grader.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+    interrupted = time.monotonic()
+    _, err = grader.communicate(timeout=120)
+    # Promptly: the kernels are killed, not left to finish (a whole submission takes far longer).
+    assert time.monotonic() - interrupted < 20, f"Ctrl-C took {time.monotonic() - interrupted:.0f} s to stop grading"
+    assert grader.returncode == 130, f"expected exit status 130 after Ctrl-C, got {grader.returncode}: {err[-2000:]}"
+    assert "interrupted; no grades written" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists(), "an interrupted run must not write a grades file"
+    time.sleep(1)
+    left = _processes_mentioning(str(work))
+    assert not left, f"processes of the interrupted grading still run: {left}"
 
 
 # -- fast unit tests ---------------------------------------------------------------------
