@@ -177,11 +177,13 @@ def run_kernel(sandbox, private, names, launcher, marker, options):
     with open(private / "nbval.log", "wb") as log:
         proc = subprocess.Popen(cmd, cwd=private, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-        try:
-            proc.wait(timeout=options.timeout_total + 180)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        deadline = time.monotonic() + options.timeout_total + 180
+        while proc.poll() is None:  # poll, not wait: a Ctrl-C may come after this kernel started
+            if _STOP.is_set() or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+            time.sleep(0.1)
     _kill_marked(marker)
     cells = {}
     if record.exists():
@@ -226,7 +228,7 @@ def grade_submission(folder, canonical, checks, work, refused, options):
             deadline = start + 2 * options.timeout_total  # the kernel run had its own total
             verified = verify.verify(launcher + ["verify"], _environment(env), vsandbox,
                                      [job for job in jobs if job[1]["checks"]], options.timeout_cell, deadline,
-                                     private / "verify.log")
+                                     private / "verify.log", stop=_STOP)
             _kill_marked(marker)
     finally:
         _ACTIVE.discard(marker)

@@ -63,11 +63,12 @@ def _mac(key, body):
     return hmac.new(key, body.encode(), "sha256").hexdigest()
 
 
-def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=120.0):
+def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=120.0, stop=None):
     """Run the verifier until every check of ``notebooks`` (``[(name, job)]``) has a result.
 
     Each message must come within ``timeout_cell`` of the one before (``startup`` for
-    the first: the process imports torch). Returns ``{check id: (passed, hint)}``.
+    the first: the process imports torch). ``stop``, a ``threading.Event``, ends it early
+    (Ctrl-C). Returns ``{check id: (passed, hint)}``.
     """
     order = [c["id"] for _, job in notebooks for c in job["checks"]]
     results = {}
@@ -86,21 +87,26 @@ def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=
             proc.stdin.close()
         except OSError:
             pass
-        reason, allowed = None, startup + timeout_cell
+        reason, due = None, time.monotonic() + startup + timeout_cell  # due: the next message's deadline
         while reason is None:
-            wait = min(allowed, deadline - time.monotonic())
-            try:
-                line = lines.get(timeout=max(0.0, wait))
-            except queue.Empty:
-                reason = "timed out" if wait >= allowed else "timed out (total time limit)"
+            now = time.monotonic()
+            if stop is not None and stop.is_set():
+                reason = "interrupted"
                 break
+            if now >= min(due, deadline):
+                reason = "timed out" if due <= deadline else "timed out (total time limit)"
+                break
+            try:  # short waits, so that a Ctrl-C (stop) is seen within half a second
+                line = lines.get(timeout=min(0.5, min(due, deadline) - now))
+            except queue.Empty:
+                continue
             if line is None:
                 reason = "the process died"
                 break
             parts = line.decode(errors="replace").rstrip("\n").split(" ")
             if len(parts) != 3 or parts[0] != _TAG or not hmac.compare_digest(parts[1], _mac(key, parts[2])):
                 continue  # not from the verifier itself
-            allowed = timeout_cell
+            due = time.monotonic() + timeout_cell
             kind, *fields = base64.b64decode(parts[2]).decode().split(_SEP, 3)
             if kind == "check" and len(fields) == 3 and fields[0] in order:
                 results[fields[0]] = (fields[1] == "passed", fields[2])
@@ -114,7 +120,7 @@ def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=
         if pending and time.monotonic() >= deadline:
             for c in pending:
                 results.setdefault(c, (False, "not verified: total time limit reached"))
-        if reason == "finished":  # the verifier skipped nothing silently
+        if reason in ("finished", "interrupted"):  # finished: the verifier skipped nothing silently
             for c in pending:
                 results.setdefault(c, (False, "the grader could not re-run this check"))
     return results
