@@ -296,9 +296,11 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
         time.sleep(0.2)
     grader.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     interrupted = time.monotonic()
+    # Promptly: the kernels are killed, not left to finish their notebooks (that takes far longer).
+    while _processes_mentioning(str(work), "kernel-config.json"):
+        assert time.monotonic() - interrupted < 10, "sandboxed kernels still run 10 s after Ctrl-C"
+        time.sleep(0.2)
     _, err = grader.communicate(timeout=120)
-    # Promptly: the kernels are killed, not left to finish (a whole submission takes far longer).
-    assert time.monotonic() - interrupted < 20, f"Ctrl-C took {time.monotonic() - interrupted:.0f} s to stop grading"
     assert grader.returncode == 130, f"expected exit status 130 after Ctrl-C, got {grader.returncode}: {err[-2000:]}"
     assert "interrupted; no grades written" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists(), "an interrupted run must not write a grades file"
