@@ -286,8 +286,16 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
     work, out = tmp_path / "work", tmp_path / "grades.csv"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "GANLAB_SOLUTIONS"}
+    # The state of SIGINT in this process (changed by earlier tests' libraries in a full run) is
+    # inherited by children; a terminal's program starts with the default, unblocked: do the same.
+    inherited = (signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    def as_in_a_terminal():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
     grader = subprocess.Popen([sys.executable, "-m", "ganlab", "grade", str(tmp_path / "class"), "--out", str(out),
-                               "--jobs", "2", "--work-dir", str(work), "--no-progress"],
+                               "--jobs", "2", "--work-dir", str(work), "--no-progress"], preexec_fn=as_in_a_terminal,
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not _processes_mentioning(str(work), "kernel-config.json"):  # a sandboxed kernel runs
@@ -298,7 +306,8 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
     interrupted = time.monotonic()
     # Promptly: the kernels are killed, not left to finish their notebooks (that takes far longer).
     while _processes_mentioning(str(work), "kernel-config.json"):
-        assert time.monotonic() - interrupted < 10, "sandboxed kernels still run 10 s after Ctrl-C"
+        assert time.monotonic() - interrupted < 10, (f"sandboxed kernels still run 10 s after Ctrl-C (this "
+                                                     f"process's SIGINT handler, blocked: {inherited})")
         time.sleep(0.2)
     _, err = grader.communicate(timeout=120)
     assert grader.returncode == 130, f"expected exit status 130 after Ctrl-C, got {grader.returncode}: {err[-2000:]}"
