@@ -160,35 +160,36 @@ def cmd_export(args) -> int:
     return 0
 
 
-# ---- evaluate (ganlab/metrics.py, loaded only when used) ----
+# ---- evaluate, grade, check: their options belong to their modules, loaded only when used ----
+# main() passes these commands' arguments on unparsed (args.rest), so that `ganlab train`
+# does not import the metrics or the grading engine just to build its parser.
+PASS_THROUGH = ("evaluate", "grade", "check")
+
+
+def _module_parser(name: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"ganlab {name}", description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def cmd_evaluate(args) -> int:
     from . import metrics
-    parser = argparse.ArgumentParser(prog="ganlab evaluate", description="sample quality metrics")
+    parser = _module_parser("evaluate", "sample quality metrics")
     metrics.add_arguments(parser)
     return metrics.run(parser.parse_args(args.rest))
 
 
-# ---- grade / check (ganlab/grading/, loaded only when used) ----
 def cmd_grade(args) -> int:
-    from . import grading
-    return grading.run_grade(args)
+    from .grading import commands
+    parser = _module_parser("grade", commands.GRADE_HELP)
+    commands.add_grade_arguments(parser)
+    return commands.run_grade(parser.parse_args(args.rest))
 
 
 def cmd_check(args) -> int:
-    from . import grading
-    return grading.run_check(args)
-
-
-def _add_grading_commands(sub) -> None:
-    from .grading import commands  # argparse set-up only; the grading engine loads when a command runs
-    p = sub.add_parser("grade", help="grade a folder of submissions (instructors)",
-                       description=commands.GRADE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands.add_grade_arguments(p)
-    p.set_defaults(run=cmd_grade)
-    p = sub.add_parser("check", help="run the graded checks on your copy of the kit (students)",
-                       description=commands.CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands.add_check_arguments(p)
-    p.set_defaults(run=cmd_check)
+    from .grading import commands
+    parser = _module_parser("check", commands.CHECK_HELP)
+    commands.add_check_arguments(parser)
+    return commands.run_check(parser.parse_args(args.rest))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,10 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_export)
 
     if importlib.util.find_spec("ganlab.metrics") is not None:  # a kit without metrics has no evaluate
-        # Its options belong to ganlab.metrics: main() passes them on unparsed, as args.rest.
         p = sub.add_parser("evaluate", add_help=False, help="score samples (`ganlab evaluate --help`)")
         p.set_defaults(run=cmd_evaluate)
-    _add_grading_commands(sub)
+    p = sub.add_parser("grade", add_help=False, help="grade a folder of submissions, instructors "
+                                                      "(`ganlab grade --help`)")
+    p.set_defaults(run=cmd_grade)
+    p = sub.add_parser("check", add_help=False, help="run the graded checks on your copy of the kit, students "
+                                                      "(`ganlab check --help`)")
+    p.set_defaults(run=cmd_check)
     return parser
 
 
@@ -263,7 +268,7 @@ def _explain(err: BaseException) -> tuple[int, str] | None:
 def main(argv=None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "evaluate":
+    if rest and args.command not in PASS_THROUGH:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
     try:

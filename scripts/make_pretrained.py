@@ -16,11 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from ganlab import metrics
 from ganlab.pretrained import export_generator
-from ganlab.trainer import load_config, load_generator, train
+from ganlab.trainer import load_config, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,10 +39,7 @@ def main(argv=None) -> int:
     print(f"trained to step {trainer.step} ({time.monotonic() - started:.0f} s in this call)")
 
     checkpoint = Path(args.out) / "checkpoint.pt"
-    generator = load_generator(checkpoint, "cpu")
-    with torch.no_grad():
-        z = torch.randn(1000, generator.nz, generator=torch.Generator().manual_seed(0))
-        fake = generator(z)
+    fake = metrics._load_checkpoint_samples(checkpoint, 1000, seed=0)  # as `ganlab evaluate CHECKPOINT` draws them
     report = metrics.evaluate(fake, dataset="mnist", n=1000, data_root=args.data_root)
     print(metrics.format_report(report))
     scores = {key: report[key] for key in ("fd", "precision", "recall", "classes_covered",
