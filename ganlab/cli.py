@@ -28,7 +28,8 @@ import torch
 
 from ._solutions import SolutionsUnavailable
 from .data import DatasetUnavailable
-from .trainer import CheckpointError, ConfigError, TrainingDiverged, load_config, load_generator, train
+from .trainer import (CheckpointError, ConfigError, TrainingDiverged, load_config, load_generator,
+                      sample_checkpoint, train)
 from .viz import grid_array, save_gif, save_grid
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -76,13 +77,6 @@ def _onnx_generate(path: Path, n: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(session.run(None, {z_input.name: z.numpy()})[0])
 
 
-@torch.no_grad()
-def _checkpoint_generate(path: Path, n: int, seed: int, device: str) -> torch.Tensor:
-    generator = load_generator(path, device)
-    z = torch.randn(n, generator.nz, generator=torch.Generator().manual_seed(seed))  # drawn on the CPU
-    return generator(z.to(device)).float().cpu()
-
-
 def cmd_sample(args) -> int:
     source, out = Path(args.source), _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",))
     if args.n <= 0:
@@ -92,7 +86,7 @@ def cmd_sample(args) -> int:
             raise FileNotFoundError(f"{source}: no such ONNX file")
         images = _onnx_generate(source, args.n, args.seed)
     else:
-        images = _checkpoint_generate(source, args.n, args.seed, args.device)
+        images = sample_checkpoint(source, args.n, args.seed, args.device)
     images = images.clamp(-1, 1)
     if out.suffix == ".npy":
         np.save(out, images.numpy().astype(np.float32))  # (N, C, H, W) in [-1, 1]

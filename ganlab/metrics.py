@@ -292,15 +292,13 @@ def _load_samples(path: Path) -> Tensor:
     return check_images(torch.from_numpy(array), str(path))
 
 
-@torch.no_grad()
 def _load_checkpoint_samples(path: Path, n: int, seed: int) -> Tensor:
-    from .trainer import CheckpointError, load_generator  # lazy: .npy input needs no trainer
+    from .trainer import CheckpointError, sample_checkpoint  # lazy: .npy input needs no trainer
     try:
-        generator = load_generator(path, device="cpu")
+        fake = sample_checkpoint(path, n, seed)  # same seed, same samples
     except CheckpointError as err:  # its message already says what is wrong and what to do
         raise ValueError(str(err)) from err
-    z = torch.randn(n, generator.nz, generator=torch.Generator().manual_seed(seed))  # same seed, same samples
-    return check_images(generator(z), f"samples of {path}")
+    return check_images(fake, f"samples of {path}")
 
 
 def format_report(report: dict) -> str:

@@ -637,3 +637,12 @@ def load_generator(path, device="cpu") -> nn.Module:
         raise CheckpointError(f"{path}: its generator weights do not fit the Generator its config builds "
                               f"({str(err).splitlines()[0]}). Was it trained with different model code?") from err
     return generator.to(device).eval()
+
+
+@torch.no_grad()
+def sample_checkpoint(path, n: int, seed: int = 0, device="cpu") -> torch.Tensor:
+    """``n`` images from a checkpoint's generator, on the CPU. ``z`` is drawn on the CPU from
+    ``seed``, so a seed gives the same images on any device (`ganlab sample`, `ganlab evaluate`)."""
+    generator = load_generator(path, device)
+    z = torch.randn(n, generator.nz, generator=torch.Generator().manual_seed(seed))
+    return generator(z.to(device)).float().cpu()

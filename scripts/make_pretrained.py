@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ganlab import metrics
 from ganlab.pretrained import export_generator
-from ganlab.trainer import load_config, train
+from ganlab.trainer import load_config, sample_checkpoint, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     print(f"trained to step {trainer.step} ({time.monotonic() - started:.0f} s in this call)")
 
     checkpoint = Path(args.out) / "checkpoint.pt"
-    fake = metrics._load_checkpoint_samples(checkpoint, 1000, seed=0)  # as `ganlab evaluate CHECKPOINT` draws them
+    fake = sample_checkpoint(checkpoint, 1000, seed=0)  # the samples `ganlab evaluate CHECKPOINT` scores
     report = metrics.evaluate(fake, dataset="mnist", n=1000, data_root=args.data_root)
     print(metrics.format_report(report))
     scores = {key: report[key] for key in ("fd", "precision", "recall", "classes_covered",
