@@ -34,9 +34,12 @@ demo: $(STAMP)
 	@echo "Pictures: runs/demo/samples.png, runs/demo/curves.png, runs/demo/training.gif"
 
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -m "not slow"
 
 lab: $(STAMP)

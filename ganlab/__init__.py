@@ -14,6 +14,7 @@ Chapters, one module each:
 Set ``GANLAB_SOLUTIONS=1`` to run everything against the reference solutions
 in ``solutions/ganlab`` (instructors and the test suite; see ganlab/_solutions.py).
 """
+
 from ._solutions import activate_solutions_if_requested
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ derived from it (``python -m ganlab.instructor stubs``). With the switch on, we 
 ``ganlab.models`` there, while non-exercise modules (data, checks, ...) exist only
 in ``ganlab/`` and are found as usual. Nothing is copied, so nothing can drift.
 """
+
 import os
 from pathlib import Path
 

@@ -13,12 +13,15 @@ Same interface as ``ganlab.models``: the critic maps (B, C, H, W) in [-1, 1] to 
 logits, the generator maps (B, nz) to (B, C, H, W) in [-1, 1]. Weights keep PyTorch's
 default initialisation, as in the labwork.
 """
+
 from torch import nn
 
 
 def _check_size(image_size):
     if image_size % 4:
-        raise ValueError(f"the seed004 models need an image_size divisible by 4 (e.g. 28, 32), got {image_size}")
+        raise ValueError(
+            f"the seed004 models need an image_size divisible by 4 (e.g. 28, 32), got {image_size}"
+        )
 
 
 class SeedCritic(nn.Module):
@@ -33,8 +36,11 @@ class SeedCritic(nn.Module):
         self.channels, self.image_size = channels, image_size
         layers, in_ch = [], channels
         for out_ch, stride in ((32, 2), (64, 2), (96, 1)):
-            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
-                       nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout)]
+            layers += [
+                nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Dropout(dropout),
+            ]
             in_ch = out_ch
         side = image_size // 4
         self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(96 * side * side, 1))
@@ -53,17 +59,23 @@ class SeedGenerator(nn.Module):
         side = image_size // 4
 
         def up(in_ch, out_ch):  # double H and W, then mix neighbours with a 3x3 convolution
-            return [nn.Upsample(scale_factor=2, mode="nearest"),
-                    nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+            return [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(inplace=True),
+            ]
 
         self.net = nn.Sequential(
             # No bias before BatchNorm: it would be subtracted again with the mean.
             nn.Linear(nz, 256 * side * side, bias=False),
             nn.Unflatten(1, (256, side, side)),
-            nn.BatchNorm2d(256), nn.ReLU(inplace=True),
-            *up(256, 128), *up(128, 64),
-            nn.Conv2d(64, channels, 1), nn.Tanh(),
+            nn.BatchNorm2d(256),
+            nn.ReLU(inplace=True),
+            *up(256, 128),
+            *up(128, 64),
+            nn.Conv2d(64, channels, 1),
+            nn.Tanh(),
         )
 
     def forward(self, z):

@@ -14,6 +14,7 @@ exercise) end with one ``error: ...`` line and a non-zero exit status, not a
 traceback: 2 for a wrong command or config, 1 for anything that failed while running.
 Existing outputs are never replaced unless you pass ``--overwrite`` / ``--force``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,15 @@ import torch
 
 from ._solutions import SolutionsUnavailable
 from .data import DatasetUnavailable
-from .trainer import (CheckpointError, ConfigError, TrainingDiverged, load_config, load_generator,
-                      sample_checkpoint, train)
+from .trainer import (
+    CheckpointError,
+    ConfigError,
+    TrainingDiverged,
+    load_config,
+    load_generator,
+    sample_checkpoint,
+    train,
+)
 from .viz import grid_array, save_gif, save_grid
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -44,7 +52,9 @@ def _check_out(path: Path, force: bool, suffixes) -> Path:
     if path.suffix.lower() not in suffixes:
         raise UsageError(f"--out {path}: unsupported file type; use one of {', '.join(suffixes)}")
     if path.exists() and not force:
-        raise UsageError(f"{path} already exists; pass --force to replace it, or choose another file name")
+        raise UsageError(
+            f"{path} already exists; pass --force to replace it, or choose another file name"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -57,7 +67,9 @@ def cmd_train(args) -> int:
     config = load_config(args.config, overrides, preset=args.preset)
     trainer = train(config, resume=True if args.resume else None, overwrite=args.overwrite)
     if trainer.is_main:
-        print(f"done: {trainer.step} steps; see {trainer.out_dir}/samples.png, curves.png, training.gif")
+        print(
+            f"done: {trainer.step} steps; see {trainer.out_dir}/samples.png, curves.png, training.gif"
+        )
     return 0
 
 
@@ -70,15 +82,22 @@ def _onnx_generate(path: Path, n: int, seed: int) -> torch.Tensor:
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for unreadable files
-        raise CheckpointError(f"{path} is not a readable ONNX model ({err}); export one with "
-                              "`ganlab export CHECKPOINT model.onnx`") from err
+        raise CheckpointError(
+            f"{path} is not a readable ONNX model ({err}); export one with "
+            "`ganlab export CHECKPOINT model.onnx`"
+        ) from err
     z_input = session.get_inputs()[0]  # "z", shaped (batch, nz)
-    z = torch.randn(n, z_input.shape[1], generator=torch.Generator().manual_seed(seed))  # as for a checkpoint
+    z = torch.randn(
+        n, z_input.shape[1], generator=torch.Generator().manual_seed(seed)
+    )  # as for a checkpoint
     return torch.from_numpy(session.run(None, {z_input.name: z.numpy()})[0])
 
 
 def cmd_sample(args) -> int:
-    source, out = Path(args.source), _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",))
+    source, out = (
+        Path(args.source),
+        _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",)),
+    )
     if args.n <= 0:
         raise UsageError("-n must be positive")
     if source.suffix == ".onnx":
@@ -100,12 +119,15 @@ def cmd_sample(args) -> int:
 @torch.no_grad()
 def cmd_interpolate(args) -> int:
     from .latent import lerp, slerp  # chapter 6: your code, or the solutions
+
     out = _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".gif",))
     if args.steps < 2 or args.rows < 1:
         raise UsageError("--steps must be at least 2 and --rows at least 1")
     generator = load_generator(args.checkpoint, args.device)
     walk = slerp if args.method == "slerp" else lerp
-    ends = torch.randn(args.rows, 2, generator.nz, generator=torch.Generator().manual_seed(args.seed))
+    ends = torch.randn(
+        args.rows, 2, generator.nz, generator=torch.Generator().manual_seed(args.seed)
+    )
     t = torch.linspace(0, 1, args.steps)
     z = torch.cat([walk(z0, z1, t) for z0, z1 in ends])  # (rows * steps, nz), one row per pair
     images = generator(z.to(args.device)).float().cpu()
@@ -127,15 +149,32 @@ def cmd_export(args) -> int:
     generator = load_generator(args.checkpoint, "cpu")
     z = torch.randn(2, generator.nz)
     # Input "z" (batch, nz) -> output "images" (batch, C, H, W); the batch size stays free.
-    kwargs = dict(input_names=["z"], output_names=["images"], opset_version=args.opset, verbose=False)
+    kwargs = dict(
+        input_names=["z"], output_names=["images"], opset_version=args.opset, verbose=False
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
-        if importlib.util.find_spec("onnxscript") is not None:  # the newer torch.export-based exporter
-            torch.onnx.export(generator, (z,), str(out), dynamo=True, external_data=False,  # one file
-                              dynamic_shapes={"z": {0: torch.export.Dim("batch")}}, **kwargs)
+        if (
+            importlib.util.find_spec("onnxscript") is not None
+        ):  # the newer torch.export-based exporter
+            torch.onnx.export(
+                generator,
+                (z,),
+                str(out),
+                dynamo=True,
+                external_data=False,  # one file
+                dynamic_shapes={"z": {0: torch.export.Dim("batch")}},
+                **kwargs,
+            )
         else:  # the TorchScript-based exporter, which needs no extra package
-            torch.onnx.export(generator, (z,), str(out), dynamo=False,
-                              dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}}, **kwargs)
+            torch.onnx.export(
+                generator,
+                (z,),
+                str(out),
+                dynamo=False,
+                dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}},
+                **kwargs,
+            )
     try:
         import onnxruntime as ort
     except ImportError:
@@ -145,7 +184,9 @@ def cmd_export(args) -> int:
     z = torch.randn(5, generator.nz, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = generator(z).numpy()
-    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(["images"], {"z": z.numpy()})[0]
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        ["images"], {"z": z.numpy()}
+    )[0]
     diff = float(np.abs(got - expected).max())
     print(f"wrote {out}; ONNX Runtime vs PyTorch on a batch of 5: max difference {diff:.2e}")
     if diff > 1e-4:
@@ -161,12 +202,16 @@ PASS_THROUGH = ("evaluate", "grade", "check")
 
 
 def _module_parser(name: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"ganlab {name}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(
+        prog=f"ganlab {name}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def cmd_evaluate(args) -> int:
     from . import metrics
+
     parser = _module_parser("evaluate", "sample quality metrics")
     metrics.add_arguments(parser)
     return metrics.run(parser.parse_args(args.rest))
@@ -174,6 +219,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_grade(args) -> int:
     from .grading import commands
+
     parser = _module_parser("grade", commands.GRADE_HELP)
     commands.add_grade_arguments(parser)
     return commands.run_grade(parser.parse_args(args.rest))
@@ -181,29 +227,40 @@ def cmd_grade(args) -> int:
 
 def cmd_check(args) -> int:
     from .grading import commands
+
     parser = _module_parser("check", commands.CHECK_HELP)
     commands.add_check_arguments(parser)
     return commands.run_check(parser.parse_args(args.rest))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganlab", description="Train and use DCGANs (the ganlab course kit).")
+    parser = argparse.ArgumentParser(
+        prog="ganlab", description="Train and use DCGANs (the ganlab course kit)."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a GAN from a YAML config")
     p.add_argument("config", nargs="?", help="YAML config, e.g. configs/demo.yaml")
     p.add_argument("--preset", help="start from a built-in config: cpu")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     p.add_argument("--out", help="output folder (default: runs/NAME)")
     again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue the run in the output folder")
-    again.add_argument("--overwrite", action="store_true", help="replace the run in the output folder")
+    again.add_argument(
+        "--resume", action="store_true", help="continue the run in the output folder"
+    )
+    again.add_argument(
+        "--overwrite", action="store_true", help="replace the run in the output folder"
+    )
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("sample", help="draw images from a checkpoint or an exported .onnx")
     p.add_argument("source", metavar="CHECKPOINT_OR_ONNX")
     p.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
-    p.add_argument("--out", required=True, help="a .png grid, or .npy: float32 (N, C, H, W) in [-1, 1]")
+    p.add_argument(
+        "--out", required=True, help="a .png grid, or .npy: float32 (N, C, H, W) in [-1, 1]"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nrow", type=int, default=8, help="images per grid row")
     p.add_argument("--device", default="cpu")
@@ -229,14 +286,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(run=cmd_export)
 
-    if importlib.util.find_spec("ganlab.metrics") is not None:  # a kit without metrics has no evaluate
-        p = sub.add_parser("evaluate", add_help=False, help="score samples (`ganlab evaluate --help`)")
+    if (
+        importlib.util.find_spec("ganlab.metrics") is not None
+    ):  # a kit without metrics has no evaluate
+        p = sub.add_parser(
+            "evaluate", add_help=False, help="score samples (`ganlab evaluate --help`)"
+        )
         p.set_defaults(run=cmd_evaluate)
-    p = sub.add_parser("grade", add_help=False, help="grade a folder of submissions, instructors "
-                                                      "(`ganlab grade --help`)")
+    p = sub.add_parser(
+        "grade",
+        add_help=False,
+        help="grade a folder of submissions, instructors (`ganlab grade --help`)",
+    )
     p.set_defaults(run=cmd_grade)
-    p = sub.add_parser("check", add_help=False, help="run the graded checks on your copy of the kit, students "
-                                                      "(`ganlab check --help`)")
+    p = sub.add_parser(
+        "check",
+        add_help=False,
+        help="run the graded checks on your copy of the kit, students (`ganlab check --help`)",
+    )
     p.set_defaults(run=cmd_check)
     return parser
 
@@ -249,12 +316,28 @@ def _explain(err: BaseException) -> tuple[int, str] | None:
         if str(err):  # the stubs' messages name the function, the file and the notebook
             return 1, f"your code is not finished: {err}"
         where = traceback.extract_tb(err.__traceback__)[-1]
-        return 1, f"your code is not finished: {where.name} in {where.filename}:{where.lineno} raises NotImplementedError"
+        return (
+            1,
+            f"your code is not finished: {where.name} in {where.filename}:{where.lineno} raises NotImplementedError",
+        )
     if isinstance(err, ModuleNotFoundError) and err.name in EXERCISES:
-        return 1, (f"{err.name.replace('.', '/')}.py is missing: create the student files with "
-                   "`python -m ganlab.instructor stubs`, or set GANLAB_SOLUTIONS=1")
-    if isinstance(err, (CheckpointError, DatasetUnavailable, TrainingDiverged, SolutionsUnavailable,
-                        FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError)):
+        return 1, (
+            f"{err.name.replace('.', '/')}.py is missing: create the student files with "
+            "`python -m ganlab.instructor stubs`, or set GANLAB_SOLUTIONS=1"
+        )
+    if isinstance(
+        err,
+        (
+            CheckpointError,
+            DatasetUnavailable,
+            TrainingDiverged,
+            SolutionsUnavailable,
+            FileNotFoundError,
+            FileExistsError,
+            PermissionError,
+            IsADirectoryError,
+        ),
+    ):
         return 1, str(err)
     return None
 
@@ -268,7 +351,10 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except KeyboardInterrupt:
-        print("\ninterrupted. `ganlab train ... --resume` continues from the last checkpoint.", file=sys.stderr)
+        print(
+            "\ninterrupted. `ganlab train ... --resume` continues from the last checkpoint.",
+            file=sys.stderr,
+        )
         return 130
     except Exception as err:
         explained = _explain(err)

@@ -4,6 +4,7 @@ Forks change REPOSITORY (and BRANCH) here, then run ``make stubs``: every notebo
 "Open in Colab" badge and first code cell are regenerated from these two lines, and
 ``tests/test_colab.py`` fails if a badge anywhere (README included) points elsewhere.
 """
+
 REPOSITORY = "ganlab-course/ganlab"  # GitHub owner/name
 BRANCH = "main"
 SOLUTIONS_BRANCH = "solutions"
@@ -25,7 +26,7 @@ def badge(path, branch=BRANCH):
     return f"[![Open In Colab]({BADGE_IMAGE})]({notebook_url(path, branch)})"
 
 
-SETUP_TEMPLATE = '''\
+SETUP_TEMPLATE = """\
 # Colab set-up (generated from ganlab/colab.py). On Colab: installs the kit beside the torch
 # Colab already has, enables ipywidgets, and can keep your runs on Google Drive. Elsewhere: nothing.
 KEEP_RUNS_ON_DRIVE = True  # then a disconnect loses at most one checkpoint interval
@@ -47,8 +48,10 @@ if importlib.util.find_spec("google.colab") is not None:
         from google.colab import drive
         drive.mount("/content/drive")
         os.environ["GANLAB_RUNS_DIR"] = "{drive_runs}"
-        print("runs and checkpoints go to", os.environ["GANLAB_RUNS_DIR"])'''
+        print("runs and checkpoints go to", os.environ["GANLAB_RUNS_DIR"])"""
 
 
 def setup_cell_source(branch=BRANCH):
-    return SETUP_TEMPLATE.format(kit_dir=KIT_DIR, branch=branch, url=repository_url(), drive_runs=DRIVE_RUNS)
+    return SETUP_TEMPLATE.format(
+        kit_dir=KIT_DIR, branch=branch, url=repository_url(), drive_runs=DRIVE_RUNS
+    )

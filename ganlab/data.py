@@ -17,6 +17,7 @@ Names ``load_dataset`` accepts (``DATASETS``):
 
 Each item is ``(image, label)``: a float32 tensor (C, H, W) in [-1, 1] and an int.
 """
+
 from __future__ import annotations  # `int | None` annotations on Python 3.9
 
 import hashlib
@@ -41,8 +42,14 @@ DATASETS = (OFFLINE, "mnist", "fashion-mnist", "emnist", "svhn", "celeba", FOLDE
 OFFLINE_SHA256 = "8d7d20bb0df496a82677715c6a650ff6f8f5d5857495e040c8a0341040188494"
 
 # (channels, image size) of each dataset at its native resolution.
-_SHAPES = {OFFLINE: (1, 28), "mnist": (1, 28), "fashion-mnist": (1, 28), "emnist": (1, 28),
-           "svhn": (3, 32), "celeba": (3, 64)}
+_SHAPES = {
+    OFFLINE: (1, 28),
+    "mnist": (1, 28),
+    "fashion-mnist": (1, 28),
+    "emnist": (1, 28),
+    "svhn": (3, 32),
+    "celeba": (3, 64),
+}
 _FOLDER_SHAPE = (3, 64)  # any folder is read as RGB, resized to 64x64 unless asked otherwise
 _MNIST_LIKE = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}
 
@@ -60,7 +67,8 @@ def to_tanh_range(images: Tensor) -> Tensor:
     if images.numel() and (images.min() < 0 or images.max() > 1):
         raise ValueError(
             f"expected float images in [0, 1], got values in [{images.min():.3g}, {images.max():.3g}]: "
-            "images are already in [-1, 1]? Scale only once.")
+            "images are already in [-1, 1]? Scale only once."
+        )
     return images.float() * 2.0 - 1.0
 
 
@@ -87,10 +95,12 @@ def image_transform(channels: int, image_size: int, crop: int | None = None):
     if crop is not None:
         steps.append(transforms.CenterCrop(crop))  # e.g. CelebA: the square around the face
     steps += [
-        transforms.Resize(image_size),      # shorter side -> image_size; skipped if already that size
+        transforms.Resize(image_size),  # shorter side -> image_size; skipped if already that size
         transforms.CenterCrop(image_size),  # non-square images keep their middle
-        transforms.ToTensor(),              # uint8 (H, W, C) in [0, 255] -> float (C, H, W) in [0, 1]
-        transforms.Normalize((0.5,) * channels, (0.5,) * channels),  # (x - 0.5) / 0.5: [0, 1] -> [-1, 1]
+        transforms.ToTensor(),  # uint8 (H, W, C) in [0, 255] -> float (C, H, W) in [0, 1]
+        transforms.Normalize(
+            (0.5,) * channels, (0.5,) * channels
+        ),  # (x - 0.5) / 0.5: [0, 1] -> [-1, 1]
     ]
     return transforms.Compose(steps)
 
@@ -117,12 +127,15 @@ class OfflineMNIST(Dataset):
         if hashlib.sha256(payload).hexdigest() != OFFLINE_SHA256:
             raise DatasetUnavailable(
                 "ganlab/assets/mnist_offline.npz is missing or corrupted (its SHA-256 does not match "
-                "OFFLINE_SHA256); reinstall the kit, e.g. `pip install --force-reinstall ganlab`.")
+                "OFFLINE_SHA256); reinstall the kit, e.g. `pip install --force-reinstall ganlab`."
+            )
         split = "train" if train else "test"
         with np.load(io.BytesIO(payload)) as arrays:
             self.images = torch.from_numpy(arrays[f"{split}_images"])  # (N, 28, 28) uint8
             self.labels = torch.from_numpy(arrays[f"{split}_labels"].astype(np.int64))
-            self.index = torch.from_numpy(arrays[f"{split}_index"])  # positions in the official file
+            self.index = torch.from_numpy(
+                arrays[f"{split}_index"]
+            )  # positions in the official file
         self.train = train
 
     def __len__(self) -> int:
@@ -176,11 +189,15 @@ def _image_folder(folder: Path, channels: int, size: int) -> Dataset:
             return _ClassFolders(folder, transform=transform)
         except FileNotFoundError as err:  # a class folder without images
             raise DatasetUnavailable(f"{FOLDER_PREFIX}{folder}: {err}") from err
-    files = sorted(p for p in folder.iterdir()
-                   if p.suffix.lower() in IMG_EXTENSIONS and not p.name.startswith("."))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMG_EXTENSIONS and not p.name.startswith(".")
+    )
     if not files:
         raise DatasetUnavailable(
-            f"{FOLDER_PREFIX}{folder}: no images ({' '.join(IMG_EXTENSIONS)}) found; expected {hint}")
+            f"{FOLDER_PREFIX}{folder}: no images ({' '.join(IMG_EXTENSIONS)}) found; expected {hint}"
+        )
     return _FlatFolder(files, transform)
 
 
@@ -190,20 +207,28 @@ def _where_files_go(name: str, root: Path, split: str) -> str:
         cls = _MNIST_LIKE[name]
         raw = root / cls.__name__ / "raw"
         files = "\n".join(f"  {raw / filename}" for filename, _ in cls.resources)
-        return (f"Download the four files from {cls.mirrors[0]} and put them here:\n{files}\n"
-                "With them in place, download=True only checks and unpacks them (nothing is fetched).")
+        return (
+            f"Download the four files from {cls.mirrors[0]} and put them here:\n{files}\n"
+            "With them in place, download=True only checks and unpacks them (nothing is fetched)."
+        )
     if name == "emnist":
         raw = root / "EMNIST" / "raw"
-        return (f"Download {datasets.EMNIST.url} and put it at {raw / 'gzip.zip'}; "
-                "download=True then checks and unpacks it.")
+        return (
+            f"Download {datasets.EMNIST.url} and put it at {raw / 'gzip.zip'}; "
+            "download=True then checks and unpacks it."
+        )
     if name == "svhn":
-        return f"Download {split}_32x32.mat from http://ufldl.stanford.edu/housenumbers/ into {root}."
+        return (
+            f"Download {split}_32x32.mat from http://ufldl.stanford.edu/housenumbers/ into {root}."
+        )
     base = root / "celeba"
     texts = ", ".join(f for _, _, f in datasets.CelebA.file_list if f.endswith(".txt"))
-    return ("torchvision fetches CelebA from Google Drive (needs `pip install gdown`), which often refuses "
-            "with a daily quota error. Get 'Align&Cropped Images' from "
-            "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html and put in "
-            f"{base}: the unzipped folder img_align_celeba/ and {texts}.")
+    return (
+        "torchvision fetches CelebA from Google Drive (needs `pip install gdown`), which often refuses "
+        "with a daily quota error. Get 'Align&Cropped Images' from "
+        "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html and put in "
+        f"{base}: the unzipped folder img_align_celeba/ and {texts}."
+    )
 
 
 def _download_errors() -> tuple[type[BaseException], ...]:
@@ -220,8 +245,13 @@ def _no_label(_target) -> int:
     return 0  # CelebA has no classes; like a flat folder, every face gets label 0
 
 
-def load_dataset(name: str = OFFLINE, root: str | Path = "data", train: bool = True,
-                 download: bool = True, image_size: int | None = None) -> Dataset:
+def load_dataset(
+    name: str = OFFLINE,
+    root: str | Path = "data",
+    train: bool = True,
+    download: bool = True,
+    image_size: int | None = None,
+) -> Dataset:
     """A dataset of ``(image in [-1, 1] shaped (C, H, W), label)``; see the module docstring for names.
 
     ``root`` is where torchvision keeps downloaded files; ``train=False`` gives the test split
@@ -236,7 +266,7 @@ def load_dataset(name: str = OFFLINE, root: str | Path = "data", train: bool = T
         images, labels = as_tensors(dataset)  # small enough to resize all at once
         return _InMemory(TF.resize(images, [size, size], antialias=True).clamp(-1, 1), labels)
     if name.startswith(FOLDER_PREFIX):
-        return _image_folder(Path(name[len(FOLDER_PREFIX):]).expanduser(), channels, size)
+        return _image_folder(Path(name[len(FOLDER_PREFIX) :]).expanduser(), channels, size)
 
     root = Path(root).expanduser()
     transform = image_transform(channels, size, crop=178 if name == "celeba" else None)
@@ -245,20 +275,29 @@ def load_dataset(name: str = OFFLINE, root: str | Path = "data", train: bool = T
         if name in _MNIST_LIKE:
             return _MNIST_LIKE[name](root, train=train, transform=transform, download=download)
         if name == "emnist":
-            dataset = datasets.EMNIST(root, "balanced", train=train, transform=transform, download=download)
+            dataset = datasets.EMNIST(
+                root, "balanced", train=train, transform=transform, download=download
+            )
             # EMNIST stores every image transposed (column by column): flip it back once, here.
             dataset.data = dataset.data.transpose(1, 2).contiguous()
             return dataset
         if name == "svhn":
             return datasets.SVHN(root, split=split, transform=transform, download=download)
-        return datasets.CelebA(root, split=split, target_type="identity", transform=transform,
-                               target_transform=_no_label, download=download)
+        return datasets.CelebA(
+            root,
+            split=split,
+            target_type="identity",
+            transform=transform,
+            target_transform=_no_label,
+            download=download,
+        )
     except _download_errors() as err:
         why = "could not be downloaded" if download else "was not downloaded (download=False)"
         brief = " ".join(str(err).split())[:300] or type(err).__name__  # one line, however long
         raise DatasetUnavailable(
             f"Dataset {name!r} is not in {root} and {why}: {brief}\n{_where_files_go(name, root, split)}\n"
-            f"The default dataset {OFFLINE!r} ships with ganlab and works without internet.") from err
+            f"The default dataset {OFFLINE!r} ships with ganlab and works without internet."
+        ) from err
 
 
 def as_tensors(dataset: Dataset, limit: int | None = None) -> tuple[Tensor, Tensor]:
@@ -273,8 +312,12 @@ def as_tensors(dataset: Dataset, limit: int | None = None) -> tuple[Tensor, Tens
         # The shortcut bypasses dataset.transform, so use it only if that transform is the plain
         # [-1, 1] scaling (no resize, no augmentation): check on the first item.
         first = dataset[0][0]
-        if (dataset.target_transform is None and isinstance(first, Tensor)
-                and first.shape == images[0].shape and torch.allclose(first, images[0], atol=1e-6)):
+        if (
+            dataset.target_transform is None
+            and isinstance(first, Tensor)
+            and first.shape == images[0].shape
+            and torch.allclose(first, images[0], atol=1e-6)
+        ):
             return images, dataset.targets[:n].long().clone()
     if n == 0:
         raise ValueError("as_tensors: the dataset is empty")
@@ -282,13 +325,27 @@ def as_tensors(dataset: Dataset, limit: int | None = None) -> tuple[Tensor, Tens
     return torch.stack([image for image, _ in items]), torch.tensor([int(y) for _, y in items])
 
 
-def make_loader(dataset: Dataset, batch_size: int = 128, shuffle: bool = True, num_workers: int = 0,
-                drop_last: bool = True, seed: int | None = None) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int = 128,
+    shuffle: bool = True,
+    num_workers: int = 0,
+    drop_last: bool = True,
+    seed: int | None = None,
+) -> DataLoader:
     """Mini-batches for training. drop_last keeps every batch the same size (BatchNorm prefers it)."""
     if drop_last and len(dataset) < batch_size:
-        raise ValueError(f"the dataset has {len(dataset)} images, fewer than batch_size={batch_size}, "
-                         "so drop_last=True would give no batches at all; use a smaller batch_size")
+        raise ValueError(
+            f"the dataset has {len(dataset)} images, fewer than batch_size={batch_size}, "
+            "so drop_last=True would give no batches at all; use a smaller batch_size"
+        )
     # A seeded generator makes the shuffle order (and worker seeds) repeatable.
     generator = None if seed is None else torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      drop_last=drop_last, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        generator=generator,
+    )

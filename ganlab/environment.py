@@ -1,11 +1,17 @@
 """Chapter 0: what is installed, and which device training will use."""
+
 import importlib
 import platform
-import sys
 
 from . import SOLUTIONS_ACTIVE
 
-MINIMUM = {"torch": "2.1", "torchvision": "0.16", "matplotlib": "3.7", "ipywidgets": "8.0", "imageio": "2.31"}
+MINIMUM = {
+    "torch": "2.1",
+    "torchvision": "0.16",
+    "matplotlib": "3.7",
+    "ipywidgets": "8.0",
+    "imageio": "2.31",
+}
 
 
 def _version_tuple(text):
@@ -15,6 +21,7 @@ def _version_tuple(text):
 def pick_device(name="auto"):
     """``"auto"`` -> the best available device name: cuda, then mps (Apple silicon), then cpu."""
     import torch
+
     if name != "auto":
         return name
     if torch.cuda.is_available():
@@ -37,24 +44,28 @@ def check_environment(verbose=True):
         report[name] = version
         if _version_tuple(version) < _version_tuple(minimum):
             problems.append(f"{name} {version} is too old (need >= {minimum})")
-    if sys.version_info < (3, 9):
-        problems.append(f"Python {report['python']} is too old (need >= 3.9)")
     if problems:
-        raise RuntimeError("environment check failed: " + "; ".join(problems) +
-                           ". Install the kit with `pip install -e .` from the repository root.")
+        raise RuntimeError(
+            "environment check failed: "
+            + "; ".join(problems)
+            + ". Install the kit with `pip install -e .` from the repository root."
+        )
     report["device"] = pick_device()
     report["solutions"] = SOLUTIONS_ACTIVE
     if verbose:
         for key, value in report.items():
             print(f"{key:>12}: {value}")
         if report["device"] == "cpu":
-            print("No GPU found: fine for every notebook; long training runs are faster on a GPU (e.g. Colab).")
+            print(
+                "No GPU found: fine for every notebook; long training runs are faster on a GPU (e.g. Colab)."
+            )
     return report
 
 
 def quick():
     """True when GANLAB_QUICK=1: the test suite runs the training notebooks for a few steps only."""
     import os
+
     return os.environ.get("GANLAB_QUICK", "") == "1"
 
 
@@ -62,4 +73,5 @@ def runs_dir():
     """Where notebooks write their training runs: GANLAB_RUNS_DIR, else ./runs."""
     import os
     from pathlib import Path
+
     return Path(os.environ.get("GANLAB_RUNS_DIR", "runs"))

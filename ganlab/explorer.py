@@ -10,6 +10,7 @@ swaps the picture, so students see which changes of z the generator cares about.
 The directions are random orthonormal vectors (seeded): in a DCGAN's latent space
 most directions change the image smoothly, and a few change the digit itself.
 """
+
 import io
 
 import numpy as np
@@ -39,25 +40,42 @@ class LatentExplorer:
         self.generator = generator.eval()
         self.nz = generator.nz
         self.device = next(generator.parameters(), torch.zeros(0)).device  # exported graphs: cpu
-        q, _ = torch.linalg.qr(torch.randn(self.nz, n_directions,
-                                           generator=torch.Generator().manual_seed(direction_seed)))
+        q, _ = torch.linalg.qr(
+            torch.randn(
+                self.nz, n_directions, generator=torch.Generator().manual_seed(direction_seed)
+            )
+        )
         self.directions = q.T.to(self.device)  # (n_directions, nz), orthonormal rows
-        self.sliders = [widgets.FloatSlider(value=0.0, min=-scale, max=scale, step=0.1,
-                                            description=f"direction {i + 1}", continuous_update=True)
-                        for i in range(n_directions)]
+        self.sliders = [
+            widgets.FloatSlider(
+                value=0.0,
+                min=-scale,
+                max=scale,
+                step=0.1,
+                description=f"direction {i + 1}",
+                continuous_update=True,
+            )
+            for i in range(n_directions)
+        ]
         self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
         self.reset = widgets.Button(description="reset sliders")
-        self.image = widgets.Image(format="png", layout=widgets.Layout(width="224px", height="224px"))
+        self.image = widgets.Image(
+            format="png", layout=widgets.Layout(width="224px", height="224px")
+        )
         self.image.add_class("ganlab-explorer-image")
         for control in (*self.sliders, self.seed):
             control.observe(self.redraw, names="value")
         self.reset.on_click(self._reset)
-        self.widget = widgets.HBox([self.image, widgets.VBox([*self.sliders, self.seed, self.reset])])
+        self.widget = widgets.HBox(
+            [self.image, widgets.VBox([*self.sliders, self.seed, self.reset])]
+        )
         self._set_base(seed)
         self.redraw()
 
     def _set_base(self, seed):
-        self.base = sample_z(1, self.nz, generator=torch.Generator().manual_seed(int(seed))).to(self.device)
+        self.base = sample_z(1, self.nz, generator=torch.Generator().manual_seed(int(seed))).to(
+            self.device
+        )
 
     def _reset(self, _button=None):
         for slider in self.sliders:
@@ -80,4 +98,5 @@ class LatentExplorer:
 
     def _ipython_display_(self):
         from IPython.display import display
+
         display(self.widget)

@@ -21,6 +21,7 @@ Commands (also behind ``make``)::
 file and the notebook, and strips notebook outputs (except cells whose output nbval
 compares). ``tests/test_stubs.py`` re-derives everything and fails on any difference.
 """
+
 import argparse
 import ast
 import json
@@ -69,6 +70,11 @@ def _qualnames(source):
     return names
 
 
+def _quoted(text):
+    """A double-quoted Python string literal of ``text`` (the formatter's quote style)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def strip_solutions(source, where, keep_solution=False):
     """Replace (or, with ``keep_solution``, just unmark) every solution block of ``source``.
 
@@ -90,11 +96,14 @@ def strip_solutions(source, where, keep_solution=False):
             if not keep_solution:
                 indent, ref = match["indent"], match["ref"]
                 name = names.get(number, "this exercise")
-                hint = f"fill it in {where}" + (f" ({ref} explains it)" if ref else "")
-                first = f"{name} is not written yet: {hint},"
+                first = f"{name} is not written yet: fill it in {where}"
+                second = (f" ({ref} explains it)" if ref else "") + ", then remove this raise."
+                # Two string lines, as the formatter (ruff format) would write them.
                 out.append(f"{indent}# YOUR CODE HERE\n")
-                out.append(f"{indent}raise NotImplementedError(\n{indent}    {first!r}\n"
-                           f"{indent}    ' then remove this raise.')\n")
+                out.append(
+                    f"{indent}raise NotImplementedError(\n{indent}    {_quoted(first)}\n"
+                    f"{indent}    {_quoted(second)}\n{indent})\n"
+                )
         elif _END.match(line):
             block = None
         elif _BEGIN.match(line):
@@ -112,13 +121,16 @@ def has_solution_block(source):
 
 # -- notebooks ---------------------------------------------------------------------------
 
+
 def read_notebook(path):
     import nbformat
+
     return nbformat.read(str(path), as_version=4)
 
 
 def notebook_text(nb):
     import nbformat
+
     return nbformat.writes(nb) + "\n"
 
 
@@ -129,8 +141,11 @@ def derive_notebook(nb, name, keep_solution=False):
     at the top, pointing at the branch that holds this version.
     """
     import copy
+
     from nbformat.v4 import new_code_cell, new_markdown_cell
+
     from . import colab
+
     nb = copy.deepcopy(nb)
     branch = colab.SOLUTIONS_BRANCH if keep_solution else colab.BRANCH
     badge = new_markdown_cell(colab.badge(f"notebooks/{name}", branch))
@@ -151,13 +166,16 @@ def derive_notebook(nb, name, keep_solution=False):
 
 # -- the derived files -------------------------------------------------------------------
 
+
 def derived_files(repo=REPO, keep_solution=False):
     """``{relative path: text}`` of every file derived from ``solutions/``."""
     repo = Path(repo)
     files = {}
     for module in EXERCISE_MODULES:
         src = repo / SOLUTIONS / "ganlab" / module
-        files[f"ganlab/{module}"] = strip_solutions(src.read_text(), f"ganlab/{module}", keep_solution)
+        files[f"ganlab/{module}"] = strip_solutions(
+            src.read_text(), f"ganlab/{module}", keep_solution
+        )
     for src in sorted((repo / SOLUTIONS / "notebooks").glob("*.ipynb")):
         nb = derive_notebook(read_notebook(src), src.name, keep_solution)
         files[f"notebooks/{src.name}"] = notebook_text(nb)
@@ -167,19 +185,27 @@ def derived_files(repo=REPO, keep_solution=False):
 def stale_files(repo=REPO):
     """Relative paths whose content differs from what ``stubs`` would write."""
     repo = Path(repo)
-    stale = [p for p, text in derived_files(repo).items()
-             if not (repo / p).is_file() or (repo / p).read_text() != text]
+    stale = [
+        p
+        for p, text in derived_files(repo).items()
+        if not (repo / p).is_file() or (repo / p).read_text() != text
+    ]
     expected = {f"notebooks/{p.name}" for p in (repo / SOLUTIONS / "notebooks").glob("*.ipynb")}
-    stale += [f"notebooks/{p.name}" for p in (repo / "notebooks").glob("*.ipynb")
-              if f"notebooks/{p.name}" not in expected]  # a notebook with no source
+    stale += [
+        f"notebooks/{p.name}"
+        for p in (repo / "notebooks").glob("*.ipynb")
+        if f"notebooks/{p.name}" not in expected
+    ]  # a notebook with no source
     return sorted(stale)
 
 
 def write_stubs(repo=REPO):
     repo = Path(repo)
     if not (repo / SOLUTIONS / "ganlab").is_dir():
-        raise AuthoringError(f"no {SOLUTIONS}/ganlab in {repo}: this is a student copy, "
-                             "the stubs are already what students get")
+        raise AuthoringError(
+            f"no {SOLUTIONS}/ganlab in {repo}: this is a student copy, "
+            "the stubs are already what students get"
+        )
     changed = []
     for rel, text in derived_files(repo).items():
         path = repo / rel
@@ -192,9 +218,11 @@ def write_stubs(repo=REPO):
 
 # -- git: the solutions branch and the student copy ---------------------------------------
 
+
 def _git(*args, repo=REPO, env=None, input=None):
-    result = subprocess.run(["git", *args], cwd=repo, env=env, input=input,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["git", *args], cwd=repo, env=env, input=input, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise AuthoringError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -213,8 +241,10 @@ def make_solutions_branch(repo=REPO, branch=BRANCH):
     repo = Path(repo)
     head = _git("rev-parse", "HEAD", repo=repo)
     if _git("status", "--porcelain", "--", SOLUTIONS, repo=repo):
-        print(f"note: uncommitted changes in {SOLUTIONS}/ are not included; the branch is built from HEAD",
-              file=sys.stderr)
+        print(
+            f"note: uncommitted changes in {SOLUTIONS}/ are not included; the branch is built from HEAD",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         # Derive from the committed solutions, so the branch matches HEAD exactly.
         _git("worktree", "add", "--detach", f"{tmp}/tree", head, repo=repo)
@@ -235,8 +265,12 @@ def make_solutions_branch(repo=REPO, branch=BRANCH):
             _git("update-index", "--add", "--cacheinfo", f"100644,{blob},{rel}", repo=repo, env=env)
         tree = _git("write-tree", repo=repo, env=env)
     parents = ["-p", head]
-    old = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
-                         cwd=repo, capture_output=True, text=True).stdout.strip()
+    old = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     if old:
         if _git("rev-parse", f"{old}^{{tree}}", repo=repo) == tree:
             return old  # already up to date
@@ -250,39 +284,66 @@ def export_student(dest, repo=REPO, init_git=True):
     """Write a student copy of HEAD to ``dest``: everything but ``solutions/``, verified leak-free."""
     repo, dest = Path(repo), Path(dest).resolve()
     if dest.exists() and any(dest.iterdir()):
-        raise AuthoringError(f"{dest} exists and is not empty; choose a new folder (nothing was written)")
+        raise AuthoringError(
+            f"{dest} exists and is not empty; choose a new folder (nothing was written)"
+        )
     stale = stale_files(repo)
     if stale:
-        raise AuthoringError("the stubs are out of date with solutions/ (run `make stubs` and commit): "
-                             + ", ".join(stale))
+        raise AuthoringError(
+            "the stubs are out of date with solutions/ (run `make stubs` and commit): "
+            + ", ".join(stale)
+        )
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "head.tar"
         _git("archive", "--format=tar", "-o", str(archive), "HEAD", repo=repo)
         shutil.unpack_archive(archive, Path(tmp) / "tree")
         shutil.rmtree(Path(tmp) / "tree" / SOLUTIONS, ignore_errors=True)
-        leaks = [str(p.relative_to(Path(tmp) / "tree")) for p in (Path(tmp) / "tree").rglob("*")
-                 if p.is_file() and p.suffix in {".py", ".ipynb"} and "BEGIN SOLUTION" in p.read_text()
-                 and p.name != "instructor.py" and "tests" not in p.parts]
+        leaks = [
+            str(p.relative_to(Path(tmp) / "tree"))
+            for p in (Path(tmp) / "tree").rglob("*")
+            if p.is_file()
+            and p.suffix in {".py", ".ipynb"}
+            and "BEGIN SOLUTION" in p.read_text()
+            and p.name != "instructor.py"
+            and "tests" not in p.parts
+        ]
         if leaks:
             raise AuthoringError("solution markers found in the student copy: " + ", ".join(leaks))
         shutil.copytree(Path(tmp) / "tree", dest, dirs_exist_ok=True)
     if init_git:
         _git("init", "--quiet", "-b", "main", repo=dest)
         _git("add", "-A", repo=dest)
-        _git("-c", "user.name=ganlab", "-c", "user.email=ganlab@localhost", "commit", "--quiet",
-             "-m", "ganlab student copy", repo=dest)
+        _git(
+            "-c",
+            "user.name=ganlab",
+            "-c",
+            "user.email=ganlab@localhost",
+            "commit",
+            "--quiet",
+            "-m",
+            "ganlab student copy",
+            repo=dest,
+        )
     return dest
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ganlab.instructor", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ganlab.instructor", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    stubs = sub.add_parser("stubs", help="derive ganlab/ exercise stubs and notebooks/ from solutions/")
-    stubs.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
+    stubs = sub.add_parser(
+        "stubs", help="derive ganlab/ exercise stubs and notebooks/ from solutions/"
+    )
+    stubs.add_argument(
+        "--check", action="store_true", help="only report stale files; exit 1 if any"
+    )
     sub.add_parser("solutions-branch", help=f"(re)create the git branch '{BRANCH}' from HEAD")
     export = sub.add_parser("export-student", help="write a student copy (no solutions) to DEST")
     export.add_argument("dest")
-    export.add_argument("--no-git", action="store_true", help="do not make DEST a fresh git repository")
+    export.add_argument(
+        "--no-git", action="store_true", help="do not make DEST a fresh git repository"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "stubs" and args.check:

@@ -5,6 +5,7 @@ almost no sample lies near the origin. A straight line between two samples
 (``lerp``) passes through that unlikely middle, where images often fade;
 spherical interpolation (``slerp``, White 2016) keeps the norm typical.
 """
+
 import torch
 
 
@@ -22,8 +23,9 @@ def lerp(z0, z1, t):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'lerp is not written yet: fill it in ganlab/latent.py (notebooks/06_latent_space.ipynb explains it),'
-        ' then remove this raise.')
+        "lerp is not written yet: fill it in ganlab/latent.py"
+        " (notebooks/06_latent_space.ipynb explains it), then remove this raise."
+    )
 
 
 def slerp(z0, z1, t, eps=1e-7):
@@ -36,8 +38,9 @@ def slerp(z0, z1, t, eps=1e-7):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'slerp is not written yet: fill it in ganlab/latent.py (notebooks/06_latent_space.ipynb explains it),'
-        ' then remove this raise.')
+        "slerp is not written yet: fill it in ganlab/latent.py"
+        " (notebooks/06_latent_space.ipynb explains it), then remove this raise."
+    )
 
 
 def latent_grid(z0, z1, z2, rows, cols):
@@ -50,5 +53,6 @@ def latent_grid(z0, z1, z2, rows, cols):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'latent_grid is not written yet: fill it in ganlab/latent.py (notebooks/06_latent_space.ipynb explains it),'
-        ' then remove this raise.')
+        "latent_grid is not written yet: fill it in ganlab/latent.py"
+        " (notebooks/06_latent_space.ipynb explains it), then remove this raise."
+    )

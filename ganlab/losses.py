@@ -11,6 +11,7 @@ The critic D outputs a logit l; D(x) = sigmoid(l) is its belief that x is real.
 We work on logits with ``F.binary_cross_entropy_with_logits``: it computes
 log(sigmoid(l)) as -softplus(-l), which stays finite where sigmoid rounds to 0 or 1.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -30,8 +31,9 @@ def critic_loss(real_logits, fake_logits, real_label=1.0):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'critic_loss is not written yet: fill it in ganlab/losses.py (notebooks/04_losses.ipynb explains it),'
-        ' then remove this raise.')
+        "critic_loss is not written yet: fill it in ganlab/losses.py"
+        " (notebooks/04_losses.ipynb explains it), then remove this raise."
+    )
 
 
 def generator_loss(fake_logits):
@@ -43,5 +45,6 @@ def generator_loss(fake_logits):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'generator_loss is not written yet: fill it in ganlab/losses.py (notebooks/04_losses.ipynb explains it),'
-        ' then remove this raise.')
+        "generator_loss is not written yet: fill it in ganlab/losses.py"
+        " (notebooks/04_losses.ipynb explains it), then remove this raise."
+    )

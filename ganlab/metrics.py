@@ -14,6 +14,7 @@ the real data: there, distances reflect what a digit *is*, not raw pixel differe
 A figure means little alone, so ``evaluate`` also scores held-out *real* images against
 the same reference: the floor, the best a perfect generator could hope for.
 """
+
 from __future__ import annotations  # `int | None` annotations on Python 3.9
 
 import io
@@ -47,11 +48,21 @@ class FeatureNet(nn.Module):
         self.feature_dim = feature_dim
 
         def block(c_in, c_out):  # conv -> BatchNorm -> ReLU, then halve the image
-            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                    nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            return [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
 
-        self.body = nn.Sequential(*block(1, 32), *block(32, 64), *block(64, 128), nn.Flatten(),
-                                  nn.Linear(128 * 3 * 3, feature_dim), nn.ReLU(inplace=True))
+        self.body = nn.Sequential(
+            *block(1, 32),
+            *block(32, 64),
+            *block(64, 128),
+            nn.Flatten(),
+            nn.Linear(128 * 3 * 3, feature_dim),
+            nn.ReLU(inplace=True),
+        )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(feature_dim, num_classes))
 
     def features(self, x: Tensor) -> Tensor:
@@ -73,9 +84,12 @@ def load_feature_net(dataset: str = "mnist") -> FeatureNet:
     except FileNotFoundError:
         raise MetricUnavailable(
             f"ganlab/assets/{name} is missing: reinstall the kit, or rebuild it with "
-            f"`python scripts/train_feature_net.py --dataset {dataset}`") from None
+            f"`python scripts/train_feature_net.py --dataset {dataset}`"
+        ) from None
     net = FeatureNet()
-    net.load_state_dict(torch.load(io.BytesIO(payload), weights_only=True))  # float16 file -> float32
+    net.load_state_dict(
+        torch.load(io.BytesIO(payload), weights_only=True)
+    )  # float16 file -> float32
     return net.eval()  # eval: BatchNorm uses its stored statistics, Dropout is off
 
 
@@ -91,7 +105,9 @@ def _fid_class():
     try:
         from torchmetrics.image.fid import FrechetInceptionDistance
     except ImportError as err:
-        raise MetricUnavailable(f"{err}: install torchmetrics (`pip install torchmetrics`), a dependency of ganlab") from err
+        raise MetricUnavailable(
+            f"{err}: install torchmetrics (`pip install torchmetrics`), a dependency of ganlab"
+        ) from err
     return FrechetInceptionDistance
 
 
@@ -100,7 +116,9 @@ class _PassThrough(nn.Module):
 
     def __init__(self, num_features: int):
         super().__init__()
-        self.num_features = num_features  # torchmetrics reads it (else it probes with a 299x299 image)
+        self.num_features = (
+            num_features  # torchmetrics reads it (else it probes with a 299x299 image)
+        )
 
     def forward(self, features: Tensor) -> Tensor:
         return features
@@ -115,8 +133,12 @@ def fd_from_features(real_features: Tensor, fake_features: Tensor) -> float:
     return float(metric.compute())
 
 
-def frechet_distance(real_images: Tensor, fake_images: Tensor, feature_net: FeatureNet | None = None,
-                     batch_size: int = 500) -> float:
+def frechet_distance(
+    real_images: Tensor,
+    fake_images: Tensor,
+    feature_net: FeatureNet | None = None,
+    batch_size: int = 500,
+) -> float:
     """Fréchet distance between real and fake images in FeatureNet's feature space (lower is better).
 
     Each set of features is summarised by a Gaussian (mean mu, covariance S), and
@@ -125,12 +147,18 @@ def frechet_distance(real_images: Tensor, fake_images: Tensor, feature_net: Feat
     sets, so only compare figures computed on equally many images.
     """
     net = feature_net if feature_net is not None else load_feature_net("mnist")
-    return fd_from_features(extract_features(real_images, net, batch_size),
-                            extract_features(fake_images, net, batch_size))
+    return fd_from_features(
+        extract_features(real_images, net, batch_size),
+        extract_features(fake_images, net, batch_size),
+    )
 
 
-def inception_fid(real_images: Tensor, fake_images: Tensor, extractor: nn.Module | None = None,
-                  batch_size: int = 100) -> float:
+def inception_fid(
+    real_images: Tensor,
+    fake_images: Tensor,
+    extractor: nn.Module | None = None,
+    batch_size: int = 100,
+) -> float:
     """The standard FID: torchmetrics' Inception-v3 (2048-d pool features) on 299x299 RGB.
 
     Our grey 28x28 images are turned into uint8 RGB, the input Inception expects (it
@@ -151,7 +179,8 @@ def inception_fid(real_images: Tensor, fake_images: Tensor, extractor: nn.Module
             f"Inception FID is unavailable here ({type(err).__name__}: {err}). It needs the torch-fidelity "
             "package (`pip install torch-fidelity`) and a one-time download of the Inception-v3 weights "
             "(about 100 MB, cached afterwards), so an internet connection the first time. The kit's own "
-            "frechet_distance() uses the shipped FeatureNet and works offline.") from err
+            "frechet_distance() uses the shipped FeatureNet and works offline."
+        ) from err
     for images, is_real in ((real_images, True), (fake_images, False)):
         for batch in images.split(batch_size):
             metric.update(to_rgb_uint8(batch), real=is_real)
@@ -161,8 +190,12 @@ def inception_fid(real_images: Tensor, fake_images: Tensor, extractor: nn.Module
 def _knn_radii(features: Tensor, k: int, chunk: int) -> Tensor:
     """Distance from each point to its k-th nearest neighbour in the same set."""
     # kthvalue(k + 1): the nearest "neighbour", at distance 0, is the point itself.
-    return torch.cat([torch.cdist(part, features).kthvalue(k + 1, dim=1).values
-                      for part in features.split(chunk)])
+    return torch.cat(
+        [
+            torch.cdist(part, features).kthvalue(k + 1, dim=1).values
+            for part in features.split(chunk)
+        ]
+    )
 
 
 def _fraction_inside(points: Tensor, centres: Tensor, radii: Tensor, chunk: int) -> float:
@@ -171,8 +204,9 @@ def _fraction_inside(points: Tensor, centres: Tensor, radii: Tensor, chunk: int)
     return torch.cat(inside).double().mean().item()
 
 
-def precision_recall(real_features: Tensor, fake_features: Tensor, k: int = 3,
-                     chunk: int = 1000) -> tuple[float, float]:
+def precision_recall(
+    real_features: Tensor, fake_features: Tensor, k: int = 3, chunk: int = 1000
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al., NeurIPS 2019, arXiv:1904.06991).
 
     FD mixes two failures into one number: blurry or odd samples (low quality) and
@@ -188,7 +222,10 @@ def precision_recall(real_features: Tensor, fake_features: Tensor, k: int = 3,
     land inside it and score precision 1 (recall 0 gives it away). Both sets should be
     the same size: the balls' radii depend on how many points there are.
     """
-    real, fake = real_features.double(), fake_features.double()  # float64: near-duplicates stay apart
+    real, fake = (
+        real_features.double(),
+        fake_features.double(),
+    )  # float64: near-duplicates stay apart
     precision = _fraction_inside(fake, real, _knn_radii(real, k, chunk), chunk)
     recall = _fraction_inside(real, fake, _knn_radii(fake, k, chunk), chunk)
     return precision, recall
@@ -211,15 +248,25 @@ def classes_covered(counts, min_fraction: float = 0.02) -> int:
 def check_images(images: Tensor, what: str = "images") -> Tensor:
     """Refuse images a FeatureNet cannot score: a wrong shape or scale gives a meaningless number."""
     if images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"{what}: expected images shaped (N, 1, 28, 28), got {tuple(images.shape)}")
+        raise ValueError(
+            f"{what}: expected images shaped (N, 1, 28, 28), got {tuple(images.shape)}"
+        )
     if not images.is_floating_point():
-        raise ValueError(f"{what}: expected float images in [-1, 1], got dtype {images.dtype} "
-                         "(uint8 pixels? scale them with x / 127.5 - 1)")
+        raise ValueError(
+            f"{what}: expected float images in [-1, 1], got dtype {images.dtype} "
+            "(uint8 pixels? scale them with x / 127.5 - 1)"
+        )
     if len(images) < 2:
-        raise ValueError(f"{what}: need at least 2 images (a covariance needs two), got {len(images)}")
+        raise ValueError(
+            f"{what}: need at least 2 images (a covariance needs two), got {len(images)}"
+        )
     if not torch.isfinite(images).all() or images.min() < -1.001 or images.max() > 1.001:
-        raise ValueError(f"{what}: expected finite values in [-1, 1], got [{images.min():.3g}, {images.max():.3g}]")
-    return images.float().clamp(-1, 1)  # tanh outputs never overshoot, but saved files might by a hair
+        raise ValueError(
+            f"{what}: expected finite values in [-1, 1], got [{images.min():.3g}, {images.max():.3g}]"
+        )
+    return images.float().clamp(
+        -1, 1
+    )  # tanh outputs never overshoot, but saved files might by a hair
 
 
 def _scores(reference_features: Tensor, images: Tensor, net: FeatureNet) -> dict:
@@ -227,13 +274,25 @@ def _scores(reference_features: Tensor, images: Tensor, net: FeatureNet) -> dict
     features = extract_features(images, net)
     precision, recall = precision_recall(reference_features, features)
     counts = class_histogram(images, net)
-    return {"fd": fd_from_features(reference_features, features), "precision": precision, "recall": recall,
-            "class_counts": counts.tolist(), "classes_covered": classes_covered(counts)}
+    return {
+        "fd": fd_from_features(reference_features, features),
+        "precision": precision,
+        "recall": recall,
+        "class_counts": counts.tolist(),
+        "classes_covered": classes_covered(counts),
+    }
 
 
-def evaluate(fake_images: Tensor, real_images: Tensor | None = None, dataset: str = "mnist",
-             n: int = 1000, real: str | None = None, data_root="data", inception: bool = False,
-             seed: int = 0) -> dict:
+def evaluate(
+    fake_images: Tensor,
+    real_images: Tensor | None = None,
+    dataset: str = "mnist",
+    n: int = 1000,
+    real: str | None = None,
+    data_root="data",
+    inception: bool = False,
+    seed: int = 0,
+) -> dict:
     """Score up to ``n`` fake images, each figure next to its floor: what real images score.
 
     The reference is ``real_images`` or ``n`` images of the train split of ``real``
@@ -244,43 +303,71 @@ def evaluate(fake_images: Tensor, real_images: Tensor | None = None, dataset: st
     (FD and the k-NN radii depend on it).
     """
     from .data import as_tensors, load_dataset
+
     net = load_feature_net(dataset)
     real = real or ("mnist-offline" if dataset == "mnist" else dataset)
 
     def split(train):  # n random images of a split of `real`, the same ones every run (seeded)
         images = as_tensors(load_dataset(real, data_root, train=train))[0]
-        return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+        return images[
+            torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+        ]
 
     fake = check_images(fake_images[:n], "fake_images")
     if fake.min() >= 0:  # a background of 0 instead of -1: probably scaled to [0, 1] only
-        warnings.warn("fake_images has no negative values: scaled to [0, 1]? Expected [-1, 1].", stacklevel=2)
+        warnings.warn(
+            "fake_images has no negative values: scaled to [0, 1]? Expected [-1, 1].", stacklevel=2
+        )
     reference = split(True) if real_images is None else check_images(real_images[:n], "real_images")
     held_out = split(False)
-    report = {"dataset": dataset, "reference": "given" if real_images is not None else f"{real} train",
-              "floor": f"{real} test vs reference",
-              "n_fake": len(fake), "n_real": len(reference), "n_floor": len(held_out)}
+    report = {
+        "dataset": dataset,
+        "reference": "given" if real_images is not None else f"{real} train",
+        "floor": f"{real} test vs reference",
+        "n_fake": len(fake),
+        "n_real": len(reference),
+        "n_floor": len(held_out),
+    }
     if inception:  # first: it fails fast when Inception is unavailable
         report["inception_fid"] = inception_fid(reference, fake)
         report["inception_fid_floor"] = inception_fid(reference, held_out)
     reference_features = extract_features(reference, net)  # computed once, used by both rows
     report.update(_scores(reference_features, fake, net))
-    report.update({f"{key}_floor": value for key, value in _scores(reference_features, held_out, net).items()})
+    report.update(
+        {f"{key}_floor": value for key, value in _scores(reference_features, held_out, net).items()}
+    )
     return report
 
 
 # ---- command line: `ganlab evaluate CHECKPOINT_OR_SAMPLES` (wired up in ganlab/cli.py) ----
 
+
 def add_arguments(parser) -> None:
-    parser.add_argument("input", metavar="CHECKPOINT_OR_SAMPLES",
-                        help="checkpoint .pt (samples drawn with --seed) or .npy of (N, 1, 28, 28) in [-1, 1]")
+    parser.add_argument(
+        "input",
+        metavar="CHECKPOINT_OR_SAMPLES",
+        help="checkpoint .pt (samples drawn with --seed) or .npy of (N, 1, 28, 28) in [-1, 1]",
+    )
     parser.add_argument("--n", type=int, default=1000, help="images per set (default: 1000)")
-    parser.add_argument("--dataset", choices=FEATURE_NETS, default="mnist", help="which FeatureNet to use")
-    parser.add_argument("--real", choices=("mnist-offline", *FEATURE_NETS), default=None,
-                        help="reference data (default: mnist-offline, the shipped slice, for mnist)")
-    parser.add_argument("--data-root", default="data", help="where the real datasets are (default: data)")
+    parser.add_argument(
+        "--dataset", choices=FEATURE_NETS, default="mnist", help="which FeatureNet to use"
+    )
+    parser.add_argument(
+        "--real",
+        choices=("mnist-offline", *FEATURE_NETS),
+        default=None,
+        help="reference data (default: mnist-offline, the shipped slice, for mnist)",
+    )
+    parser.add_argument(
+        "--data-root", default="data", help="where the real datasets are (default: data)"
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the report to this JSON file")
-    parser.add_argument("--inception", action="store_true", help="add Inception FID (torch-fidelity, download)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for sampling and subsets (default: 0)")
+    parser.add_argument(
+        "--inception", action="store_true", help="add Inception FID (torch-fidelity, download)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for sampling and subsets (default: 0)"
+    )
 
 
 def _load_samples(path: Path) -> Tensor:
@@ -294,6 +381,7 @@ def _load_samples(path: Path) -> Tensor:
 
 def _load_checkpoint_samples(path: Path, n: int, seed: int) -> Tensor:
     from .trainer import CheckpointError, sample_checkpoint  # lazy: .npy input needs no trainer
+
     try:
         fake = sample_checkpoint(path, n, seed)  # same seed, same samples
     except CheckpointError as err:  # its message already says what is wrong and what to do
@@ -303,31 +391,54 @@ def _load_checkpoint_samples(path: Path, n: int, seed: int) -> Tensor:
 
 def format_report(report: dict) -> str:
     """``evaluate``'s report as a small table, each metric next to its real-data floor."""
-    rows = [("FD (FeatureNet)", "fd", "{:.2f}"), ("Inception FID", "inception_fid", "{:.2f}"),
-            ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
-            ("classes covered", "classes_covered", "{}/10")]
+    rows = [
+        ("FD (FeatureNet)", "fd", "{:.2f}"),
+        ("Inception FID", "inception_fid", "{:.2f}"),
+        ("precision", "precision", "{:.3f}"),
+        ("recall", "recall", "{:.3f}"),
+        ("classes covered", "classes_covered", "{}/10"),
+    ]
     lines = [f"{'metric':<18}{'samples':>10}{'real floor':>12}"]
-    lines += [f"{label:<18}{fmt.format(report[key]):>10}{fmt.format(report[key + '_floor']):>12}"
-              for label, key, fmt in rows if key in report]
-    lines.append(f"{'images':<18}{report['n_fake']:>10}{report['n_floor']:>12}"
-                 f"   (reference: {report['n_real']} images, {report['reference']})")
+    lines += [
+        f"{label:<18}{fmt.format(report[key]):>10}{fmt.format(report[key + '_floor']):>12}"
+        for label, key, fmt in rows
+        if key in report
+    ]
+    lines.append(
+        f"{'images':<18}{report['n_fake']:>10}{report['n_floor']:>12}"
+        f"   (reference: {report['n_real']} images, {report['reference']})"
+    )
     return "\n".join(lines + [f"class counts: {report['class_counts']}"])
 
 
 def run(args) -> int:
     """``ganlab evaluate``: 0 on success; 1 with an ``error:`` line (no traceback) on bad input."""
     from .data import DatasetUnavailable
+
     path = Path(args.input)
     try:
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
         if path.suffix not in (".pt", ".pth", ".npy"):
             raise ValueError(f"{path}: expected a checkpoint (.pt) or samples (.npy)")
-        fake = _load_samples(path) if path.suffix == ".npy" else _load_checkpoint_samples(path, args.n, args.seed)
-        with warnings.catch_warnings(record=True) as caught:  # shown as plain lines, not code excerpts
+        fake = (
+            _load_samples(path)
+            if path.suffix == ".npy"
+            else _load_checkpoint_samples(path, args.n, args.seed)
+        )
+        with warnings.catch_warnings(
+            record=True
+        ) as caught:  # shown as plain lines, not code excerpts
             warnings.simplefilter("always")
-            report = evaluate(fake, dataset=args.dataset, n=args.n, real=args.real, data_root=args.data_root,
-                              inception=args.inception, seed=args.seed)
+            report = evaluate(
+                fake,
+                dataset=args.dataset,
+                n=args.n,
+                real=args.real,
+                data_root=args.data_root,
+                inception=args.inception,
+                seed=args.seed,
+            )
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
         print(format_report(report))

@@ -12,6 +12,7 @@ The DCGAN rules the exercises follow:
 Both networks are sized by ``dcgan_schedule``: a 28x28 image is 7x7 doubled twice,
 a 64x64 image is 4x4 doubled four times.
 """
+
 from torch import nn
 
 UPSAMPLE_MODES = ("transposed", "nearest")
@@ -46,8 +47,9 @@ def init_dcgan_weights(module):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'init_dcgan_weights is not written yet: fill it in ganlab/models.py (notebooks/02_critic.ipynb explains it),'
-        ' then remove this raise.')
+        "init_dcgan_weights is not written yet: fill it in ganlab/models.py"
+        " (notebooks/02_critic.ipynb explains it), then remove this raise."
+    )
 
 
 class Critic(nn.Module):
@@ -74,15 +76,17 @@ class Critic(nn.Module):
         self.channels, self.image_size = channels, image_size
         # YOUR CODE HERE
         raise NotImplementedError(
-            'Critic.__init__ is not written yet: fill it in ganlab/models.py (notebooks/02_critic.ipynb explains it),'
-            ' then remove this raise.')
+            "Critic.__init__ is not written yet: fill it in ganlab/models.py"
+            " (notebooks/02_critic.ipynb explains it), then remove this raise."
+        )
         self.apply(init_dcgan_weights)
 
     def forward(self, x):
         # YOUR CODE HERE
         raise NotImplementedError(
-            'Critic.forward is not written yet: fill it in ganlab/models.py (notebooks/02_critic.ipynb explains it),'
-            ' then remove this raise.')
+            "Critic.forward is not written yet: fill it in ganlab/models.py"
+            " (notebooks/02_critic.ipynb explains it), then remove this raise."
+        )
 
 
 def upsample_block(in_channels, out_channels, mode="transposed"):
@@ -99,8 +103,9 @@ def upsample_block(in_channels, out_channels, mode="transposed"):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'upsample_block is not written yet: fill it in ganlab/models.py (notebooks/03_generator.ipynb explains it),'
-        ' then remove this raise.')
+        "upsample_block is not written yet: fill it in ganlab/models.py"
+        " (notebooks/03_generator.ipynb explains it), then remove this raise."
+    )
 
 
 class Generator(nn.Module):
@@ -127,12 +132,14 @@ class Generator(nn.Module):
         self.nz, self.channels, self.image_size = nz, channels, image_size
         # YOUR CODE HERE
         raise NotImplementedError(
-            'Generator.__init__ is not written yet: fill it in ganlab/models.py (notebooks/03_generator.ipynb explains it),'
-            ' then remove this raise.')
+            "Generator.__init__ is not written yet: fill it in ganlab/models.py"
+            " (notebooks/03_generator.ipynb explains it), then remove this raise."
+        )
         self.apply(init_dcgan_weights)
 
     def forward(self, z):
         # YOUR CODE HERE
         raise NotImplementedError(
-            'Generator.forward is not written yet: fill it in ganlab/models.py (notebooks/03_generator.ipynb explains it),'
-            ' then remove this raise.')
+            "Generator.forward is not written yet: fill it in ganlab/models.py"
+            " (notebooks/03_generator.ipynb explains it), then remove this raise."
+        )

@@ -6,6 +6,7 @@
 without any Python class. Notebooks 06 and 07 can therefore use it before your own
 ``Generator`` works. ``generator_mnist.json`` beside it records how it was made.
 """
+
 import json
 from importlib import resources
 from pathlib import Path
@@ -35,14 +36,23 @@ class ExportedGenerator(nn.Module):
 def export_generator(checkpoint_path, out_path, notes=None):
     """Export the generator of a training checkpoint to a ``.pt2`` file plus a ``.json`` description."""
     from .trainer import load_checkpoint, load_generator
+
     state = load_checkpoint(checkpoint_path)
     generator = load_generator(checkpoint_path)
     batch = torch.export.Dim("batch", min=1, max=65536)
-    program = torch.export.export(generator, (torch.randn(2, generator.nz),), dynamic_shapes={"z": {0: batch}})
+    program = torch.export.export(
+        generator, (torch.randn(2, generator.nz),), dynamic_shapes={"z": {0: batch}}
+    )
     out_path = Path(out_path)
     torch.export.save(program, out_path)
-    meta = {"nz": generator.nz, "channels": generator.channels, "image_size": generator.image_size,
-            "step": state["step"], "config": state["config"], **(notes or {})}
+    meta = {
+        "nz": generator.nz,
+        "channels": generator.channels,
+        "image_size": generator.image_size,
+        "step": state["step"],
+        "config": state["config"],
+        **(notes or {}),
+    }
     out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return out_path
 
@@ -61,20 +71,25 @@ def load_pretrained(device="cpu"):
     """The kit's pretrained MNIST generator; works even while your Generator is still a stub."""
     with resources.as_file(resources.files("ganlab") / "assets" / ASSET) as path:
         if not path.is_file():
-            raise FileNotFoundError(f"the pretrained generator {path} is missing: reinstall the kit")
+            raise FileNotFoundError(
+                f"the pretrained generator {path} is missing: reinstall the kit"
+            )
         return load_exported(path, device)
 
 
 def course_generator(run="notebook05", device="cpu"):
     """``(generator, description)``: your finished notebook-05 run if there is one, else the pretrained one."""
     from .trainer import CheckpointError, TrainConfig, load_checkpoint, load_generator
+
     checkpoint = environment.runs_dir() / run / "checkpoint.pt"
     if checkpoint.is_file() and not environment.quick():
         try:
             state = load_checkpoint(checkpoint)
             config = TrainConfig.from_dict(state["config"])
             if config.steps and state["step"] >= config.steps:
-                return load_generator(checkpoint, device), f"your run {checkpoint} ({state['step']} steps)"
+                return load_generator(
+                    checkpoint, device
+                ), f"your run {checkpoint} ({state['step']} steps)"
         except (CheckpointError, NotImplementedError) as err:
             print(f"note: cannot use {checkpoint} ({err}); using the pretrained generator instead")
     return load_pretrained(device), f"the kit's pretrained generator ({ASSET})"

@@ -21,6 +21,7 @@ The fast paths (``data_on_device``, ``amp``, ``channels_last``, ``fused_adam``,
 same loop; all are off, or "auto", by default. ``compile`` costs a minute or more of
 start-up time, so it pays off only on long runs.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -64,38 +65,39 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class TrainConfig:
     """Every option of a run. Defaults are the DCGAN paper's (Radford et al. 2016)."""
-    name: str = "dcgan"                  # the run's name; out_dir defaults to runs/NAME
+
+    name: str = "dcgan"  # the run's name; out_dir defaults to runs/NAME
     out_dir: Optional[str] = None
-    dataset: str = "mnist-offline"       # a name from ganlab.data.DATASETS, or folder:PATH
-    data_root: str = "data"              # where downloaded datasets live
-    image_size: Optional[int] = None     # None: the dataset's own size
-    num_workers: int = 0                 # DataLoader processes (when data is not on the device)
-    model: str = "dcgan"                 # dcgan (chapters 2-3) or seed004 (ganlab.benchmodels)
-    nz: int = 100                        # latent dimension
-    ngf: int = 64                        # generator width (dcgan only)
-    ndf: int = 64                        # critic width (dcgan only)
-    upsample: str = "transposed"         # dcgan generator: transposed or nearest
-    dropout: Optional[float] = None      # critic dropout; None: 0 for dcgan, 0.25 for seed004
-    batch_size: int = 128                # per process when several GPUs train together
+    dataset: str = "mnist-offline"  # a name from ganlab.data.DATASETS, or folder:PATH
+    data_root: str = "data"  # where downloaded datasets live
+    image_size: Optional[int] = None  # None: the dataset's own size
+    num_workers: int = 0  # DataLoader processes (when data is not on the device)
+    model: str = "dcgan"  # dcgan (chapters 2-3) or seed004 (ganlab.benchmodels)
+    nz: int = 100  # latent dimension
+    ngf: int = 64  # generator width (dcgan only)
+    ndf: int = 64  # critic width (dcgan only)
+    upsample: str = "transposed"  # dcgan generator: transposed or nearest
+    dropout: Optional[float] = None  # critic dropout; None: 0 for dcgan, 0.25 for seed004
+    batch_size: int = 128  # per process when several GPUs train together
     lr: float = 2e-4
-    beta1: float = 0.5                   # 0.5, not Adam's usual 0.9: momentum destabilises GANs
+    beta1: float = 0.5  # 0.5, not Adam's usual 0.9: momentum destabilises GANs
     beta2: float = 0.999
-    real_label: float = 1.0              # 0.9 = one-sided label smoothing
-    steps: Optional[int] = None          # training steps; None: `epochs` passes over the data
+    real_label: float = 1.0  # 0.9 = one-sided label smoothing
+    steps: Optional[int] = None  # training steps; None: `epochs` passes over the data
     epochs: int = 5
     seed: int = 0
-    device: str = "auto"                 # auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps
-    sample_every: int = 500              # write samples/step_NNNNNN.png (and a GIF frame)
+    device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps
+    sample_every: int = 500  # write samples/step_NNNNNN.png (and a GIF frame)
     checkpoint_every: int = 1000
-    log_every: int = 50                  # copy losses to the host (and check them) this often
-    n_samples: int = 64                  # images in each snapshot grid
+    log_every: int = 50  # copy losses to the host (and check them) this often
+    n_samples: int = 64  # images in each snapshot grid
     tensorboard: bool = False
     gif: bool = True
     progress: bool = True
     data_on_device: Union[str, bool] = "auto"  # whole dataset as one tensor on the GPU
-    amp: str = "off"                     # off or bf16 (autocast for the forward passes)
+    amp: str = "off"  # off or bf16 (autocast for the forward passes)
     channels_last: bool = False
-    fused_adam: Union[str, bool] = "auto"      # auto: fused kernels on CUDA
+    fused_adam: Union[str, bool] = "auto"  # auto: fused kernels on CUDA
     compile: bool = False
 
     def __post_init__(self):
@@ -111,8 +113,10 @@ class TrainConfig:
                 except ValueError:
                     pass
             if not _matches(value, kind):
-                raise ConfigError(f"{f.name} must be {_type_name(kind)}, got {value!r} "
-                                  f"({type(value).__name__}).\n{self.allowed_keys()}")
+                raise ConfigError(
+                    f"{f.name} must be {_type_name(kind)}, got {value!r} "
+                    f"({type(value).__name__}).\n{self.allowed_keys()}"
+                )
             if f.name in _CHOICES and value not in _CHOICES[f.name]:
                 raise ConfigError(f"{f.name} must be one of {_CHOICES[f.name]}, got {value!r}")
             if f.name in _POSITIVE and value is not None and value <= 0:
@@ -121,15 +125,20 @@ class TrainConfig:
     @classmethod
     def allowed_keys(cls) -> str:
         hints = get_type_hints(cls)
-        lines = [f"  {f.name}: {_type_name(hints[f.name])}"
-                 + (f" {_CHOICES[f.name]}" if f.name in _CHOICES else "") + f" (default {f.default!r})"
-                 for f in fields(cls)]
+        lines = [
+            f"  {f.name}: {_type_name(hints[f.name])}"
+            + (f" {_CHOICES[f.name]}" if f.name in _CHOICES else "")
+            + f" (default {f.default!r})"
+            for f in fields(cls)
+        ]
         return "Allowed keys:\n" + "\n".join(lines)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         if not isinstance(values, dict):
-            raise ConfigError(f"a config must be a mapping of key: value, got {type(values).__name__}")
+            raise ConfigError(
+                f"a config must be a mapping of key: value, got {type(values).__name__}"
+            )
         names = [f.name for f in fields(cls)]
         for key in values:
             if key not in names:
@@ -143,17 +152,58 @@ class TrainConfig:
         return Path(self.out_dir) if self.out_dir else Path("runs") / self.name
 
 
-_CHOICES = {"model": ("dcgan", "seed004"), "upsample": ("transposed", "nearest"), "amp": ("off", "bf16"),
-            "data_on_device": ("auto", True, False), "fused_adam": ("auto", True, False)}
-_POSITIVE = ("image_size", "nz", "ngf", "ndf", "batch_size", "lr", "steps", "epochs", "sample_every",
-             "checkpoint_every", "log_every", "n_samples")
+_CHOICES = {
+    "model": ("dcgan", "seed004"),
+    "upsample": ("transposed", "nearest"),
+    "amp": ("off", "bf16"),
+    "data_on_device": ("auto", True, False),
+    "fused_adam": ("auto", True, False),
+}
+_POSITIVE = (
+    "image_size",
+    "nz",
+    "ngf",
+    "ndf",
+    "batch_size",
+    "lr",
+    "steps",
+    "epochs",
+    "sample_every",
+    "checkpoint_every",
+    "log_every",
+    "n_samples",
+)
 # The keys that define a run's mathematics: resuming requires them unchanged. The others
 # (length, logging, the speed switches, paths) may change between sessions of one run.
-RUN_DEFINING = ("dataset", "image_size", "model", "nz", "ngf", "ndf", "upsample", "dropout",
-                "batch_size", "lr", "beta1", "beta2", "real_label", "seed")
+RUN_DEFINING = (
+    "dataset",
+    "image_size",
+    "model",
+    "nz",
+    "ngf",
+    "ndf",
+    "upsample",
+    "dropout",
+    "batch_size",
+    "lr",
+    "beta1",
+    "beta2",
+    "real_label",
+    "seed",
+)
 # Preset configs for the command line (`ganlab train --preset cpu`); configs/cpu.yaml mirrors it.
-PRESETS = {"cpu": {"name": "cpu", "ngf": 64, "ndf": 32, "batch_size": 64, "steps": 2500,
-                   "sample_every": 100, "checkpoint_every": 500, "log_every": 50}}
+PRESETS = {
+    "cpu": {
+        "name": "cpu",
+        "ngf": 64,
+        "ndf": 32,
+        "batch_size": 64,
+        "steps": 2500,
+        "sample_every": 100,
+        "checkpoint_every": 500,
+        "log_every": 50,
+    }
+}
 
 
 def _types(kind):
@@ -202,17 +252,25 @@ def load_config(path=None, overrides=(), preset: str | None = None) -> TrainConf
 
 
 # ---- models and data ----
-def build_models(config: TrainConfig, channels: int, image_size: int) -> tuple[nn.Module, nn.Module]:
+def build_models(
+    config: TrainConfig, channels: int, image_size: int
+) -> tuple[nn.Module, nn.Module]:
     """(generator, critic) as the config describes them."""
     if config.model == "seed004":
         from .benchmodels import SeedCritic, SeedGenerator
+
         dropout = 0.25 if config.dropout is None else config.dropout
-        return SeedGenerator(config.nz, channels, image_size), SeedCritic(channels, image_size, dropout)
+        return SeedGenerator(config.nz, channels, image_size), SeedCritic(
+            channels, image_size, dropout
+        )
     # Imported here, not at the top: these are your files (or the solutions), and an unfinished
     # one should fail when training starts, with its own message, not when ganlab is imported.
     from .models import Critic, Generator
-    return (Generator(config.nz, channels, image_size, config.ngf, config.upsample),
-            Critic(channels, image_size, config.ndf, config.dropout or 0.0))
+
+    return (
+        Generator(config.nz, channels, image_size, config.ngf, config.upsample),
+        Critic(channels, image_size, config.ndf, config.dropout or 0.0),
+    )
 
 
 class EpochSampler:
@@ -223,17 +281,29 @@ class EpochSampler:
     processes each step's global batch is split: process ``rank`` takes one slice.
     """
 
-    def __init__(self, n_images: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
-        self.n, self.batch_size, self.seed, self.rank, self.world = n_images, batch_size, seed, rank, world_size
+    def __init__(
+        self, n_images: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ):
+        self.n, self.batch_size, self.seed, self.rank, self.world = (
+            n_images,
+            batch_size,
+            seed,
+            rank,
+            world_size,
+        )
         self.steps_per_epoch = n_images // (batch_size * world_size)
         if self.steps_per_epoch == 0:
-            raise ConfigError(f"the dataset has {n_images} images, fewer than batch_size={batch_size} "
-                              f"x {world_size} process(es): use a smaller batch_size")
+            raise ConfigError(
+                f"the dataset has {n_images} images, fewer than batch_size={batch_size} "
+                f"x {world_size} process(es): use a smaller batch_size"
+            )
 
     def epoch(self, epoch: int) -> torch.Tensor:
         """(steps_per_epoch, batch_size) image indices of this process in ``epoch``."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        perm = torch.randperm(self.n, generator=g)[: self.steps_per_epoch * self.world * self.batch_size]
+        perm = torch.randperm(self.n, generator=g)[
+            : self.steps_per_epoch * self.world * self.batch_size
+        ]
         return perm.view(self.steps_per_epoch, self.world, self.batch_size)[:, self.rank]
 
     def from_step(self, step: int):
@@ -271,10 +341,13 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
         self._build_data()
-        self.generator, self.critic = (m.to(self.device) for m in build_models(cfg, self.channels, self.image_size))
+        self.generator, self.critic = (
+            m.to(self.device) for m in build_models(cfg, self.channels, self.image_size)
+        )
         if cfg.channels_last:
-            self.generator, self.critic = (m.to(memory_format=torch.channels_last)
-                                           for m in (self.generator, self.critic))
+            self.generator, self.critic = (
+                m.to(memory_format=torch.channels_last) for m in (self.generator, self.critic)
+            )
         fused = self.device.type == "cuda" if cfg.fused_adam == "auto" else cfg.fused_adam
         adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if fused else {}))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), **adam)
@@ -284,7 +357,9 @@ class Trainer:
 
         self.step, self.history, self._saved_step = 0, {k: [] for k in HISTORY_KEYS}, None
         # A fixed noise batch: every snapshot shows the same z, so they can be compared.
-        self.fixed_z = torch.randn(cfg.n_samples, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed))
+        self.fixed_z = torch.randn(
+            cfg.n_samples, cfg.nz, generator=torch.Generator().manual_seed(cfg.seed)
+        )
         if state is not None:
             self._restore(state)
         else:  # each process its own noise; random and numpy too, for user code that uses them
@@ -301,6 +376,7 @@ class Trainer:
         self.device = torch.device(pick_device(self.config.device))
         if self.world_size > 1:
             import torch.distributed as dist
+
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(self.device)
@@ -319,41 +395,62 @@ class Trainer:
             if resume:
                 raise ConfigError("resume and overwrite exclude each other: pick one")
             if self.is_main:  # the user asked to replace the old run: remove what would mix with it
-                for old in [path, path.with_name("checkpoint.prev.pt"), *self.out_dir.glob("samples/step_*.png")]:
+                for old in [
+                    path,
+                    path.with_name("checkpoint.prev.pt"),
+                    *self.out_dir.glob("samples/step_*.png"),
+                ]:
                     old.unlink(missing_ok=True)
             self._barrier()
             return None
         if not path.exists():
             if resume:
-                raise CheckpointError(f"nothing to resume: {path} does not exist (train without --resume first)")
+                raise CheckpointError(
+                    f"nothing to resume: {path} does not exist (train without --resume first)"
+                )
             return None
         if resume is False:
-            raise ConfigError(f"{self.out_dir} already holds a run ({path}); resume it (--resume), "
-                              "replace it (--overwrite) or train into another folder (--out DIR)")
+            raise ConfigError(
+                f"{self.out_dir} already holds a run ({path}); resume it (--resume), "
+                "replace it (--overwrite) or train into another folder (--out DIR)"
+            )
         state = load_checkpoint(path)
         old = TrainConfig.from_dict(state["config"])
-        diffs = [f"  {k}: {getattr(old, k)!r} in the checkpoint, {getattr(cfg, k)!r} now"
-                 for k in RUN_DEFINING if getattr(old, k) != getattr(cfg, k)]
+        diffs = [
+            f"  {k}: {getattr(old, k)!r} in the checkpoint, {getattr(cfg, k)!r} now"
+            for k in RUN_DEFINING
+            if getattr(old, k) != getattr(cfg, k)
+        ]
         if diffs:
-            raise ConfigError(f"{path} belongs to a run with a different config:\n" + "\n".join(diffs)
-                              + "\nRefusing to mix them. Use --overwrite to replace that run, --out DIR "
-                              "to train elsewhere, or restore those values to continue it.")
+            raise ConfigError(
+                f"{path} belongs to a run with a different config:\n"
+                + "\n".join(diffs)
+                + "\nRefusing to mix them. Use --overwrite to replace that run, --out DIR "
+                "to train elsewhere, or restore those values to continue it."
+            )
         return state
 
     def _build_data(self):
         cfg = self.config
         if not self.is_main:
             self._barrier()  # let process 0 download the dataset first
-        self.dataset = load_dataset(cfg.dataset, cfg.data_root, train=True, image_size=cfg.image_size)
+        self.dataset = load_dataset(
+            cfg.dataset, cfg.data_root, train=True, image_size=cfg.image_size
+        )
         if self.is_main:
             self._barrier()
         self.channels, self.image_size = self.dataset[0][0].shape[-3:-1]
-        self.sampler = EpochSampler(len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world_size)
+        self.sampler = EpochSampler(
+            len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world_size
+        )
         self.total_steps = cfg.steps or cfg.epochs * self.sampler.steps_per_epoch
         on_device = cfg.data_on_device
         if on_device == "auto":  # on a GPU, if the whole dataset takes < 25% of its free memory
             nbytes = len(self.dataset) * self.dataset[0][0].numel() * 4
-            on_device = self.device.type == "cuda" and nbytes < 0.25 * torch.cuda.mem_get_info(self.device)[0]
+            on_device = (
+                self.device.type == "cuda"
+                and nbytes < 0.25 * torch.cuda.mem_get_info(self.device)[0]
+            )
         self.images = as_tensors(self.dataset)[0].to(self.device) if on_device else None
 
     def _wrap(self, net: nn.Module) -> nn.Module:
@@ -362,6 +459,7 @@ class Trainer:
             net = _Autocast(net, self.device.type)
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
+
             # DDP averages the gradients of all processes during backward. The critic runs twice
             # (real, then fake) before one backward: fine, both gradients reach each weight before
             # its all-reduce fires. Each forward also copies process 0's BatchNorm statistics to the
@@ -377,25 +475,41 @@ class Trainer:
         else:
             # Its own generator: otherwise creating the loader draws from the global RNG, and a
             # resumed run would draw its noise from a different point than an uninterrupted one.
-            loader = DataLoader(self.dataset, batch_sampler=(idx.tolist() for idx in indices),
-                                num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
-                                generator=torch.Generator().manual_seed(self.config.seed))
+            loader = DataLoader(
+                self.dataset,
+                batch_sampler=(idx.tolist() for idx in indices),
+                num_workers=self.config.num_workers,
+                pin_memory=self.device.type == "cuda",
+                generator=torch.Generator().manual_seed(self.config.seed),
+            )
             batches = (images.to(self.device, non_blocking=True) for images, _ in loader)
         for real in batches:
-            yield real.contiguous(memory_format=torch.channels_last) if self.config.channels_last else real
+            yield (
+                real.contiguous(memory_format=torch.channels_last)
+                if self.config.channels_last
+                else real
+            )
 
     # ---- the loop ----
     def fit(self) -> dict:
         """Train up to ``total_steps``; returns the history. Writes files in process 0 only."""
         from .training import critic_step, generator_step  # your chapter-5 code (or the solutions)
+
         cfg, device = self.config, self.device
         writer = self._tensorboard() if cfg.tensorboard and self.is_main else None
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=cfg.name, dynamic_ncols=True,
-                   disable=not (cfg.progress and self.is_main))
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=cfg.name,
+            dynamic_ncols=True,
+            disable=not (cfg.progress and self.is_main),
+        )
         if self.is_main and cfg.progress:
             what = f"resuming at step {self.step}" if self.step else "starting"
-            bar.write(f"{cfg.name}: {what}, {self.total_steps} steps on {device} "
-                      f"({self.sampler.steps_per_epoch} per epoch), writing to {self.out_dir}")
+            bar.write(
+                f"{cfg.name}: {what}, {self.total_steps} steps on {device} "
+                f"({self.sampler.steps_per_epoch} per epoch), writing to {self.out_dir}"
+            )
         pending = []  # per-step dicts of 0-d tensors, still on the device
         try:
             if self.step == 0:
@@ -411,7 +525,9 @@ class Trainer:
                 bar.update()
                 done = self.step >= self.total_steps
                 if done or self.step % cfg.log_every == 0 or self.step % cfg.checkpoint_every == 0:
-                    self._flush(pending, bar, writer)  # also before every checkpoint: never save NaNs
+                    self._flush(
+                        pending, bar, writer
+                    )  # also before every checkpoint: never save NaNs
                 if self.step % cfg.sample_every == 0:
                     self._snapshot()
                 if self.step % cfg.checkpoint_every == 0 and not done:
@@ -434,22 +550,30 @@ class Trainer:
         if not pending:
             return
         first = self.step - len(pending) + 1
-        table = torch.stack([torch.stack([p[k].float() for k in HISTORY_KEYS]) for p in pending]).cpu()
+        table = torch.stack(
+            [torch.stack([p[k].float() for k in HISTORY_KEYS]) for p in pending]
+        ).cpu()
         pending.clear()
         bad = ~torch.isfinite(table)
         if self.world_size > 1:  # stop together: one process alone would leave the others waiting
             flag = torch.tensor(float(bad.any()), device=self.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             if flag.item() and not bad.any():
-                raise TrainingDiverged(f"another process saw a non-finite loss near step {self.step}")
+                raise TrainingDiverged(
+                    f"another process saw a non-finite loss near step {self.step}"
+                )
         for k, key in enumerate(HISTORY_KEYS):
             self.history[key].extend(table[:, k].tolist())
         if bad.any():
             row, col = (int(i) for i in bad.nonzero()[0])
             self._diverged(first + row, HISTORY_KEYS[col], table[row, col].item())
         last = dict(zip(HISTORY_KEYS, table[-1].tolist()))
-        bar.set_postfix(loss_c=f"{last['loss_c']:.3f}", loss_g=f"{last['loss_g']:.3f}",
-                        D_x=f"{last['d_real']:.2f}", D_Gz=f"{last['d_fake']:.2f}")
+        bar.set_postfix(
+            loss_c=f"{last['loss_c']:.3f}",
+            loss_g=f"{last['loss_g']:.3f}",
+            D_x=f"{last['d_real']:.2f}",
+            D_Gz=f"{last['d_fake']:.2f}",
+        )
         if writer is not None:
             for i, row in enumerate(table.tolist()):
                 for key, value in zip(HISTORY_KEYS, row):
@@ -457,8 +581,11 @@ class Trainer:
 
     def _diverged(self, step: int, key: str, value: float):
         cfg = self.config
-        kept = (f"the last good checkpoint (step {self._saved_step}) is kept in {self.checkpoint_path}"
-                if self._saved_step is not None else "no checkpoint had been written yet")
+        kept = (
+            f"the last good checkpoint (step {self._saved_step}) is kept in {self.checkpoint_path}"
+            if self._saved_step is not None
+            else "no checkpoint had been written yet"
+        )
         raise TrainingDiverged(
             f"training diverged at step {step}: {key} = {value} (not a finite number); {kept}.\n"
             "Usual causes:\n"
@@ -467,7 +594,8 @@ class Trainer:
             "or a missing tanh at the generator's output\n"
             f"  * Adam betas (beta1={cfg.beta1}, beta2={cfg.beta2}; DCGAN uses 0.5 and 0.999)\n"
             "  * an over-confident critic: try one-sided label smoothing, real_label=0.9\n"
-            "Fix the cause, then train again with --overwrite (or into another --out folder).")
+            "Fix the cause, then train again with --overwrite (or into another --out folder)."
+        )
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -500,8 +628,10 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:
-            raise ConfigError("tensorboard: true needs the tensorboard package: pip install tensorboard "
-                              "(or set tensorboard: false)") from err
+            raise ConfigError(
+                "tensorboard: true needs the tensorboard package: pip install tensorboard "
+                "(or set tensorboard: false)"
+            ) from err
         return SummaryWriter(self.out_dir / "tensorboard")
 
     # ---- checkpoints ----
@@ -513,11 +643,20 @@ class Trainer:
             torch.distributed.all_gather_object(rng, _rng_state())
         if not self.is_main:
             return
-        state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(self.config),
-                 "step": self.step, "image_shape": [self.channels, self.image_size],
-                 "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
-                 "opt_g": self.opt_g.state_dict(), "opt_c": self.opt_c.state_dict(),
-                 "rng": rng, "history": self.history, "fixed_z": self.fixed_z}
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": asdict(self.config),
+            "step": self.step,
+            "image_shape": [self.channels, self.image_size],
+            "generator": self.generator.state_dict(),
+            "critic": self.critic.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_c": self.opt_c.state_dict(),
+            "rng": rng,
+            "history": self.history,
+            "fixed_z": self.fixed_z,
+        }
         atomic_save(state, self.checkpoint_path)
         self._saved_step = self.step
 
@@ -529,8 +668,10 @@ class Trainer:
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_c.load_state_dict(state["opt_c"])
         except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"{path} does not fit the models built from its config: "
-                                  f"{str(err).splitlines()[0]}. Was it made with different model code?") from err
+            raise CheckpointError(
+                f"{path} does not fit the models built from its config: "
+                f"{str(err).splitlines()[0]}. Was it made with different model code?"
+            ) from err
         self.step, self._saved_step = state["step"], state["step"]
         self.history = {k: list(state["history"][k]) for k in HISTORY_KEYS}
         self.fixed_z = state["fixed_z"]
@@ -552,15 +693,21 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
 def _rng_state() -> dict:
     """Every random generator training may touch, in types ``torch.load(weights_only=True)`` accepts."""
     kind, keys, *rest = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), *rest),
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), *rest),
+        "python": random.getstate(),
+    }
 
 
 def _set_rng_state(state: dict):
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+    if (
+        state["cuda"]
+        and torch.cuda.is_available()
+        and len(state["cuda"]) == torch.cuda.device_count()
+    ):
         torch.cuda.set_rng_state_all(state["cuda"])
     kind, keys, *rest = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
@@ -585,37 +732,61 @@ def atomic_save(obj, path):
         prev, prev_tmp = path.with_suffix(".prev.pt"), path.with_suffix(".prev.pt.tmp")
         prev_tmp.unlink(missing_ok=True)
         try:
-            os.link(path, prev_tmp)  # a second name for the same bytes: no copy, path stays in place
+            os.link(
+                path, prev_tmp
+            )  # a second name for the same bytes: no copy, path stays in place
         except OSError:  # file systems without hard links
             shutil.copyfile(path, prev_tmp)
         os.replace(prev_tmp, prev)
     os.replace(tmp, path)
 
 
-_CHECKPOINT_KEYS = ("config", "step", "image_shape", "generator", "critic", "opt_g", "opt_c",
-                    "rng", "history", "fixed_z")
+_CHECKPOINT_KEYS = (
+    "config",
+    "step",
+    "image_shape",
+    "generator",
+    "critic",
+    "opt_g",
+    "opt_c",
+    "rng",
+    "history",
+    "fixed_z",
+)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Read and check a checkpoint; any problem raises ``CheckpointError`` saying what to do."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint (`ganlab train` writes OUT_DIR/checkpoint.pt)")
+        raise CheckpointError(
+            f"{path}: no such checkpoint (`ganlab train` writes OUT_DIR/checkpoint.pt)"
+        )
     prev = path.with_suffix(".prev.pt")
-    fallback = f" The previous checkpoint {prev} may be intact: copy it over {path.name}." if prev.is_file() else ""
+    fallback = (
+        f" The previous checkpoint {prev} may be intact: copy it over {path.name}."
+        if prev.is_file()
+        else ""
+    )
     try:
         # weights_only: tensors and plain containers only, so loading never runs code from the file.
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise CheckpointError(f"{path} cannot be read: it is truncated or corrupt (an interrupted copy? "
-                              f"a full disk?): {reason}.{fallback} Otherwise retrain with --overwrite.") from err
+        raise CheckpointError(
+            f"{path} cannot be read: it is truncated or corrupt (an interrupted copy? "
+            f"a full disk?): {reason}.{fallback} Otherwise retrain with --overwrite."
+        ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a ganlab checkpoint (no {CHECKPOINT_FORMAT!r} tag): "
-                              "give a checkpoint.pt written by `ganlab train`")
+        raise CheckpointError(
+            f"{path} is not a ganlab checkpoint (no {CHECKPOINT_FORMAT!r} tag): "
+            "give a checkpoint.pt written by `ganlab train`"
+        )
     if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {state.get('version')!r}, but this ganlab "
-                              f"reads version {CHECKPOINT_VERSION}: use the ganlab version that wrote it")
+        raise CheckpointError(
+            f"{path} has checkpoint version {state.get('version')!r}, but this ganlab "
+            f"reads version {CHECKPOINT_VERSION}: use the ganlab version that wrote it"
+        )
     missing = [key for key in _CHECKPOINT_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path} is incomplete, it lacks {missing}.{fallback}")
@@ -634,8 +805,10 @@ def load_generator(path, device="cpu") -> nn.Module:
     try:
         generator.load_state_dict(state["generator"])
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: its generator weights do not fit the Generator its config builds "
-                              f"({str(err).splitlines()[0]}). Was it trained with different model code?") from err
+        raise CheckpointError(
+            f"{path}: its generator weights do not fit the Generator its config builds "
+            f"({str(err).splitlines()[0]}). Was it trained with different model code?"
+        ) from err
     return generator.to(device).eval()
 
 

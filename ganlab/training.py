@@ -8,6 +8,7 @@
 Each step returns detached tensors, not Python floats: ``.item()`` would make the
 GPU wait for every step (the trainer logs every N steps instead).
 """
+
 import torch
 
 from .losses import critic_loss, generator_loss
@@ -25,8 +26,9 @@ def critic_step(critic, generator, real, z, opt_c, real_label=1.0):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'critic_step is not written yet: fill it in ganlab/training.py (notebooks/05_training.ipynb explains it),'
-        ' then remove this raise.')
+        "critic_step is not written yet: fill it in ganlab/training.py"
+        " (notebooks/05_training.ipynb explains it), then remove this raise."
+    )
 
 
 def generator_step(critic, generator, z, opt_g):
@@ -42,5 +44,6 @@ def generator_step(critic, generator, z, opt_g):
     """
     # YOUR CODE HERE
     raise NotImplementedError(
-        'generator_step is not written yet: fill it in ganlab/training.py (notebooks/05_training.ipynb explains it),'
-        ' then remove this raise.')
+        "generator_step is not written yet: fill it in ganlab/training.py"
+        " (notebooks/05_training.ipynb explains it), then remove this raise."
+    )

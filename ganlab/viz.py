@@ -8,6 +8,7 @@ usual; ``plot_history(..., path=...)`` and the trainer save through a bare
 ``matplotlib.figure.Figure``, which needs no backend and no display at all, so
 training on a headless server works and leaves no figures open.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,6 +57,7 @@ def show_grid(images: Tensor, nrow: int = 8, title: str | None = None, ax=None):
     """Draw a grid of ``images`` (in [-1, 1]) on ``ax`` (a new figure if None); returns the axes."""
     if ax is None:
         import matplotlib.pyplot as plt  # only here: pyplot is for interactive display
+
         # An explicit opaque white: some front ends/styles make figures transparent by default,
         # and the title (black) would vanish on a dark theme (JupyterLab Dark, Colab, VS Code).
         _, ax = plt.subplots(figsize=(6, 6), facecolor="white")
@@ -89,18 +91,23 @@ def plot_history(history: dict, path=None, smooth: int | None = None) -> Figure:
     smooth = smooth or max(1, n // 50)
     if path is None:
         import matplotlib.pyplot as plt  # interactive: let the notebook show it
+
         fig = plt.figure(figsize=(11, 4), facecolor="white")  # opaque: readable on dark themes
     else:
-        fig = Figure(figsize=(11, 4), facecolor="white")  # saving only: no backend, nothing left open
+        fig = Figure(
+            figsize=(11, 4), facecolor="white"
+        )  # saving only: no backend, nothing left open
     ax_loss, ax_d = fig.subplots(1, 2)
     steps = np.arange(1, n + 1)
-    for ax, keys in ((ax_loss, [("loss_c", "critic"), ("loss_g", "generator")]),
-                     (ax_d, [("d_real", "D(x), real"), ("d_fake", "D(G(z)), fake")])):
+    for ax, keys in (
+        (ax_loss, [("loss_c", "critic"), ("loss_g", "generator")]),
+        (ax_d, [("d_real", "D(x), real"), ("d_fake", "D(G(z)), fake")]),
+    ):
         for key, label in keys:
             values = history.get(key, [])
             if not len(values):
                 continue
-            line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+            (line,) = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
             mean, at = _smooth(values, smooth)
             ax.plot(at, mean, color=line.get_color(), label=label)
         ax.set_xlabel("step")
@@ -126,7 +133,9 @@ def _frame_array(frame) -> np.ndarray:
         frame = to_uint8(frame)
     frame = np.asarray(frame)
     if frame.dtype != np.uint8:
-        raise TypeError(f"GIF frames must be uint8 arrays or grid tensors in [0, 1], got {frame.dtype}")
+        raise TypeError(
+            f"GIF frames must be uint8 arrays or grid tensors in [0, 1], got {frame.dtype}"
+        )
     if frame.ndim == 2:
         frame = frame[..., None]
     return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame[..., :3]
@@ -138,7 +147,9 @@ def save_gif(frames, path, fps: float = 4) -> Path:
     if not frames:
         raise ValueError("save_gif: no frames to write")
     if len({frame.shape for frame in frames}) > 1:
-        raise ValueError(f"save_gif: all frames must have one size, got {sorted({f.shape for f in frames})}")
+        raise ValueError(
+            f"save_gif: all frames must have one size, got {sorted({f.shape for f in frames})}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Pillow's GIF writer takes the duration of each frame in milliseconds; loop=0 repeats forever.

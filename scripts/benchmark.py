@@ -14,6 +14,7 @@ the final sample grids to OUT/{plain,kit}_samples.png.
 The plain loop is the PyTorch DCGAN tutorial's: a torchvision DataLoader, fp32, one
 ``.item()`` per step, the critic scoring real and fake batches, the generator reusing the fakes.
 """
+
 import argparse
 import json
 import time
@@ -38,19 +39,27 @@ def _evaluate(sample, n, seed, args, nz=100):
     with torch.no_grad():
         z = torch.randn(n, nz, generator=torch.Generator().manual_seed(seed))
         fake = torch.cat([sample(chunk) for chunk in z.split(500)]).float().cpu()
-    report = metrics.evaluate(fake, dataset=args.metric_dataset, n=n, real=args.reference, data_root=args.data_root)
+    report = metrics.evaluate(
+        fake, dataset=args.metric_dataset, n=n, real=args.reference, data_root=args.data_root
+    )
     return report, fake
 
 
 def _row(loop, epoch, wall, report):
-    return {"loop": loop, "epoch": epoch, "train_seconds": round(wall, 2),
-            **{k: report[k] for k in ("fd", "precision", "recall", "classes_covered")}}
+    return {
+        "loop": loop,
+        "epoch": epoch,
+        "train_seconds": round(wall, 2),
+        **{k: report[k] for k in ("fd", "precision", "recall", "classes_covered")},
+    }
 
 
 def _print_row(row):
-    print(f"{row['loop']:>5} epoch {row['epoch']:>6.2f}  {row['train_seconds']:>8.1f} s  FD {row['fd']:>8.2f}  "
-          f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  classes {row['classes_covered']:>2}",
-          flush=True)
+    print(
+        f"{row['loop']:>5} epoch {row['epoch']:>6.2f}  {row['train_seconds']:>8.1f} s  FD {row['fd']:>8.2f}  "
+        f"precision {row['precision']:.3f}  recall {row['recall']:.3f}  classes {row['classes_covered']:>2}",
+        flush=True,
+    )
 
 
 def plain_loop(config, dataset, device, epochs, batch_size, args):
@@ -61,8 +70,9 @@ def plain_loop(config, dataset, device, epochs, batch_size, args):
     criterion = nn.BCEWithLogitsLoss()
     optD = torch.optim.Adam(netD.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     optG = torch.optim.Adam(netG.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                                         num_workers=args.workers)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=args.workers
+    )
     rows, wall, epoch_seconds = [], 0.0, []
     for epoch in range(1, epochs + 1):
         _sync(device)
@@ -108,7 +118,9 @@ def kit_trainer(config, device, args):
         trainer.fit()
         _sync(device)
         wall += time.perf_counter() - start
-        report, fake = _evaluate(lambda z: trainer.sample(z.to(device)), args.eval_n, 1, args, config.nz)
+        report, fake = _evaluate(
+            lambda z: trainer.sample(z.to(device)), args.eval_n, 1, args, config.nz
+        )
         rows.append(_row("kit", stop / spe, wall, report))
         _print_row(rows[-1])
     save_grid(fake[:64], Path(args.out) / "kit_samples.png")
@@ -117,44 +129,80 @@ def kit_trainer(config, device, args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", help="the kit's config (YAML); default configs/gpu.yaml on CUDA, else the cpu preset")
+    p.add_argument(
+        "--config",
+        help="the kit's config (YAML); default configs/gpu.yaml on CUDA, else the cpu preset",
+    )
     p.add_argument("--preset", help="a preset of ganlab.trainer.PRESETS instead of --config")
     p.add_argument("--set", action="append", default=[], help="config overrides key=value")
     p.add_argument("--model", choices=("dcgan", "seed004"), help="override the config's model")
     p.add_argument("--dataset", default=None, help="override the config's dataset (e.g. mnist)")
     p.add_argument("--data-root", default="data")
-    p.add_argument("--epochs", type=int, help="epochs for both loops (default: the config's length)")
+    p.add_argument(
+        "--epochs", type=int, help="epochs for both loops (default: the config's length)"
+    )
     p.add_argument("--plain-batch-size", type=int, default=256)
     p.add_argument("--plain-epochs", type=int, help="epochs of the plain loop (default --epochs)")
-    p.add_argument("--plain-eval-every", type=int, default=1, help="evaluate the plain loop every N epochs")
+    p.add_argument(
+        "--plain-eval-every", type=int, default=1, help="evaluate the plain loop every N epochs"
+    )
     p.add_argument("--skip-plain", action="store_true")
-    p.add_argument("--eval-every", type=int, help="evaluate the kit's run every N steps (default: each epoch)")
+    p.add_argument(
+        "--eval-every", type=int, help="evaluate the kit's run every N steps (default: each epoch)"
+    )
     p.add_argument("--eval-n", type=int, default=1000, help="images per evaluation")
-    p.add_argument("--metric-dataset", default="mnist", help="which shipped classifier scores the samples")
-    p.add_argument("--reference", default=None, help="real data for the metrics (default: the offline slice)")
+    p.add_argument(
+        "--metric-dataset", default="mnist", help="which shipped classifier scores the samples"
+    )
+    p.add_argument(
+        "--reference", default=None, help="real data for the metrics (default: the offline slice)"
+    )
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the plain loop")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="bench/latest")
     args = p.parse_args(argv)
 
     device = torch.device(pick_device(args.device))
-    config_path = args.config or ("configs/gpu.yaml" if device.type == "cuda" and not args.preset else None)
+    config_path = args.config or (
+        "configs/gpu.yaml" if device.type == "cuda" and not args.preset else None
+    )
     preset = args.preset or (None if config_path else "cpu")
-    overrides = list(args.set) + [f"out_dir={Path(args.out) / 'kit_run'}", f"device={device}",
-                                  "progress=false", "gif=false"]
-    overrides += [f"model={args.model}"] * bool(args.model) + [f"dataset={args.dataset}"] * bool(args.dataset)
+    overrides = list(args.set) + [
+        f"out_dir={Path(args.out) / 'kit_run'}",
+        f"device={device}",
+        "progress=false",
+        "gif=false",
+    ]
+    overrides += [f"model={args.model}"] * bool(args.model) + [f"dataset={args.dataset}"] * bool(
+        args.dataset
+    )
     overrides += [f"data_root={args.data_root}"]
     if args.epochs:
         overrides += [f"epochs={args.epochs}", "steps=null"]
     config = load_config(config_path, overrides, preset=preset)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(config.dataset, config.data_root, train=True, image_size=config.image_size)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; torch {torch.__version__}; dataset {config.dataset} ({len(dataset)} images); "
-          f"model {config.model}", flush=True)
+    dataset = load_dataset(
+        config.dataset, config.data_root, train=True, image_size=config.image_size
+    )
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"device: {name}; torch {torch.__version__}; dataset {config.dataset} ({len(dataset)} images); "
+        f"model {config.model}",
+        flush=True,
+    )
 
-    results = {"device": name, "torch": torch.__version__, "dataset": config.dataset, "model": config.model,
-               "kit_config": {k: getattr(config, k) for k in config.__dataclass_fields__}, "rows": []}
+    results = {
+        "device": name,
+        "torch": torch.__version__,
+        "dataset": config.dataset,
+        "model": config.model,
+        "kit_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+        "rows": [],
+    }
     if not args.skip_plain:
         epochs = args.plain_epochs or args.epochs or config.epochs
         rows, seconds, _ = plain_loop(config, dataset, device, epochs, args.plain_batch_size, args)
@@ -165,16 +213,22 @@ def main(argv=None):
     rows, kit_spe, report = kit_trainer(config, device, args)
     results["rows"] += rows
     results["kit_seconds_per_epoch"] = kit_spe
-    results["floor"] = {k: report[f"{k}_floor"] for k in ("fd", "precision", "recall", "classes_covered")}
-    print(f"floor (real test vs real train): FD {results['floor']['fd']:.2f}  precision "
-          f"{results['floor']['precision']:.3f}  recall {results['floor']['recall']:.3f}  "
-          f"classes {results['floor']['classes_covered']}")
+    results["floor"] = {
+        k: report[f"{k}_floor"] for k in ("fd", "precision", "recall", "classes_covered")
+    }
+    print(
+        f"floor (real test vs real train): FD {results['floor']['fd']:.2f}  precision "
+        f"{results['floor']['precision']:.3f}  recall {results['floor']['recall']:.3f}  "
+        f"classes {results['floor']['classes_covered']}"
+    )
     if "plain_seconds_per_epoch" in results:
         ratio = results["plain_seconds_per_epoch"] / kit_spe
         results["speedup"] = ratio
-        print(f"seconds per epoch: plain {results['plain_seconds_per_epoch']:.2f} "
-              f"(steady {results['plain_seconds_per_epoch_steady']:.2f}), kit {kit_spe:.2f} "
-              f"(compile and warm-up included); ratio {ratio:.1f}x")
+        print(
+            f"seconds per epoch: plain {results['plain_seconds_per_epoch']:.2f} "
+            f"(steady {results['plain_seconds_per_epoch_steady']:.2f}), kit {kit_spe:.2f} "
+            f"(compile and warm-up included); ratio {ratio:.1f}x"
+        )
     (Path(args.out) / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
 

@@ -16,6 +16,7 @@ What it does, deterministically:
 The zip entries get a fixed timestamp, so rebuilding with the same numpy/zlib gives a
 byte-identical file. MNIST is CC BY-SA 3.0; see ganlab/assets/MNIST_LICENSE.md.
 """
+
 import argparse
 import gzip
 import hashlib
@@ -41,7 +42,9 @@ def checked_bytes(path: Path) -> bytes:
     raw = path.read_bytes()
     digest = hashlib.md5(raw).hexdigest()
     if digest != MD5[path.name]:
-        raise SystemExit(f"{path}: MD5 is {digest}, expected {MD5[path.name]} (not the official file)")
+        raise SystemExit(
+            f"{path}: MD5 is {digest}, expected {MD5[path.name]} (not the official file)"
+        )
     return gzip.decompress(raw)
 
 
@@ -77,8 +80,12 @@ def pin_zip_timestamps(path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--src", type=Path, required=True, help="folder holding the four official .gz files")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz (default: the asset)")
+    parser.add_argument(
+        "--src", type=Path, required=True, help="folder holding the four official .gz files"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output .npz (default: the asset)"
+    )
     args = parser.parse_args()
 
     arrays = {}

@@ -7,6 +7,7 @@ solutions, one in three broken in a different way (a planted bug, a syntax error
 missing folder). Prints the wall time, the score distribution and the CSV's path.
 Run it from an instructor's checkout (it needs solutions/).
 """
+
 import argparse
 import csv
 import subprocess
@@ -31,8 +32,21 @@ def main(argv=None) -> int:
     base = Path(args.keep or tempfile.mkdtemp(prefix="ganlab-grading-bench-"))
     build_benchmark_class(base / "class", size=args.size)
     out = base / "grades.csv"
-    command = [sys.executable, "-m", "ganlab", "grade", str(base / "class"), "--out", str(out), "--force",
-               "--jobs", str(args.jobs), "--feedback-dir", str(base / "feedback"), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "ganlab",
+        "grade",
+        str(base / "class"),
+        "--out",
+        str(out),
+        "--force",
+        "--jobs",
+        str(args.jobs),
+        "--feedback-dir",
+        str(base / "feedback"),
+        "--no-progress",
+    ]
     print("$", " ".join(command), flush=True)
     start = time.monotonic()
     status = subprocess.run(command, cwd=REPO).returncode
@@ -42,8 +56,10 @@ def main(argv=None) -> int:
         return status
     rows = list(csv.DictReader(out.open()))
     totals = Counter(f"{r['total']}/{r['max']}" for r in rows)
-    print(f"{len(rows)} submissions graded in {seconds:.0f} s ({seconds / len(rows):.1f} s each) with "
-          f"--jobs {args.jobs}; totals: {dict(sorted(totals.items(), reverse=True))}; {out}")
+    print(
+        f"{len(rows)} submissions graded in {seconds:.0f} s ({seconds / len(rows):.1f} s each) with "
+        f"--jobs {args.jobs}; totals: {dict(sorted(totals.items(), reverse=True))}; {out}"
+    )
     return 0
 
 

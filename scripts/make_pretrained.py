@@ -11,6 +11,7 @@
 
 Needs the MNIST files in --data-root (torchvision downloads them on first use).
 """
+
 import argparse
 import sys
 import time
@@ -26,26 +27,51 @@ REPO = Path(__file__).resolve().parent.parent
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(REPO / "configs" / "mnist.yaml"))
-    parser.add_argument("--steps", type=int, default=2400, help="training steps (default: 2400, about 5 epochs)")
+    parser.add_argument(
+        "--steps", type=int, default=2400, help="training steps (default: 2400, about 5 epochs)"
+    )
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--out", default="runs/pretrained", help="the training run's folder")
     parser.add_argument("--asset", default=str(REPO / "ganlab" / "assets" / "generator_mnist.pt2"))
     args = parser.parse_args(argv)
 
-    config = load_config(args.config, [f"steps={args.steps}", f"data_root={args.data_root}",
-                                       f"out_dir={args.out}", "progress=false", "log_every=100"])
+    config = load_config(
+        args.config,
+        [
+            f"steps={args.steps}",
+            f"data_root={args.data_root}",
+            f"out_dir={args.out}",
+            "progress=false",
+            "log_every=100",
+        ],
+    )
     started = time.monotonic()
     trainer = train(config, resume=None)  # resumes a matching run in --out, else starts one
     print(f"trained to step {trainer.step} ({time.monotonic() - started:.0f} s in this call)")
 
     checkpoint = Path(args.out) / "checkpoint.pt"
-    fake = sample_checkpoint(checkpoint, 1000, seed=0)  # the samples `ganlab evaluate CHECKPOINT` scores
+    fake = sample_checkpoint(
+        checkpoint, 1000, seed=0
+    )  # the samples `ganlab evaluate CHECKPOINT` scores
     report = metrics.evaluate(fake, dataset="mnist", n=1000, data_root=args.data_root)
     print(metrics.format_report(report))
-    scores = {key: report[key] for key in ("fd", "precision", "recall", "classes_covered",
-                                           "fd_floor", "precision_floor", "recall_floor")}
-    notes = {"made_by": "scripts/make_pretrained.py", "device": str(trainer.device),
-             "quality": {"n": 1000, "seed": 0, "reference": report["reference"], **scores}}
+    scores = {
+        key: report[key]
+        for key in (
+            "fd",
+            "precision",
+            "recall",
+            "classes_covered",
+            "fd_floor",
+            "precision_floor",
+            "recall_floor",
+        )
+    }
+    notes = {
+        "made_by": "scripts/make_pretrained.py",
+        "device": str(trainer.device),
+        "quality": {"n": 1000, "seed": 0, "reference": report["reference"], **scores},
+    }
     export_generator(checkpoint, args.asset, notes=notes)
     print(f"wrote {args.asset} and {Path(args.asset).with_suffix('.json')}")
     return 0

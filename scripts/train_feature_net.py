@@ -9,6 +9,7 @@ writes the weights (float16: half the size, same accuracy) to
 ganlab/assets/feature_net_<dataset>.pt, plus a record (test accuracy, date, command) in
 feature_nets.json next to them. Each epoch takes about 1-2 minutes on a 2-core CPU.
 """
+
 import argparse
 import hashlib
 import io
@@ -31,8 +32,10 @@ ASSETS = Path(__file__).resolve().parents[1] / "ganlab" / "assets"
 @torch.no_grad()
 def accuracy(net, images, labels, batch_size=1000):
     net.eval()
-    correct = sum((net(x).argmax(1) == y).sum().item()
-                  for x, y in zip(images.split(batch_size), labels.split(batch_size)))
+    correct = sum(
+        (net(x).argmax(1) == y).sum().item()
+        for x, y in zip(images.split(batch_size), labels.split(batch_size))
+    )
     return correct / len(labels)
 
 
@@ -47,7 +50,7 @@ def train(net, images, labels, epochs, batch_size, lr, seed):
         order = torch.randperm(len(images), generator=generator)
         total = 0.0
         for i in range(steps):
-            batch = order[i * batch_size:(i + 1) * batch_size]
+            batch = order[i * batch_size : (i + 1) * batch_size]
             loss = F.cross_entropy(net(images[batch]), labels[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -60,12 +63,16 @@ def train(net, images, labels, epochs, batch_size, lr, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=FEATURE_NETS, default="mnist")
-    parser.add_argument("--data-root", default="data", help="torchvision data folder (default: data)")
+    parser.add_argument(
+        "--data-root", default="data", help="torchvision data folder (default: data)"
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="weights file (default: ganlab/assets/feature_net_<dataset>.pt)")
+    parser.add_argument(
+        "--out", type=Path, help="weights file (default: ganlab/assets/feature_net_<dataset>.pt)"
+    )
     args = parser.parse_args(argv)
     out = args.out or ASSETS / f"feature_net_{args.dataset}.pt"
 
@@ -75,9 +82,13 @@ def main(argv=None):
     print(f"{args.dataset}: {len(train_x)} training, {len(test_x)} test images")
 
     net, start = FeatureNet(), time.time()
-    for epoch, loss in train(net, train_x, train_y, args.epochs, args.batch_size, args.lr, args.seed):
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {loss:.4f}  "
-              f"test accuracy {accuracy(net, test_x, test_y):.4f}  ({time.time() - start:.0f} s)")
+    for epoch, loss in train(
+        net, train_x, train_y, args.epochs, args.batch_size, args.lr, args.seed
+    ):
+        print(
+            f"epoch {epoch + 1}/{args.epochs}  loss {loss:.4f}  "
+            f"test accuracy {accuracy(net, test_x, test_y):.4f}  ({time.time() - start:.0f} s)"
+        )
 
     # float16 halves the file; integers (BatchNorm's batch counter) stay as they are.
     state = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}

@@ -5,6 +5,7 @@ before ``ganlab`` is first imported (it decides the package path at import time)
 Everything that must see the student stubs runs in a subprocess without it
 (see tests/nbrun.py and tests/test_stubs.py).
 """
+
 import os
 import sys
 from pathlib import Path

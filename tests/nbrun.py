@@ -1,4 +1,5 @@
 """Run notebooks under nbval in a subprocess and read back one result per code cell."""
+
 import os
 import subprocess
 import sys
@@ -14,10 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class CellResult:
     notebook: str
-    index: int          # position among the notebook's code cells (nbval's "Cell N")
+    index: int  # position among the notebook's code cells (nbval's "Cell N")
     cell_id: str
     tags: list
-    outcome: str        # passed | failed | skipped
+    outcome: str  # passed | failed | skipped
     message: str
 
     @property
@@ -32,20 +33,42 @@ def run_nbval(notebooks, solutions, tmp_path, pythonpath=None, timeout=900):
     keeps the training notebooks to a few steps.
     """
     notebooks = [Path(p) for p in notebooks]
-    env = dict(os.environ, GANLAB_QUICK="1",
-               MPLBACKEND="module://matplotlib_inline.backend_inline", PYTHONDONTWRITEBYTECODE="1",
-               GANLAB_RUNS_DIR=str(Path(tmp_path) / "runs"))
+    env = dict(
+        os.environ,
+        GANLAB_QUICK="1",
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+        PYTHONDONTWRITEBYTECODE="1",
+        GANLAB_RUNS_DIR=str(Path(tmp_path) / "runs"),
+    )
     env["GANLAB_SOLUTIONS"] = "1" if solutions else "0"
     if pythonpath:
         env["PYTHONPATH"] = str(pythonpath)
     report = Path(tmp_path) / f"nbval-{'solutions' if solutions else 'stubs'}.xml"
     workers = ["-n", "2", "--dist", "loadfile"] if len(notebooks) > 1 else []
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-           "--nbval-cell-timeout", "300", "--nbval-kernel-startup-timeout", "180", "-q",
-           f"--junitxml={report}", "-o", "junit_family=xunit1",
-           "--rootdir", str(notebooks[0].parent), *workers, *map(str, notebooks)]
-    proc = subprocess.run(cmd, cwd=notebooks[0].parent, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--nbval-lax",
+        "--nbval-current-env",
+        "--nbval-cell-timeout",
+        "300",
+        "--nbval-kernel-startup-timeout",
+        "180",
+        "-q",
+        f"--junitxml={report}",
+        "-o",
+        "junit_family=xunit1",
+        "--rootdir",
+        str(notebooks[0].parent),
+        *workers,
+        *map(str, notebooks),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=notebooks[0].parent, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if not report.exists():
         raise RuntimeError(f"nbval did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return parse(report, notebooks), proc
@@ -56,8 +79,14 @@ def parse(report, notebooks):
     for path in notebooks:
         code = [c for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code"]
         for i, cell in enumerate(code):
-            cells[(path.name, i)] = CellResult(path.name, i, cell.get("id", ""), cell.metadata.get("tags", []),
-                                               "missing", "nbval did not report this cell")
+            cells[(path.name, i)] = CellResult(
+                path.name,
+                i,
+                cell.get("id", ""),
+                cell.metadata.get("tags", []),
+                "missing",
+                "nbval did not report this cell",
+            )
     for case in ET.parse(report).getroot().iter("testcase"):
         name = case.get("name", "")
         if not name.startswith("Cell "):

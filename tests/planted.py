@@ -3,6 +3,7 @@
 Each entry is (check name, a wrong implementation, text the failure message must contain).
 They are the mistakes students actually make; a check that lets one through is a bug.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,7 +82,9 @@ class FlatGenerator(nn.Module):
     def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
         super().__init__()
         self.nz = nz
-        self.net = nn.Sequential(nn.Linear(nz, 256), nn.ReLU(), nn.Linear(256, channels * image_size ** 2), nn.Tanh())
+        self.net = nn.Sequential(
+            nn.Linear(nz, 256), nn.ReLU(), nn.Linear(256, channels * image_size**2), nn.Tanh()
+        )
 
     def forward(self, z):
         return self.net(z)
@@ -113,8 +116,11 @@ class IgnoresUpsampleGenerator(Generator):
 class Padding0Generator(Generator):
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.net = _replace(self.net, lambda m: isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2),
-                            lambda m: nn.ConvTranspose2d(m.in_channels, m.out_channels, 4, 2, 0))
+        self.net = _replace(
+            self.net,
+            lambda m: isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2),
+            lambda m: nn.ConvTranspose2d(m.in_channels, m.out_channels, 4, 2, 0),
+        )
 
 
 def nearest_with_deconv(i, o, mode="transposed"):
@@ -146,8 +152,13 @@ def init_bn_at_zero(m):
 
 PLANTED = [
     ("check_transform", lambda: transforms.ToTensor(), "[0, 1]"),
-    ("check_transform", lambda: transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]),
-     "MNIST's mean and std"),
+    (
+        "check_transform",
+        lambda: transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+        ),
+        "MNIST's mean and std",
+    ),
     ("check_transform", lambda: transforms.Compose([transforms.Resize(28)]), "not a tensor"),
     ("check_scaling", lambda x: x, "unchanged"),
     ("check_scaling", lambda x: (x + 1) / 2, "clamp"),
@@ -162,41 +173,90 @@ PLANTED = [
     ("check_init", init_std_one, "third argument"),
     ("check_init", init_noop, "unchanged"),
     ("check_init", init_bn_at_zero, "centred at 0"),
-    ("check_critic_architecture", PoolingCritic, "MaxPool2d: DCGAN downsamples with stride-2 convolutions"),
+    (
+        "check_critic_architecture",
+        PoolingCritic,
+        "MaxPool2d: DCGAN downsamples with stride-2 convolutions",
+    ),
     ("check_critic_architecture", SigmoidModuleCritic, "remove it, the loss expects logits"),
     ("check_critic_architecture", ReluCritic, "LeakyReLU"),
     ("check_critic_architecture", InputBatchNormCritic, "first (input) conv"),
     ("check_critic_architecture", LinearHeadCritic, "nn.Linear"),
     ("check_critic_architecture", NoDropoutCritic, "dropout"),
-    ("check_critic_output", SigmoidForwardCritic, "critic returns values in (0, 1): remove the final sigmoid"),
+    (
+        "check_critic_output",
+        SigmoidForwardCritic,
+        "critic returns values in (0, 1): remove the final sigmoid",
+    ),
     ("check_critic_output", ColumnCritic, "flatten it to (B,)"),
     ("check_critic_output", Only28Critic, "dcgan_schedule"),
     ("check_upsample_block", nearest_with_deconv, "checkerboard"),
     ("check_upsample_block", silent_fallback, "did not raise ValueError"),
-    ("check_generator_output", FlatGenerator, "generator output has shape (B, 784): reshape to (B, 1, 28, 28)"),
+    (
+        "check_generator_output",
+        FlatGenerator,
+        "generator output has shape (B, 784): reshape to (B, 1, 28, 28)",
+    ),
     ("check_generator_output", NoTanhGenerator, "nn.Tanh()"),
     ("check_generator_output", SigmoidGenerator, "ends with a sigmoid"),
     ("check_generator_output", Padding0Generator, "expected 28x28"),
-    ("check_generator_architecture", OutputBatchNormGenerator, "BatchNorm right before the output tanh"),
+    (
+        "check_generator_architecture",
+        OutputBatchNormGenerator,
+        "BatchNorm right before the output tanh",
+    ),
     ("check_generator_architecture", IgnoresUpsampleGenerator, "upsample argument"),
-    ("check_critic_loss", lambda r, f, real_label=1.0: critic_loss(r, f, real_label) / 2, "do not average"),
-    ("check_critic_loss", lambda r, f, real_label=1.0: critic_loss(f, r, real_label), "swapped targets"),
-    ("check_critic_loss", lambda r, f, real_label=1.0: critic_loss(torch.sigmoid(r), torch.sigmoid(f)),
-     "applies a sigmoid"),
+    (
+        "check_critic_loss",
+        lambda r, f, real_label=1.0: critic_loss(r, f, real_label) / 2,
+        "do not average",
+    ),
+    (
+        "check_critic_loss",
+        lambda r, f, real_label=1.0: critic_loss(f, r, real_label),
+        "swapped targets",
+    ),
+    (
+        "check_critic_loss",
+        lambda r, f, real_label=1.0: critic_loss(torch.sigmoid(r), torch.sigmoid(f)),
+        "applies a sigmoid",
+    ),
     ("check_critic_loss", lambda r, f, real_label=1.0: critic_loss(r, f), "ignores real_label"),
-    ("check_critic_loss", lambda r, f, real_label=1.0: (
-        F.binary_cross_entropy_with_logits(r, torch.full_like(r, real_label))
-        + F.binary_cross_entropy_with_logits(f, torch.full_like(f, 1 - real_label))), "one-sided"),
-    ("check_critic_loss", lambda r, f, real_label=1.0: critic_loss(r, f, real_label).item(), "returned float"),
-    ("check_critic_loss", lambda r, f, real_label=1.0: (
-        F.binary_cross_entropy(torch.sigmoid(r), torch.full_like(r, real_label))
-        + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f))), "binary_cross_entropy_with_logits"),
+    (
+        "check_critic_loss",
+        lambda r, f, real_label=1.0: (
+            F.binary_cross_entropy_with_logits(r, torch.full_like(r, real_label))
+            + F.binary_cross_entropy_with_logits(f, torch.full_like(f, 1 - real_label))
+        ),
+        "one-sided",
+    ),
+    (
+        "check_critic_loss",
+        lambda r, f, real_label=1.0: critic_loss(r, f, real_label).item(),
+        "returned float",
+    ),
+    (
+        "check_critic_loss",
+        lambda r, f, real_label=1.0: (
+            F.binary_cross_entropy(torch.sigmoid(r), torch.full_like(r, real_label))
+            + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f))
+        ),
+        "binary_cross_entropy_with_logits",
+    ),
     ("check_generator_loss", lambda f: -F.softplus(f).mean(), "saturating"),
-    ("check_generator_loss", lambda f: F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)), "target 0"),
+    (
+        "check_generator_loss",
+        lambda f: F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)),
+        "target 0",
+    ),
     ("check_generator_loss", lambda f: generator_loss(f).detach(), "without a graph"),
     ("check_saturating_loss", lambda f: F.softplus(f).mean(), "wrong sign"),
     ("check_saturating_loss", lambda f: F.softplus(-f).mean(), "non-saturating"),
-    ("check_saturating_loss", lambda f: torch.log(1 - torch.sigmoid(f)).mean(), "sigmoid saturates"),
+    (
+        "check_saturating_loss",
+        lambda f: torch.log(1 - torch.sigmoid(f)).mean(),
+        "sigmoid saturates",
+    ),
     ("check_generator_loss", lambda f: -torch.log(torch.sigmoid(f)).mean(), "sigmoid saturates"),
 ]
 
@@ -256,16 +316,34 @@ PLANTED += [
     ("check_generator_step", generator_step_detached, "do not detach"),
     ("check_generator_step", generator_step_no_zero_grad, "zero_grad()"),
     ("check_generator_step", generator_step_saturating, "saturating"),
-    ("check_optimizers", lambda c, g: (_adam(g.parameters()), _adam(c.parameters())), "wrong optimizer"),
-    ("check_optimizers", lambda c, g: (_adam(c.parameters(), (0.9, 0.999)), _adam(g.parameters(), (0.9, 0.999))),
-     "default betas"),
-    ("check_optimizers", lambda c, g: (lambda o: (o, o))(_adam(list(c.parameters()) + list(g.parameters()))),
-     "one optimizer for both"),
+    (
+        "check_optimizers",
+        lambda c, g: (_adam(g.parameters()), _adam(c.parameters())),
+        "wrong optimizer",
+    ),
+    (
+        "check_optimizers",
+        lambda c, g: (_adam(c.parameters(), (0.9, 0.999)), _adam(g.parameters(), (0.9, 0.999))),
+        "default betas",
+    ),
+    (
+        "check_optimizers",
+        lambda c, g: (lambda o: (o, o))(_adam(list(c.parameters()) + list(g.parameters()))),
+        "one optimizer for both",
+    ),
     ("check_lerp", lambda z0, z1, t: lerp(z1, z0, t), "swapped"),
     ("check_lerp", lambda z0, z1, t: (1 - t) * z0 + t * z1, "broadcast"),
     ("check_slerp", lerp, "that is lerp"),
     ("check_slerp", lambda z0, z1, t, eps=0.0: slerp(z0, z1, t, eps=-1.0), "parallel"),
-    ("check_latent_grid", lambda z0, z1, z2, rows, cols: torch.stack(
-        [z0 + a * (z2 - z0) + b * (z1 - z0) for a in torch.linspace(0, 1, rows) for b in torch.linspace(0, 1, cols)]),
-     "z1 is at the top right"),
+    (
+        "check_latent_grid",
+        lambda z0, z1, z2, rows, cols: torch.stack(
+            [
+                z0 + a * (z2 - z0) + b * (z1 - z0)
+                for a in torch.linspace(0, 1, rows)
+                for b in torch.linspace(0, 1, cols)
+            ]
+        ),
+        "z1 is at the top right",
+    ),
 ]

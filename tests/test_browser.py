@@ -20,6 +20,7 @@ Skipped, with the reason, where Chromium (``/usr/bin/chromium``, or the path in
 installs Debian's chromium; playwright comes with the ``dev`` extra. Playwright
 only drives the system Chromium here: never ``playwright install``.
 """
+
 import base64
 import io
 import json
@@ -46,20 +47,27 @@ ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path(os.environ.get("GANLAB_CHROMIUM", "/usr/bin/chromium"))
 # What Chromium needs in a container without network, GPU or user namespaces. Playwright adds
 # --headless itself, and gives the browser a fresh profile folder (see browser_context).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 VIEWPORT = {"width": 1280, "height": 900}
 
 # Every wait is bounded, and all of them together by TOTAL_S (here the whole test takes 60-110 s).
 TOTAL_S = 180
 SERVER_START_S = 60
 SERVER_STOP_S = 15
-LOAD_MS = 60_000          # JupyterLab's page load (2-5 s here)
-KERNEL_MS = 60_000        # kernel start: imports torch (5-8 s here)
-RUN_ALL_MS = 120_000      # notebook 06 with GANLAB_QUICK (4-12 s on 2 CPU cores)
-REDRAW_MS = 30_000        # one generator call through the widget comm (< 1 s)
-ACTION_MS = 15_000        # clicks, key presses, menu items
+LOAD_MS = 60_000  # JupyterLab's page load (2-5 s here)
+KERNEL_MS = 60_000  # kernel start: imports torch (5-8 s here)
+RUN_ALL_MS = 120_000  # notebook 06 with GANLAB_QUICK (4-12 s on 2 CPU cores)
+REDRAW_MS = 30_000  # one generator call through the widget comm (< 1 s)
+ACTION_MS = 15_000  # clicks, key presses, menu items
 
 # Console errors that are neither the kit's nor a failure, as (regex on "<text> @ <url>", reason).
 # Empty: the one known source of noise, the external "Open in Colab" badge image (fails to load
@@ -72,9 +80,10 @@ IGNORED_CONSOLE_ERRORS = []
 # error and fails the test: the kit's pages must not need the internet.
 EXTERNAL = re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])")
 PLACEHOLDERS = {
-    re.compile(r"^https://colab\.research\.google\.com/assets/colab-badge\.svg"):
-        '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20"><rect width="117" height="20" '
-        'fill="#555"/><text x="6" y="14" fill="#fff" font-size="11">Open in Colab</text></svg>',
+    re.compile(
+        r"^https://colab\.research\.google\.com/assets/colab-badge\.svg"
+    ): '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20"><rect width="117" height="20" '
+    'fill="#555"/><text x="6" y="14" fill="#fff" font-size="11">Open in Colab</text></svg>',
 }
 
 # JupyterLab settings of the test server (its own settings folder: the user's are untouched).
@@ -100,20 +109,26 @@ def _ms(limit_ms):
 # Skips
 # --------------------------------------------------------------------------------------------------
 
+
 def _require_browser_tools():
     if not CHROMIUM.is_file():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run .ci/install-browser (Debian's chromium) "
-                    "or set GANLAB_CHROMIUM to a Chromium binary")
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM}: run .ci/install-browser (Debian's chromium) "
+            "or set GANLAB_CHROMIUM to a Chromium binary"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("the playwright package is missing: pip install -e '.[dev]' "
-                    "(it drives the system Chromium; never run `playwright install`)")
+        pytest.skip(
+            "the playwright package is missing: pip install -e '.[dev]' "
+            "(it drives the system Chromium; never run `playwright install`)"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
 # JupyterLab server
 # --------------------------------------------------------------------------------------------------
+
 
 def _free_port():
     with socket.socket() as sock:
@@ -125,7 +140,13 @@ class Lab:
     """A JupyterLab server started by this test; ``url(path)`` adds the token."""
 
     def __init__(self, root, port, token, process, log_path):
-        self.root, self.port, self.token, self.process, self.log_path = root, port, token, process, log_path
+        self.root, self.port, self.token, self.process, self.log_path = (
+            root,
+            port,
+            token,
+            process,
+            log_path,
+        )
         self.base = f"http://127.0.0.1:{port}"
 
     def url(self, path):
@@ -133,9 +154,12 @@ class Lab:
 
     def api(self, method, path, body=None, timeout=10):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Authorization": f"token {self.token}",
-                                                  "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             text = response.read().decode()
             return json.loads(text) if text else None
@@ -156,15 +180,24 @@ class Lab:
 
 def _write_lab_config(home):
     """Temp Jupyter folders, a kernelspec for this Python, and the test's JupyterLab settings."""
-    dirs = {name: home / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython", "mpl")}
+    dirs = {
+        name: home / name
+        for name in ("config", "data", "runtime", "settings", "workspaces", "ipython", "mpl")
+    }
     for path in dirs.values():
         path.mkdir(parents=True)
     kernel = dirs["data"] / "kernels" / "python3"  # shadows any other "python3" kernelspec
     kernel.mkdir(parents=True)
-    (kernel / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (ipykernel)", "language": "python", "metadata": {"debugger": True},
-    }))
+    (kernel / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+                "metadata": {"debugger": True},
+            }
+        )
+    )
     for plugin, values in LAB_SETTINGS.items():
         package, name = plugin.split(":")
         target = dirs["settings"] / package / f"{name}.jupyterlab-settings"
@@ -179,46 +212,76 @@ def lab(tmp_path_factory):
     _deadline[0] = time.monotonic() + TOTAL_S
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "notebooks"
-    shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runs"))
+    shutil.copytree(
+        REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runs")
+    )
     dirs = _write_lab_config(home)
     port, token = _free_port(), uuid.uuid4().hex
     # Nothing of the caller's Jupyter/IPython/matplotlib set-up (conftest sets MPLBACKEND=Agg,
     # which would hide every inline plot).
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("JUPYTER", "JPY_", "IPYTHON", "MPL", "PYTEST"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("JUPYTER", "JPY_", "IPYTHON", "MPL", "PYTEST"))
+    }
     env.update(
-        JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
-        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
-        JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]), IPYTHONDIR=str(dirs["ipython"]),
-        MPLCONFIGDIR=str(dirs["mpl"]), MPLBACKEND="module://matplotlib_inline.backend_inline",
+        JUPYTER_CONFIG_DIR=str(dirs["config"]),
+        JUPYTER_DATA_DIR=str(dirs["data"]),
+        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+        JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+        JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+        IPYTHONDIR=str(dirs["ipython"]),
+        MPLCONFIGDIR=str(dirs["mpl"]),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
         PYTHONDONTWRITEBYTECODE="1",
         # Every cell works (reference solutions), training stays short, runs stay in the temp folder.
-        GANLAB_SOLUTIONS="1", GANLAB_QUICK="1", GANLAB_RUNS_DIR=str(home / "runs"),
+        GANLAB_SOLUTIONS="1",
+        GANLAB_QUICK="1",
+        GANLAB_RUNS_DIR=str(home / "runs"),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     )
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI runners often run as root
     log_path = home / "jupyterlab.log"
     with open(log_path, "wb") as log_file:
         # Its own session (process group): the kernels it starts can be ended with it.
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = Lab(root, port, token, process, log_path)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {process.returncode} before answering:\n{server.log()}")
+                pytest.fail(
+                    f"JupyterLab exited with {process.returncode} before answering:\n{server.log()}"
+                )
             try:
                 server.api("GET", "/api/status", timeout=2)
                 break
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s:\n{server.log()}")
+                    pytest.fail(
+                        f"JupyterLab did not answer within {SERVER_START_S} s:\n{server.log()}"
+                    )
                 time.sleep(0.3)
         yield server
     finally:
@@ -252,6 +315,7 @@ def _stop(server):
 # Browser
 # --------------------------------------------------------------------------------------------------
 
+
 def _offline(route):
     for pattern, svg in PLACEHOLDERS.items():
         if pattern.match(route.request.url):
@@ -262,11 +326,18 @@ def _offline(route):
 @pytest.fixture(scope="module")
 def browser_context(lab, tmp_path_factory):
     from playwright.sync_api import sync_playwright
+
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh, empty profile
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport=VIEWPORT, device_scale_factor=1, timeout=_ms(60_000))
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+            device_scale_factor=1,
+            timeout=_ms(60_000),
+        )
         try:
             context.set_default_timeout(ACTION_MS)
             context.route(EXTERNAL, _offline)
@@ -314,27 +385,35 @@ def _wait_kernel_session(lab):
     deadline = time.monotonic() + _ms(KERNEL_MS) / 1000
     while True:
         sessions = lab.api("GET", "/api/sessions")
-        states = [s["kernel"]["execution_state"] for s in sessions
-                  if s.get("path", "").endswith(NOTEBOOK) and s.get("kernel")]
+        states = [
+            s["kernel"]["execution_state"]
+            for s in sessions
+            if s.get("path", "").endswith(NOTEBOOK) and s.get("kernel")
+        ]
         if "idle" in states:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"no idle kernel for {NOTEBOOK} in time (sessions: {sessions}):\n{lab.log()}")
+            pytest.fail(
+                f"no idle kernel for {NOTEBOOK} in time (sessions: {sessions}):\n{lab.log()}"
+            )
         time.sleep(0.3)
 
 
 def _wait_kernel_idle(page, limit_ms):
     """The notebook toolbar's kernel indicator says idle (started, and nothing queued)."""
     page.locator(f"{PANEL} .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-        state="attached", timeout=_ms(limit_ms))
+        state="attached", timeout=_ms(limit_ms)
+    )
 
 
 def _run_all_cells(page):
     """Run → Run All Cells; wait until every code cell has an execution count, or a cell failed."""
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).click()
     # "Run All Cells" is runmenu:run-all in JupyterLab 4 (notebook:run-all-cells: the notebook's own).
-    page.locator(".lm-Menu-item[data-command='runmenu:run-all'], "
-                 ".lm-Menu-item[data-command='notebook:run-all-cells']").first.click()
+    page.locator(
+        ".lm-Menu-item[data-command='runmenu:run-all'], "
+        ".lm-Menu-item[data-command='notebook:run-all-cells']"
+    ).first.click()
     # After a failing cell JupyterLab skips the rest: stop waiting at the first traceback.
     page.wait_for_function(
         """(panelSelector) => {
@@ -344,22 +423,28 @@ def _run_all_cells(page):
                 '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
                 .some(el => el.textContent.includes('Traceback'));
             return failed || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
-        }""", arg=PANEL, timeout=_ms(RUN_ALL_MS), polling=250)
+        }""",
+        arg=PANEL,
+        timeout=_ms(RUN_ALL_MS),
+        polling=250,
+    )
     _wait_kernel_idle(page, RUN_ALL_MS)
 
 
 def _cell_errors(page):
     """Tracebacks in the output areas: with the reference solutions every cell must run cleanly."""
-    texts = page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-                         ).all_inner_texts()
+    texts = page.locator(
+        f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    ).all_inner_texts()
     return [t for t in texts if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
 
 
 def _image_state(page, image):
     """(src, sha256 of the bytes shown). widgets.Image shows blob: URLs, a new one on every update
     (the old one is revoked): read src and its bytes in one go, again if an update came between."""
-    return tuple(page.evaluate(
-        """async (img) => {
+    return tuple(
+        page.evaluate(
+            """async (img) => {
             for (let attempt = 0; ; attempt++) {
                 const src = img.src;
                 try {
@@ -370,7 +455,10 @@ def _image_state(page, image):
                     if (attempt >= 3 || img.src === src) throw err;
                 }
             }
-        }""", image.element_handle()))
+        }""",
+            image.element_handle(),
+        )
+    )
 
 
 def _exercise_explorer(page):
@@ -378,8 +466,11 @@ def _exercise_explorer(page):
     explorer = page.locator(f"{PANEL} .widget-hbox:has(img.ganlab-explorer-image)").last
     image = explorer.locator("img.ganlab-explorer-image")
     image.wait_for(state="visible", timeout=_ms(REDRAW_MS))
-    page.wait_for_function("(img) => img.src && img.complete && img.naturalWidth > 0",
-                           arg=image.element_handle(), timeout=_ms(REDRAW_MS))
+    page.wait_for_function(
+        "(img) => img.src && img.complete && img.naturalWidth > 0",
+        arg=image.element_handle(),
+        timeout=_ms(REDRAW_MS),
+    )
     before = _image_state(page, image)
     explorer.scroll_into_view_if_needed()
     slider = explorer.locator(".widget-slider").first
@@ -388,10 +479,16 @@ def _exercise_explorer(page):
     for _ in range(10):  # step 0.1: direction 1 goes from 0.00 to 1.00
         handle.press("ArrowRight")
     readout = slider.locator(".widget-readout")
-    page.wait_for_function("(el) => el.textContent.trim() === '1.00'", arg=readout.element_handle(),
-                           timeout=_ms(ACTION_MS))
-    page.wait_for_function("([img, old]) => img.src && img.src !== old && img.complete && img.naturalWidth > 0",
-                           arg=[image.element_handle(), before[0]], timeout=_ms(REDRAW_MS))
+    page.wait_for_function(
+        "(el) => el.textContent.trim() === '1.00'",
+        arg=readout.element_handle(),
+        timeout=_ms(ACTION_MS),
+    )
+    page.wait_for_function(
+        "([img, old]) => img.src && img.src !== old && img.complete && img.naturalWidth > 0",
+        arg=[image.element_handle(), before[0]],
+        timeout=_ms(REDRAW_MS),
+    )
     # Ten slide events went to the kernel: let it finish them, then read the final picture.
     _wait_kernel_idle(page, REDRAW_MS)
     page.wait_for_timeout(300)
@@ -423,11 +520,17 @@ def _screenshot(page, name):
 
 def _plot_images(page):
     """[(box x, y, w, h on the page, PNG bytes)] of the notebook's image outputs (matplotlib figures)."""
-    found = page.evaluate("""(panelSelector) => [...document.querySelectorAll(
+    found = page.evaluate(
+        """(panelSelector) => [...document.querySelectorAll(
             panelSelector + ' .jp-OutputArea-output[data-mime-type="image/png"] img')]
         .map(img => { const r = img.getBoundingClientRect(); return [[r.x, r.y, r.width, r.height], img.src]; })""",
-                          PANEL)
-    return [(box, base64.b64decode(src.split(",", 1)[1])) for box, src in found if src.startswith("data:image/png")]
+        PANEL,
+    )
+    return [
+        (box, base64.b64decode(src.split(",", 1)[1]))
+        for box, src in found
+        if src.startswith("data:image/png")
+    ]
 
 
 def _frame(width, height, inset=1, step=3):
@@ -449,17 +552,22 @@ def _unreadable_plots(plots, screenshot):
     light: a transparent figure shows the page through it (black on dark grey in JupyterLab Dark).
     """
     from PIL import Image
+
     shot = Image.open(screenshot).convert("L")
     problems = []
     for (x, y, w, h), png in plots:
         picture = Image.open(io.BytesIO(png)).convert("RGBA")
         alpha = min(picture.getpixel(p)[3] for p in _frame(*picture.size))
         light = sorted(sum(picture.getpixel(p)[:3]) / 3 for p in _frame(*picture.size))
-        shown = sorted(shot.getpixel((int(x) + px, int(y) + py)) for px, py in _frame(int(w), int(h), inset=2))
+        shown = sorted(
+            shot.getpixel((int(x) + px, int(y) + py)) for px, py in _frame(int(w), int(h), inset=2)
+        )
         # 2nd percentile: a legend or a tick label may touch the margin here and there.
         if alpha < 255 or light[len(light) // 50] < 200 or shown[len(shown) // 50] < 200:
-            problems.append(f"plot at x={int(x)} y={int(y)} ({int(w)}x{int(h)}): PNG margin alpha >= {alpha}, "
-                            f"luminance ~{light[len(light) // 50]:.0f}; on screen ~{shown[len(shown) // 50]}")
+            problems.append(
+                f"plot at x={int(x)} y={int(y)} ({int(w)}x{int(h)}): PNG margin alpha >= {alpha}, "
+                f"luminance ~{light[len(light) // 50]:.0f}; on screen ~{shown[len(shown) // 50]}"
+            )
     return problems
 
 
@@ -469,31 +577,47 @@ def _check_notebook_in_theme(context, lab, theme_name, label):
     failure.unlink(missing_ok=True)  # from an earlier failed run
     page, errors = _open_notebook(context, lab)
     try:
-        name, _ = page.evaluate("() => [document.body.dataset.jpThemeName, document.body.dataset.jpThemeLight]")
+        name, _ = page.evaluate(
+            "() => [document.body.dataset.jpThemeName, document.body.dataset.jpThemeLight]"
+        )
         assert name == theme_name, f"expected the {theme_name!r} theme, the page shows {name!r}"
         loaded = time.monotonic()
         _run_all_cells(page)
         ran = time.monotonic()
         problems = _cell_errors(page)
-        assert not problems, f"cells of {NOTEBOOK} failed in JupyterLab:\n" + "\n---\n".join(problems)
+        assert not problems, f"cells of {NOTEBOOK} failed in JupyterLab:\n" + "\n---\n".join(
+            problems
+        )
 
         (src0, bytes0), (src1, bytes1), readout = _exercise_explorer(page)
-        assert src0.startswith(("blob:", "data:image/png")), f"the explorer shows no PNG: src={src0[:80]!r}"
-        assert readout == "1.00", f"slider 'direction 1' should read 1.00 after ten arrow presses, reads {readout}"
+        assert src0.startswith(("blob:", "data:image/png")), (
+            f"the explorer shows no PNG: src={src0[:80]!r}"
+        )
+        assert readout == "1.00", (
+            f"slider 'direction 1' should read 1.00 after ten arrow presses, reads {readout}"
+        )
         assert src1 != src0, "the explorer's image src did not change after moving a slider"
         assert bytes1 != bytes0, "the explorer's image was redrawn with the very same picture"
         moved = time.monotonic()
 
         shot = _screenshot(page, label)
         plots = _plot_images(page)
-        assert len(plots) >= 4, f"expected the notebook's 4 plots as PNG images, found {len(plots)}; see {shot}"
+        assert len(plots) >= 4, (
+            f"expected the notebook's 4 plots as PNG images, found {len(plots)}; see {shot}"
+        )
         unreadable = _unreadable_plots(plots, shot)
-        assert not unreadable, f"{theme_name}: plots without an opaque light background (see {shot}):\n" + \
-            "\n".join(unreadable)
-        print(f"{theme_name}: page load + kernel {loaded - started:.1f} s, run all {ran - loaded:.1f} s, "
-              f"slider -> new picture {moved - ran:.1f} s")
+        assert not unreadable, (
+            f"{theme_name}: plots without an opaque light background (see {shot}):\n"
+            + "\n".join(unreadable)
+        )
+        print(
+            f"{theme_name}: page load + kernel {loaded - started:.1f} s, run all {ran - loaded:.1f} s, "
+            f"slider -> new picture {moved - ran:.1f} s"
+        )
         page.wait_for_timeout(300)  # late errors from the redraws
-        assert not errors.errors, f"JavaScript errors in the page ({theme_name}):\n" + "\n".join(errors.errors)
+        assert not errors.errors, f"JavaScript errors in the page ({theme_name}):\n" + "\n".join(
+            errors.errors
+        )
         return errors
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -512,8 +636,11 @@ def test_latent_explorer_renders_and_reacts_in_light_and_dark_theme(lab, browser
     start = time.monotonic()
     light = _check_notebook_in_theme(browser_context, lab, "JupyterLab Light", "light")
     # What Settings → Theme does, through the settings REST API; the next page load uses it.
-    lab.api("PUT", "/lab/api/settings/@jupyterlab/apputils-extension:themes",
-            {"raw": json.dumps({"theme": "JupyterLab Dark"})})
+    lab.api(
+        "PUT",
+        "/lab/api/settings/@jupyterlab/apputils-extension:themes",
+        {"raw": json.dumps({"theme": "JupyterLab Dark"})},
+    )
     lab.fresh_notebook()  # a new kernel and no outputs: the dark run cannot see the light run's
     dark = _check_notebook_in_theme(browser_context, lab, "JupyterLab Dark", "dark")
     for note in light.ignored + dark.ignored:

@@ -1,12 +1,12 @@
 """The graded checks: they pass on the reference solutions and catch each planted mistake by name."""
+
 from pathlib import Path
 
 import nbformat
 import pytest
-
-from ganlab import checks
-from ganlab import latent, losses, models, training
 from planted import PLANTED
+
+from ganlab import checks, latent, losses, models, training
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,9 +24,13 @@ def notebook_exercise(notebook, cell_id):
 REFERENCE = {
     "check_transform": lambda: notebook_exercise("01_data.ipynb", "ex-1-1")["make_transform"],
     "check_scaling": lambda: notebook_exercise("01_data.ipynb", "ex-1-2")["to_display"],
-    "check_count_parameters": lambda: notebook_exercise("00_setup.ipynb", "ex-0-1")["count_parameters"],
+    "check_count_parameters": lambda: notebook_exercise("00_setup.ipynb", "ex-0-1")[
+        "count_parameters"
+    ],
     "check_conv_out_size": lambda: notebook_exercise("02_critic.ipynb", "ex-2-1")["conv_out_size"],
-    "check_deconv_out_size": lambda: notebook_exercise("03_generator.ipynb", "ex-3-1")["deconv_out_size"],
+    "check_deconv_out_size": lambda: notebook_exercise("03_generator.ipynb", "ex-3-1")[
+        "deconv_out_size"
+    ],
     "check_init": lambda: models.init_dcgan_weights,
     "check_critic_architecture": lambda: models.Critic,
     "check_critic_output": lambda: models.Critic,
@@ -35,7 +39,9 @@ REFERENCE = {
     "check_generator_architecture": lambda: models.Generator,
     "check_critic_loss": lambda: losses.critic_loss,
     "check_generator_loss": lambda: losses.generator_loss,
-    "check_saturating_loss": lambda: notebook_exercise("04_losses.ipynb", "ex-4-3")["saturating_generator_loss"],
+    "check_saturating_loss": lambda: notebook_exercise("04_losses.ipynb", "ex-4-3")[
+        "saturating_generator_loss"
+    ],
     "check_optimizers": lambda: notebook_exercise("05_training.ipynb", "ex-5-1")["make_optimizers"],
     "check_critic_step": lambda: training.critic_step,
     "check_generator_step": lambda: training.generator_step,
@@ -47,19 +53,23 @@ REFERENCE = {
 
 def test_the_reference_solutions_are_the_installed_ones():
     assert Path(models.__file__).parent == REPO / "solutions" / "ganlab", (
-        "conftest.py sets GANLAB_SOLUTIONS=1, yet ganlab.models is not solutions/ganlab/models.py")
+        "conftest.py sets GANLAB_SOLUTIONS=1, yet ganlab.models is not solutions/ganlab/models.py"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_check_passes_on_the_reference(name, capsys):
     getattr(checks, name)(REFERENCE[name]())
-    assert "\u2714" in capsys.readouterr().out, f"{name} passed silently; a check prints its tick line"
+    assert "\u2714" in capsys.readouterr().out, (
+        f"{name} passed silently; a check prints its tick line"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_check_lets_a_stubs_not_implemented_error_through(name):
     def stub(*args, **kwargs):
         raise NotImplementedError("stub")
+
     with pytest.raises(NotImplementedError):
         getattr(checks, name)(stub)
 
@@ -70,10 +80,13 @@ def test_every_check_has_a_planted_mistake():
     assert not missing, f"checks without a planted mistake: {missing}"
 
 
-@pytest.mark.parametrize("name, wrong, hint", PLANTED, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(PLANTED)])
+@pytest.mark.parametrize(
+    "name, wrong, hint", PLANTED, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(PLANTED)]
+)
 def test_check_names_the_cause_of_a_planted_mistake(name, wrong, hint):
     with pytest.raises(checks.CheckFailed) as failure:
         getattr(checks, name)(wrong)
     assert hint in str(failure.value), (
         f"{name} failed on the planted mistake, but its message does not name the cause {hint!r}:\n"
-        f"{failure.value}")
+        f"{failure.value}"
+    )

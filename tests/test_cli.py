@@ -1,4 +1,5 @@
 """The ``ganlab`` command: every sub-command once, and bad input -> one ``error:`` line, no traceback."""
+
 import os
 
 # The switch must be on before ganlab is imported (it fixes the package path at import);
@@ -52,35 +53,83 @@ def test_train_writes_the_run(run_dir):
 
 
 def test_sample_png_and_npy(run_dir, tmp_path):
-    assert main(["sample", str(run_dir / "checkpoint.pt"), "-n", "6", "--nrow", "3",
-                 "--out", str(tmp_path / "s.png")]) == 0
-    assert iio.imread(tmp_path / "s.png").shape == (2 * 30 + 2, 3 * 30 + 2), "6 images in rows of 3 expected"
-    assert main(["sample", str(run_dir / "checkpoint.pt"), "-n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run_dir / "checkpoint.pt"),
+                "-n",
+                "6",
+                "--nrow",
+                "3",
+                "--out",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
+    assert iio.imread(tmp_path / "s.png").shape == (2 * 30 + 2, 3 * 30 + 2), (
+        "6 images in rows of 3 expected"
+    )
+    assert (
+        main(
+            ["sample", str(run_dir / "checkpoint.pt"), "-n", "5", "--out", str(tmp_path / "s.npy")]
+        )
+        == 0
+    )
     images = np.load(tmp_path / "s.npy")
-    assert images.shape == (5, 1, 28, 28) and images.dtype == np.float32, f"got {images.shape} {images.dtype}"
+    assert images.shape == (5, 1, 28, 28) and images.dtype == np.float32, (
+        f"got {images.shape} {images.dtype}"
+    )
     assert images.min() >= -1 and images.max() <= 1, "samples must lie in [-1, 1]"
 
 
 def test_export_onnx_gives_the_same_images(run_dir, tmp_path, capsys):
     onnx_path = tmp_path / "g.onnx"
     assert main(["export", str(run_dir / "checkpoint.pt"), str(onnx_path)]) == 0
-    assert "max difference" in capsys.readouterr().out, "export should report its check against PyTorch"
+    assert "max difference" in capsys.readouterr().out, (
+        "export should report its check against PyTorch"
+    )
     for source, out in ((run_dir / "checkpoint.pt", "a.npy"), (onnx_path, "b.npy")):
-        assert main(["sample", str(source), "-n", "7", "--seed", "3", "--out", str(tmp_path / out)]) == 0
+        assert (
+            main(["sample", str(source), "-n", "7", "--seed", "3", "--out", str(tmp_path / out)])
+            == 0
+        )
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
-    assert np.abs(a - b).max() < 1e-4, f"ONNX and checkpoint samples differ by {np.abs(a - b).max():.2e}"
+    assert np.abs(a - b).max() < 1e-4, (
+        f"ONNX and checkpoint samples differ by {np.abs(a - b).max():.2e}"
+    )
 
 
 @pytest.mark.parametrize("suffix", [".png", ".gif"])
 def test_interpolate(run_dir, tmp_path, suffix):
     out = tmp_path / f"walk{suffix}"
-    assert main(["interpolate", str(run_dir / "checkpoint.pt"), "--out", str(out),
-                 "--steps", "5", "--rows", "2", "--method", "lerp"]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                str(run_dir / "checkpoint.pt"),
+                "--out",
+                str(out),
+                "--steps",
+                "5",
+                "--rows",
+                "2",
+                "--method",
+                "lerp",
+            ]
+        )
+        == 0
+    )
     frames = iio.imread(out, index=None) if suffix == ".gif" else iio.imread(out)[None]
     if suffix == ".gif":
-        assert frames.shape[0] == 5 + 3, f"5 steps there and 3 back expected, got {frames.shape[0]} frames"
+        assert frames.shape[0] == 5 + 3, (
+            f"5 steps there and 3 back expected, got {frames.shape[0]} frames"
+        )
     else:
-        assert frames.shape[1:3] == (2 * 30 + 2, 5 * 30 + 2), f"a row of 5 per pair expected: {frames.shape}"
+        assert frames.shape[1:3] == (2 * 30 + 2, 5 * 30 + 2), (
+            f"a row of 5 per pair expected: {frames.shape}"
+        )
 
 
 def test_bad_inputs_give_one_error_line(run_dir, tmp_path, capsys):
@@ -88,15 +137,25 @@ def test_bad_inputs_give_one_error_line(run_dir, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("lrr: 0.1\n")
     err = fails(["train", str(bad)], capsys, code=2)
-    assert "'lrr'" in err and "Allowed keys" in err, f"unknown key message should list allowed keys: {err}"
+    assert "'lrr'" in err and "Allowed keys" in err, (
+        f"unknown key message should list allowed keys: {err}"
+    )
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((run_dir / "checkpoint.pt").read_bytes()[:3000])
-    assert str(corrupt) in fails(["sample", str(corrupt), "--out", str(tmp_path / "x.png")], capsys, code=1)
+    assert str(corrupt) in fails(
+        ["sample", str(corrupt), "--out", str(tmp_path / "x.png")], capsys, code=1
+    )
     taken = tmp_path / "taken.png"
     taken.write_bytes(b"precious")
-    assert "--force" in fails(["sample", str(run_dir / "checkpoint.pt"), "--out", str(taken)], capsys, code=2)
-    assert taken.read_bytes() == b"precious", "an existing --out must not be touched without --force"
-    fails(["sample", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "y.png")], capsys, code=1)
+    assert "--force" in fails(
+        ["sample", str(run_dir / "checkpoint.pt"), "--out", str(taken)], capsys, code=2
+    )
+    assert taken.read_bytes() == b"precious", (
+        "an existing --out must not be touched without --force"
+    )
+    fails(
+        ["sample", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "y.png")], capsys, code=1
+    )
 
 
 def test_training_again_refuses_a_different_config(run_dir, tmp_path, capsys):
@@ -105,7 +164,9 @@ def test_training_again_refuses_a_different_config(run_dir, tmp_path, capsys):
     before = (run_dir / "checkpoint.pt").read_bytes()
     err = fails(["train", str(config), "--out", str(run_dir)], capsys, code=2)
     assert "ngf" in err, f"the refusal should name the differing key: {err}"
-    assert (run_dir / "checkpoint.pt").read_bytes() == before, "a refused run must not touch the checkpoint"
+    assert (run_dir / "checkpoint.pt").read_bytes() == before, (
+        "a refused run must not touch the checkpoint"
+    )
 
 
 def _stub_dir(tmp_path):
@@ -128,9 +189,20 @@ def test_unfinished_exercise_names_the_function(tmp_path):
         env.update(GANLAB_SOLUTIONS="1", GANLAB_SOLUTIONS_DIR=str(_stub_dir(tmp_path)))
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY)
-    result = subprocess.run([sys.executable, "-m", "ganlab", "train", str(config), "--out", str(tmp_path / "r")],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1, f"expected exit status 1, got {result.returncode}: {result.stderr}"
-    assert result.stderr.startswith("error: your code is not finished"), f"unexpected stderr: {result.stderr}"
-    assert "Generator.__init__ is not written yet" in result.stderr, f"should name the function: {result.stderr}"
+    result = subprocess.run(
+        [sys.executable, "-m", "ganlab", "train", str(config), "--out", str(tmp_path / "r")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, (
+        f"expected exit status 1, got {result.returncode}: {result.stderr}"
+    )
+    assert result.stderr.startswith("error: your code is not finished"), (
+        f"unexpected stderr: {result.stderr}"
+    )
+    assert "Generator.__init__ is not written yet" in result.stderr, (
+        f"should name the function: {result.stderr}"
+    )
     assert "Traceback" not in result.stderr, f"no traceback expected: {result.stderr}"

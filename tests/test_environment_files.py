@@ -1,8 +1,9 @@
 """environment.yml and pyproject.toml must list the same dependencies."""
+
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,13 +20,16 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = dict(_normalise(r) for r in pip if not r.startswith("-e"))
-    assert listed == expected, (f"environment.yml pip section {listed} differs from pyproject.toml "
-                                f"dependencies {expected}: change both together")
+    assert listed == expected, (
+        f"environment.yml pip section {listed} differs from pyproject.toml "
+        f"dependencies {expected}: change both together"
+    )
     assert "-e ." in pip, "environment.yml must install the kit itself (-e .)"
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     minimum = project["requires-python"].lstrip(">=")
-    assert tuple(map(int, python.split("=")[-1].split("."))) >= tuple(map(int, minimum.split("."))), (
-        f"environment.yml asks for {python}, below requires-python {project['requires-python']}")
+    assert tuple(map(int, python.split("=")[-1].split("."))) >= tuple(
+        map(int, minimum.split("."))
+    ), f"environment.yml asks for {python}, below requires-python {project['requires-python']}"
 
 
 def test_no_dependency_pins_torch_to_a_version_colab_would_have_to_download():
@@ -34,4 +38,5 @@ def test_no_dependency_pins_torch_to_a_version_colab_would_have_to_download():
         name, spec = _normalise(requirement)
         if name in ("torch", "torchvision"):
             assert "==" not in spec and "<" not in spec, (
-                f"{requirement}: an exact or upper pin would make pip replace Colab's preinstalled torch")
+                f"{requirement}: an exact or upper pin would make pip replace Colab's preinstalled torch"
+            )

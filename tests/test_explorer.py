@@ -1,4 +1,5 @@
 """The latent explorer widget, driven the way a slider in JupyterLab drives it."""
+
 import torch
 
 from ganlab.explorer import LatentExplorer, to_png
@@ -15,9 +16,13 @@ def test_moving_a_slider_redraws_the_image():
     before = bytes(explorer.image.value)  # ipywidgets keeps it as a memoryview
     assert before.startswith(b"\x89PNG"), "the explorer must show a PNG image from the start"
     explorer.sliders[0].value = 2.0  # what dragging the slider does: the observer redraws
-    assert bytes(explorer.image.value) != before, "moving a slider did not change the generated image"
+    assert bytes(explorer.image.value) != before, (
+        "moving a slider did not change the generated image"
+    )
     z = explorer.z()
-    assert torch.allclose(z, explorer.base + 2.0 * explorer.directions[0]), "z must be base + slider * direction"
+    assert torch.allclose(z, explorer.base + 2.0 * explorer.directions[0]), (
+        "z must be base + slider * direction"
+    )
 
 
 def test_the_seed_picker_changes_the_starting_vector_and_reset_restores_it():
@@ -26,20 +31,30 @@ def test_the_seed_picker_changes_the_starting_vector_and_reset_restores_it():
     explorer.seed.value = 6
     assert not torch.equal(explorer.base, first_base) and bytes(explorer.image.value) != first_image
     explorer.seed.value = 5
-    assert torch.equal(explorer.base, first_base), "the same seed must give the same starting vector"
+    assert torch.equal(explorer.base, first_base), (
+        "the same seed must give the same starting vector"
+    )
     explorer.sliders[1].value = -1.5
     explorer.reset.click()
-    assert all(s.value == 0.0 for s in explorer.sliders) and bytes(explorer.image.value) == first_image
+    assert (
+        all(s.value == 0.0 for s in explorer.sliders) and bytes(explorer.image.value) == first_image
+    )
 
 
 def test_directions_are_orthonormal():
     d = _explorer().directions
-    assert torch.allclose(d @ d.T, torch.eye(3), atol=1e-5), "slider directions should be orthonormal"
+    assert torch.allclose(d @ d.T, torch.eye(3), atol=1e-5), (
+        "slider directions should be orthonormal"
+    )
 
 
 def test_to_png_scales_up_a_grey_image():
     png = to_png(torch.zeros(1, 1, 28, 28), upscale=2)
     from io import BytesIO
+
     from PIL import Image
+
     picture = Image.open(BytesIO(png))
-    assert picture.size == (56, 56) and picture.getpixel((0, 0)) == 128, "0 in [-1, 1] is mid-grey, 2x enlarged"
+    assert picture.size == (56, 56) and picture.getpixel((0, 0)) == 128, (
+        "0 in [-1, 1] is mid-grey, 2x enlarged"
+    )

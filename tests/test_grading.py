@@ -5,6 +5,7 @@ The class is built at test time from the instructor's files: the perfect copy fr
 slow test grades the class once over notebooks 02 and 04 and compares every CSV row
 with the points written out by hand below.
 """
+
 import json
 import os
 import shutil
@@ -21,8 +22,9 @@ from ganlab import instructor
 from ganlab.grading import assemble, deps, engine, report, verify
 
 REPO = Path(__file__).resolve().parent.parent
-needs_solutions = pytest.mark.skipif(not (REPO / "solutions" / "ganlab").is_dir(),
-                                     reason="a student copy has no solutions/")
+needs_solutions = pytest.mark.skipif(
+    not (REPO / "solutions" / "ganlab").is_dir(), reason="a student copy has no solutions/"
+)
 
 SIGMOID_CRITIC = """
 _DcganCritic = Critic
@@ -47,8 +49,14 @@ ganlab.checks.models.fail_unless = lambda *a: None
 # Through `python -m ganlab`, the command the README documents (ganlab/grading/__main__.py is the same).
 def _grade(*args, cwd=REPO, timeout=600):
     env = {k: v for k, v in os.environ.items() if k != "GANLAB_SOLUTIONS"}
-    return subprocess.run([sys.executable, "-m", "ganlab", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ganlab", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def perfect_copy(dest):
@@ -58,7 +66,9 @@ def perfect_copy(dest):
     (dest / "notebooks").mkdir()
     for module in instructor.EXERCISE_MODULES:
         text = (REPO / "solutions" / "ganlab" / module).read_text()
-        (dest / "ganlab" / module).write_text(instructor.strip_solutions(text, "", keep_solution=True))
+        (dest / "ganlab" / module).write_text(
+            instructor.strip_solutions(text, "", keep_solution=True)
+        )
     for src in sorted((REPO / "solutions" / "notebooks").glob("*.ipynb")):
         nb = instructor.derive_notebook(instructor.read_notebook(src), src.name, keep_solution=True)
         nbformat.write(nb, str(dest / "notebooks" / src.name))
@@ -95,9 +105,15 @@ def build_class(root, grades_csv):
     append_to(s("c_mean_loss"), "losses.py", MEAN_LOSS)
     edit_cell(s("d_hang"), "02_critic.ipynb", "ex-2-1", lambda src: "while True:\n    pass\n" + src)
     append_to(s("e_exit"), "losses.py", "\nimport os\nos._exit(0)\n")
-    edit_cell(s("f_crash"), "04_losses.ipynb", "ex-4-3", lambda src: (
-        "import ctypes, faulthandler\ntry:\n    ctypes.string_at(0)\nexcept PermissionError as err:\n"
-        "    print('ctypes refused:', err)\nfaulthandler._sigsegv()\n" + src))
+    edit_cell(
+        s("f_crash"),
+        "04_losses.ipynb",
+        "ex-4-3",
+        lambda src: (
+            "import ctypes, faulthandler\ntry:\n    ctypes.string_at(0)\nexcept PermissionError as err:\n"
+            "    print('ctypes refused:', err)\nfaulthandler._sigsegv()\n" + src
+        ),
+    )
     g = s("g_patch_in_cell")
     append_to(g, "models.py", SIGMOID_CRITIC)
     edit_cell(g, "02_critic.ipynb", "ex-2-1", lambda src: PATCH_CHECKS + src)
@@ -106,24 +122,43 @@ def build_class(root, grades_csv):
     append_to(i, "models.py", SIGMOID_CRITIC)
     edit_cell(i, "02_critic.ipynb", "check-2-3", lambda src: None)
     edit_cell(i, "02_critic.ipynb", "check-2-4", lambda src: "print('\\u2714 all good')")
-    j = s("j_intruder")  # stub models.py that tries to load the reference instead; writes the grades
-    (j / "ganlab" / "models.py").write_text((REPO / "ganlab" / "models.py").read_text() + f"""
+    j = s(
+        "j_intruder"
+    )  # stub models.py that tries to load the reference instead; writes the grades
+    (j / "ganlab" / "models.py").write_text(
+        (REPO / "ganlab" / "models.py").read_text()
+        + f"""
 try:
-    exec(open({str(REPO / 'solutions' / 'ganlab' / 'models.py')!r}).read())
+    exec(open({str(REPO / "solutions" / "ganlab" / "models.py")!r}).read())
 except PermissionError as err:
     print("reading the solutions refused:", err)
-""")
+"""
+    )
     # The grader rewrites grades.csv last anyway: hacked.txt, which it never writes, shows the refusals.
     hacked = str(Path(grades_csv).with_name("hacked.txt"))
-    attempts = [f"open({p!r}, 'w').write('hacked')" for p in ("../grades.csv", str(grades_csv), hacked)]
+    attempts = [
+        f"open({p!r}, 'w').write('hacked')" for p in ("../grades.csv", str(grades_csv), hacked)
+    ]
     attempts += [f"__import__('torch').save('hacked', {p!r})" for p in (str(grades_csv), hacked)]
-    edit_cell(j, "02_critic.ipynb", "ex-2-1", lambda src: "".join(
-        f"try:\n    {a}\nexcept PermissionError as err:\n    print('refused:', err)\n" for a in attempts) + src)
+    edit_cell(
+        j,
+        "02_critic.ipynb",
+        "ex-2-1",
+        lambda src: (
+            "".join(
+                f"try:\n    {a}\nexcept PermissionError as err:\n    print('refused:', err)\n"
+                for a in attempts
+            )
+            + src
+        ),
+    )
     edit_cell(j, "04_losses.ipynb", "ex-4-3", lambda src: "huge = bytearray(64 * 2**30)\n" + src)
     (root / "k_empty").mkdir()
     broken = s("l_broken_files")
     (broken / "notebooks" / "02_critic.ipynb").write_text("{ this is not JSON")
-    (broken / "ganlab" / "losses.py").write_text("def critic_loss(real_logits, fake_logits:\n    pass\n")
+    (broken / "ganlab" / "losses.py").write_text(
+        "def critic_loss(real_logits, fake_logits:\n    pass\n"
+    )
     return root
 
 
@@ -154,9 +189,15 @@ def build_benchmark_class(root, size=30):
         lambda f: append_to(f, "models.py", NO_TANH),
         lambda f: append_to(f, "losses.py", MEAN_LOSS),
         lambda f: append_to(f, "training.py", NO_DETACH),
-        lambda f: append_to(f, "latent.py", "\n_lerp = lerp\ndef lerp(z0, z1, t):\n    return _lerp(z1, z0, t)\n"),
-        lambda f: edit_cell(f, "01_data.ipynb", "ex-1-2", lambda src: src.replace(".clamp(0, 1)", "")),
-        lambda f: edit_cell(f, "00_setup.ipynb", "ex-0-1", lambda src: src.replace("p.numel()", "1")),
+        lambda f: append_to(
+            f, "latent.py", "\n_lerp = lerp\ndef lerp(z0, z1, t):\n    return _lerp(z1, z0, t)\n"
+        ),
+        lambda f: edit_cell(
+            f, "01_data.ipynb", "ex-1-2", lambda src: src.replace(".clamp(0, 1)", "")
+        ),
+        lambda f: edit_cell(
+            f, "00_setup.ipynb", "ex-0-1", lambda src: src.replace("p.numel()", "1")
+        ),
         lambda f: shutil.rmtree(f / "ganlab"),  # notebooks done, modules never written
         lambda f: shutil.rmtree(f / "notebooks"),
         lambda f: (f / "ganlab" / "losses.py").write_text("def critic_loss(:\n"),
@@ -169,7 +210,9 @@ def build_benchmark_class(root, size=30):
 
 
 # Points per check, by hand: 2-1, 2-2, 2-3, 2-4 (1, 1, 2, 2) and 4-1, 4-2, 4-3 (3, 2, 1).
-HEADER = "student,check-2-1,check-2-2,check-2-3,check-2-4,check-4-1,check-4-2,check-4-3,total,max,notes"
+HEADER = (
+    "student,check-2-1,check-2-2,check-2-3,check-2-4,check-4-1,check-4-2,check-4-3,total,max,notes"
+)
 EXPECTED = {
     "a_perfect": "1,1,2,2,3,2,1,12,12,",
     "b_sigmoid_critic": "1,1,0,0,3,2,1,8,12,",
@@ -182,12 +225,12 @@ EXPECTED = {
     "i_edited_checks": "1,1,0,0,3,2,1,8,12,",
     "j_intruder": '1,0,0,0,3,2,0,6,12,"flagged for review: the code uses solutions/, grades"',
     "k_empty": "0,0,0,0,0,0,0,0,12,empty submission; "
-               + "; ".join(f"ganlab/{m} missing: graded as not implemented" for m in assemble.EXERCISE_MODULES)
-               + "; notebooks/02_critic.ipynb missing: its exercise cells count as not done"
-               + "; notebooks/04_losses.ipynb missing: its exercise cells count as not done",
+    + "; ".join(f"ganlab/{m} missing: graded as not implemented" for m in assemble.EXERCISE_MODULES)
+    + "; notebooks/02_critic.ipynb missing: its exercise cells count as not done"
+    + "; notebooks/04_losses.ipynb missing: its exercise cells count as not done",
     "l_broken_files": "0,1,2,2,0,0,1,6,12,ganlab/losses.py has a syntax error (line 1): '(' was never closed"
-                      "; notebooks/02_critic.ipynb is not a valid notebook (NotJSONError): "
-                      "its exercise cells count as not done",
+    "; notebooks/02_critic.ipynb is not a valid notebook (NotJSONError): "
+    "its exercise cells count as not done",
 }
 
 
@@ -197,8 +240,21 @@ def graded_class(tmp_path_factory):
     out = base / "grades.csv"
     build_class(base / "class", out)
     start = time.monotonic()
-    run = _grade("grade", base / "class", "--out", out, "--notebooks", "02,04", "--jobs", "2",
-                 "--timeout-cell", "20", "--feedback-dir", base / "feedback", "--no-progress")
+    run = _grade(
+        "grade",
+        base / "class",
+        "--out",
+        out,
+        "--notebooks",
+        "02,04",
+        "--jobs",
+        "2",
+        "--timeout-cell",
+        "20",
+        "--feedback-dir",
+        base / "feedback",
+        "--no-progress",
+    )
     return base, out, run, time.monotonic() - start
 
 
@@ -238,11 +294,27 @@ def test_feedback_names_the_cause(graded_class):
 @needs_solutions
 def test_grading_twice_gives_the_same_csv(graded_class, tmp_path):
     base, out, _, _ = graded_class
-    subset = ("a_perfect", "e_exit", "g_patch_in_cell", "l_broken_files")  # a full second run: 2x the time
+    subset = (
+        "a_perfect",
+        "e_exit",
+        "g_patch_in_cell",
+        "l_broken_files",
+    )  # a full second run: 2x the time
     for name in subset:
         shutil.copytree(base / "class" / name, tmp_path / "class" / name)
-    run = _grade("grade", tmp_path / "class", "--out", tmp_path / "again.csv", "--notebooks", "02,04",
-                 "--jobs", "2", "--timeout-cell", "20", "--no-progress")
+    run = _grade(
+        "grade",
+        tmp_path / "class",
+        "--out",
+        tmp_path / "again.csv",
+        "--notebooks",
+        "02,04",
+        "--jobs",
+        "2",
+        "--timeout-cell",
+        "20",
+        "--no-progress",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     first = [row for row in out.read_text().splitlines() if row.split(",", 1)[0] in subset]
     assert (tmp_path / "again.csv").read_text().splitlines() == [HEADER, *first]
@@ -250,15 +322,22 @@ def test_grading_twice_gives_the_same_csv(graded_class, tmp_path):
 
 # -- ganlab check ------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @needs_solutions
 def test_check_on_a_perfect_and_a_broken_copy(tmp_path):
     perfect = perfect_copy(tmp_path / "perfect")
     run = _grade("check", "--notebook", "03", perfect)
-    assert run.returncode == 0 and "**Total: 7 / 7 points**" in run.stdout, run.stdout + run.stderr[-2000:]
+    assert run.returncode == 0 and "**Total: 7 / 7 points**" in run.stdout, (
+        run.stdout + run.stderr[-2000:]
+    )
     broken = perfect_copy(tmp_path / "broken")
-    append_to(broken, "models.py", "\n_G = Generator\nclass Generator(_G):\n    def __init__(self, **kw):\n"
-                                   "        super().__init__(**kw)\n        self.net = self.net[:-1]  # no tanh\n")
+    append_to(
+        broken,
+        "models.py",
+        "\n_G = Generator\nclass Generator(_G):\n    def __init__(self, **kw):\n"
+        "        super().__init__(**kw)\n        self.net = self.net[:-1]  # no tanh\n",
+    )
     run = _grade("check", "--notebook", "03", broken)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "\u2718 `check-3-3`: 0/2 points" in run.stdout and "nn.Tanh()" in run.stdout
@@ -270,7 +349,12 @@ def _processes_mentioning(*texts):
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             continue
         if all(t in cmdline for t in texts) and int(pid) != os.getpid():
@@ -288,29 +372,57 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GANLAB_SOLUTIONS"}
     # The state of SIGINT in this process (changed by earlier tests' libraries in a full run) is
     # inherited by children; a terminal's program starts with the default, unblocked: do the same.
-    inherited = (signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    inherited = (
+        signal.getsignal(signal.SIGINT),
+        signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []),
+    )
 
     def as_in_a_terminal():
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
-    grader = subprocess.Popen([sys.executable, "-m", "ganlab", "grade", str(tmp_path / "class"), "--out", str(out),
-                               "--jobs", "2", "--work-dir", str(work), "--no-progress"], preexec_fn=as_in_a_terminal,
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    grader = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ganlab",
+            "grade",
+            str(tmp_path / "class"),
+            "--out",
+            str(out),
+            "--jobs",
+            "2",
+            "--work-dir",
+            str(work),
+            "--no-progress",
+        ],
+        preexec_fn=as_in_a_terminal,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not _processes_mentioning(str(work), "kernel-config.json"):  # a sandboxed kernel runs
-        assert grader.poll() is None, "the grader ended before any kernel started: " + grader.stderr.read()
+        assert grader.poll() is None, (
+            "the grader ended before any kernel started: " + grader.stderr.read()
+        )
         assert time.monotonic() < deadline, "no kernel started within 120 s"
         time.sleep(0.2)
     grader.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     interrupted = time.monotonic()
     # Promptly: the kernels are killed, not left to finish their notebooks (that takes far longer).
     while _processes_mentioning(str(work), "kernel-config.json"):
-        assert time.monotonic() - interrupted < 10, (f"sandboxed kernels still run 10 s after Ctrl-C (this "
-                                                     f"process's SIGINT handler, blocked: {inherited})")
+        assert time.monotonic() - interrupted < 10, (
+            f"sandboxed kernels still run 10 s after Ctrl-C (this "
+            f"process's SIGINT handler, blocked: {inherited})"
+        )
         time.sleep(0.2)
     _, err = grader.communicate(timeout=120)
-    assert grader.returncode == 130, f"expected exit status 130 after Ctrl-C, got {grader.returncode}: {err[-2000:]}"
+    assert grader.returncode == 130, (
+        f"expected exit status 130 after Ctrl-C, got {grader.returncode}: {err[-2000:]}"
+    )
     assert "interrupted; no grades written" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists(), "an interrupted run must not write a grades file"
     time.sleep(1)
@@ -320,15 +432,19 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
 
 # -- fast unit tests ---------------------------------------------------------------------
 
+
 def test_bad_arguments_are_one_error_line(tmp_path):
     (tmp_path / "class" / "alice").mkdir(parents=True)
     (tmp_path / "taken.csv").write_text("keep me")
-    cases = [("grade", tmp_path / "missing", "--out", tmp_path / "g.csv"),
-             ("grade", tmp_path / "class", "--out", tmp_path / "class" / "g.csv"),
-             ("grade", tmp_path / "class", "--out", tmp_path / "taken.csv"),
-             ("grade", tmp_path / "class", "--out", tmp_path / "g.csv", "--notebooks", "99"),
-             ("grade", tmp_path / "class", "--out", tmp_path / "g.csv", "--timeout-cell", "0"),
-             ("check", tmp_path / "missing"), ("check", tmp_path / "class")]
+    cases = [
+        ("grade", tmp_path / "missing", "--out", tmp_path / "g.csv"),
+        ("grade", tmp_path / "class", "--out", tmp_path / "class" / "g.csv"),
+        ("grade", tmp_path / "class", "--out", tmp_path / "taken.csv"),
+        ("grade", tmp_path / "class", "--out", tmp_path / "g.csv", "--notebooks", "99"),
+        ("grade", tmp_path / "class", "--out", tmp_path / "g.csv", "--timeout-cell", "0"),
+        ("check", tmp_path / "missing"),
+        ("check", tmp_path / "class"),
+    ]
     for args in cases:
         run = _grade(*args)
         assert run.returncode == 2 and run.stderr.startswith("error: "), (args, run.stderr)
@@ -343,7 +459,9 @@ def test_points_of():
 
 
 def test_the_canonical_checks_and_their_points():
-    checks = [c for name, nb in assemble.canonical_notebooks(REPO) for c in assemble.checks_of(name, nb)]
+    checks = [
+        c for name, nb in assemble.canonical_notebooks(REPO) for c in assemble.checks_of(name, nb)
+    ]
     assert checks and all(c.cell_id.startswith("check-") and c.points > 0 for c in checks)
     only = assemble.canonical_notebooks(REPO, ["02", "04"])
     assert [name for name, _ in only] == ["02_critic.ipynb", "04_losses.ipynb"]
@@ -357,20 +475,35 @@ def _notebook(*cells):
 
 
 def test_splice_takes_only_exercise_cells_by_id():
-    canonical = _notebook(("setup", "from ganlab import checks", []), ("ex-1-1", "raise NotImplementedError", []),
-                          ("check-1-1", "checks.check_a(f)", ["graded", "points-2"]))
-    student = _notebook(("mine", "print('extra')", []), ("setup", "import os", []),
-                        ("ex-1-1", "def f(): return 1", []), ("check-1-1", "print('\u2714')", []))
+    canonical = _notebook(
+        ("setup", "from ganlab import checks", []),
+        ("ex-1-1", "raise NotImplementedError", []),
+        ("check-1-1", "checks.check_a(f)", ["graded", "points-2"]),
+    )
+    student = _notebook(
+        ("mine", "print('extra')", []),
+        ("setup", "import os", []),
+        ("ex-1-1", "def f(): return 1", []),
+        ("check-1-1", "print('\u2714')", []),
+    )
     nb, notes = assemble.splice(canonical, student, "01.ipynb")
-    assert [c.source for c in nb.cells] == ["from ganlab import checks", "def f(): return 1", "checks.check_a(f)"]
+    assert [c.source for c in nb.cells] == [
+        "from ganlab import checks",
+        "def f(): return 1",
+        "checks.check_a(f)",
+    ]
     assert notes == []
 
 
 def test_splice_falls_back_to_the_position_then_to_the_stub():
-    canonical = _notebook(("setup", "s", []), ("ex-1-1", "stub", []), ("check-1-1", "c", ["graded", "points-1"]))
+    canonical = _notebook(
+        ("setup", "s", []), ("ex-1-1", "stub", []), ("check-1-1", "c", ["graded", "points-1"])
+    )
     renamed = _notebook(("a", "s", []), ("b", "mine", []), ("c", "c", []))
     nb, notes = assemble.splice(canonical, renamed, "01.ipynb")
-    assert nb.cells[1].source == "mine" and notes == ["notebooks/01.ipynb: exercise ex-1-1 matched by position"]
+    assert nb.cells[1].source == "mine" and notes == [
+        "notebooks/01.ipynb: exercise ex-1-1 matched by position"
+    ]
     shorter = _notebook(("setup", "s", []))
     nb, notes = assemble.splice(canonical, shorter, "01.ipynb")
     assert nb.cells[1].source == "stub" and "ex-1-1 not found" in notes[0]
@@ -381,32 +514,49 @@ def test_splice_falls_back_to_the_position_then_to_the_stub():
 def test_check_cells_are_cut_after_the_call():
     nb = _notebook(("check-1-1", "x = 1\nchecks.check_a(f)\nshow(x)", ["graded", "points-1"]))
     cells = assemble.split_check_cells(nb).cells
-    assert [(c.id, c.source) for c in cells] == [("check-1-1", "x = 1\nchecks.check_a(f)"),
-                                                  ("check-1-1-after", "show(x)")]
+    assert [(c.id, c.source) for c in cells] == [
+        ("check-1-1", "x = 1\nchecks.check_a(f)"),
+        ("check-1-1-after", "show(x)"),
+    ]
 
 
 def test_names_and_needed_cells():
-    info = deps.names("import torch\ndef f(x):\n    return torch.relu(x) + g\nx = x + 1\nd['k'] = 1\n")
+    info = deps.names(
+        "import torch\ndef f(x):\n    return torch.relu(x) + g\nx = x + 1\nd['k'] = 1\n"
+    )
     assert info.surely == {"torch", "f", "x"} and info.used == {"g", "x", "d"} and "d" in info.maybe
-    sources = ["%load_ext autoreload\nfrom ganlab import checks", "import torch\nplot = torch.zeros(1)",
-               "def f(x):\n    import torch\n    return torch.ones(1)", "checks.check_a(f)"]
+    sources = [
+        "%load_ext autoreload\nfrom ganlab import checks",
+        "import torch\nplot = torch.zeros(1)",
+        "def f(x):\n    import torch\n    return torch.ones(1)",
+        "checks.check_a(f)",
+    ]
     assert deps.needed_cells(sources, {3}) == [0, 2, 3]  # the plot is not needed
     assert deps.needed_cells(sources + ["syntax error ("], {3}) == [0, 2, 3, 4]
 
 
 def test_pruning_keeps_what_the_checks_need():
     nb = dict(assemble.canonical_notebooks(REPO, ["04"]))["04_losses.ipynb"]
-    kept = [c.id for c in assemble.prune(assemble.split_check_cells(nb)).cells if c.cell_type == "code"]
+    kept = [
+        c.id for c in assemble.prune(assemble.split_check_cells(nb)).cells if c.cell_type == "code"
+    ]
     assert "grad-plot" not in kept and "setup" in kept
     assert {"import-losses", "check-4-1", "check-4-2", "ex-4-3", "check-4-3"} <= set(kept)
 
 
 def test_verification_plan():
-    nb = assemble.split_check_cells(dict(assemble.canonical_notebooks(REPO, ["02"]))["02_critic.ipynb"])
+    nb = assemble.split_check_cells(
+        dict(assemble.canonical_notebooks(REPO, ["02"]))["02_critic.ipynb"]
+    )
     job = verify.plan(nb, {"check-2-1", "check-2-4"})
-    plans = {c["id"]: ([job["cells"][i]["id"] for i in c["run"]], c["function"], c["args"]) for c in job["checks"]}
-    assert plans == {"check-2-1": (["ex-2-1"], "check_conv_out_size", ["conv_out_size"]),
-                     "check-2-4": (["import-critic"], "check_critic_output", ["Critic"])}
+    plans = {
+        c["id"]: ([job["cells"][i]["id"] for i in c["run"]], c["function"], c["args"])
+        for c in job["checks"]
+    }
+    assert plans == {
+        "check-2-1": (["ex-2-1"], "check_conv_out_size", ["conv_out_size"]),
+        "check-2-4": (["import-critic"], "check_critic_output", ["Critic"]),
+    }
 
 
 def test_malformed_submissions_are_read_with_notes(tmp_path):
@@ -429,9 +579,15 @@ def test_malformed_submissions_are_read_with_notes(tmp_path):
 
 
 def _result(name, passed, notes=()):
-    checks = [assemble.Check("02.ipynb", "check-2-1", 1), assemble.Check("02.ipynb", "check-2-2", 2)]
+    checks = [
+        assemble.Check("02.ipynb", "check-2-1", 1),
+        assemble.Check("02.ipynb", "check-2-2", 2),
+    ]
     result = engine.Result(name, notes=list(notes))
-    result.checks = [engine.CheckResult(c, ok, "" if ok else "your critic, line\n two") for c, ok in zip(checks, passed)]
+    result.checks = [
+        engine.CheckResult(c, ok, "" if ok else "your critic, line\n two")
+        for c, ok in zip(checks, passed)
+    ]
     return result, checks
 
 
@@ -441,7 +597,8 @@ def test_csv_and_feedback(tmp_path):
     assert report.csv_text([bob, alice], checks) == (
         "student,check-2-1,check-2-2,total,max,notes\n"
         "alice,1,2,3,3,\n"
-        'bob,1,0,1,3,"a note; another, with a comma"\n')
+        'bob,1,0,1,3,"a note; another, with a comma"\n'
+    )
     text = report.feedback(bob)
     assert "**Total: 1 / 3 points**" in text and "- a note" in text
     assert "- \u2714 `check-2-1`: 1/1 point\n" in text
@@ -452,7 +609,12 @@ def test_csv_and_feedback(tmp_path):
 
 def test_the_audit_hook_policy(tmp_path):
     from ganlab.grading.kernel import make_audit_hook
-    sandbox, work, secret = tmp_path / "work" / "s0" / "sandbox", tmp_path / "work", tmp_path / "solutions"
+
+    sandbox, work, secret = (
+        tmp_path / "work" / "s0" / "sandbox",
+        tmp_path / "work",
+        tmp_path / "solutions",
+    )
     (sandbox / "sub").mkdir(parents=True)
     secret.mkdir()
     (secret / "models.py").write_text("reference")
@@ -466,10 +628,10 @@ def test_the_audit_hook_policy(tmp_path):
     refused("open", (str(tmp_path / "grades.csv"), "w", 0))
     refused("open", (str(tmp_path / "grades.csv"), None, os.O_WRONLY | os.O_CREAT))
     refused("open", (str(secret / "models.py"), "r", 0))
-    refused("open", (str(sandbox / "link.py"), "r", 0))           # a link out of the sandbox
+    refused("open", (str(sandbox / "link.py"), "r", 0))  # a link out of the sandbox
     refused("open", (str(work / "s1" / "sandbox" / "x.py"), "r", 0))  # another student's sandbox
-    refused("open", (str(tmp_path), None, os.O_RDONLY))            # a folder: it would serve as dir_fd
-    refused("open", ("../grades.csv", "w", 0))                     # relative paths must not climb
+    refused("open", (str(tmp_path), None, os.O_RDONLY))  # a folder: it would serve as dir_fd
+    refused("open", ("../grades.csv", "w", 0))  # relative paths must not climb
     refused("os.rename", (str(sandbox / "a"), str(tmp_path / "b"), None, None))
     refused("subprocess.Popen", ("ls", ["ls"], None, None))
     refused("os.kill", (os.getppid(), 9))
@@ -479,7 +641,7 @@ def test_the_audit_hook_policy(tmp_path):
     refused("ctypes.call_function", (0, ()))
 
 
-PROBES = r'''
+PROBES = r"""
 import importlib.util, json, os, sys
 spec = importlib.util.spec_from_file_location("launcher", sys.argv[1])
 launcher = importlib.util.module_from_spec(spec)
@@ -503,7 +665,7 @@ print(json.dumps({
     "fork": attempt("os.fork()"),
     "subprocess": attempt("import subprocess; subprocess.run(['true'])"),
 }))
-'''
+"""
 
 
 def test_the_launcher_protects_a_real_process(tmp_path):
@@ -511,16 +673,35 @@ def test_the_launcher_protects_a_real_process(tmp_path):
     sandbox.mkdir(parents=True)
     secret.mkdir()
     (secret / "models.py").write_text("reference")
-    config = {"sandbox": str(sandbox), "refused": [str(secret)], "work_root": str(tmp_path / "work"),
-              "memory_mb": 1024, "threads": 1, "env": {"HOME": str(sandbox)},
-              "target": str(tmp_path / "grades.csv")}
+    config = {
+        "sandbox": str(sandbox),
+        "refused": [str(secret)],
+        "work_root": str(tmp_path / "work"),
+        "memory_mb": 1024,
+        "threads": 1,
+        "env": {"HOME": str(sandbox)},
+        "target": str(tmp_path / "grades.csv"),
+    }
     env = dict(os.environ, GANLAB_SOLUTIONS="1")
-    run = subprocess.run([sys.executable, "-c", PROBES, str(engine.LAUNCHER), json.dumps(config)],
-                         env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", PROBES, str(engine.LAUNCHER), json.dumps(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout.splitlines()[-1])
-    assert got == {"solutions": None, "cwd": str(sandbox), "path0": str(sandbox), "write inside": "ok",
-                   "write outside": "PermissionError", "torch.save outside": "PermissionError",
-                   "read refused": "PermissionError", "huge allocation": "MemoryError",
-                   "fork": "PermissionError", "subprocess": "PermissionError"}
+    assert got == {
+        "solutions": None,
+        "cwd": str(sandbox),
+        "path0": str(sandbox),
+        "write inside": "ok",
+        "write outside": "PermissionError",
+        "torch.save outside": "PermissionError",
+        "read refused": "PermissionError",
+        "huge allocation": "MemoryError",
+        "fork": "PermissionError",
+        "subprocess": "PermissionError",
+    }
     assert not (tmp_path / "grades.csv").exists()

@@ -1,4 +1,5 @@
 """Instructor commands: the solutions branch, the student copy, the solutions switch."""
+
 import os
 import shutil
 import subprocess
@@ -6,17 +7,20 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ganlab import instructor
 from nbrun import run_nbval
 
+from ganlab import instructor
+
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not (REPO / "solutions" / "ganlab").is_dir(),
-                                reason="a student copy has no solutions/")
+pytestmark = pytest.mark.skipif(
+    not (REPO / "solutions" / "ganlab").is_dir(), reason="a student copy has no solutions/"
+)
 
 
 def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +51,26 @@ def solutions_tree(course_repo, tmp_path_factory):
 def test_solutions_branch_holds_the_completed_package(course_repo, solutions_tree):
     commit, tree = solutions_tree
     assert git("rev-parse", "solutions", cwd=course_repo) == commit
-    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=course_repo) == "main", "the current branch changed"
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=course_repo) == "main", (
+        "the current branch changed"
+    )
     assert git("status", "--porcelain", cwd=course_repo) == "", "the working tree was touched"
     for module in instructor.EXERCISE_MODULES:
         text = (tree / "ganlab" / module).read_text()
         assert "NotImplementedError(" not in text, f"the branch's ganlab/{module} is still a stub"
         assert "SOLUTION" not in text, f"markers left in the branch's ganlab/{module}"
         assert text == instructor.strip_solutions(
-            (REPO / "solutions" / "ganlab" / module).read_text(), "", keep_solution=True)
+            (REPO / "solutions" / "ganlab" / module).read_text(), "", keep_solution=True
+        )
     assert not (tree / "solutions").exists(), "the branch keeps a second copy of the solutions"
     assert (tree / instructor.BRANCH_MARKER).is_file()
 
 
 def test_solutions_branch_is_rebuilt_idempotently(course_repo, solutions_tree):
     commit, _ = solutions_tree
-    assert instructor.make_solutions_branch(course_repo) == commit, "rebuilding from the same HEAD made a new commit"
+    assert instructor.make_solutions_branch(course_repo) == commit, (
+        "rebuilding from the same HEAD made a new commit"
+    )
 
 
 @pytest.mark.slow
@@ -69,8 +78,16 @@ def test_solutions_branch_notebooks_pass_nbval(solutions_tree, tmp_path):
     _, tree = solutions_tree
     notebooks = sorted((tree / "notebooks").glob("*.ipynb"))
     cells, proc = run_nbval(notebooks, solutions=False, tmp_path=tmp_path, pythonpath=tree)
-    failed = [f"{nb} cell {c.cell_id}: {c.outcome}" for (nb, _), c in cells.items() if c.outcome != "passed"]
-    assert not failed, "the solutions branch's notebooks fail under nbval:\n" + "\n".join(failed) + proc.stdout[-2000:]
+    failed = [
+        f"{nb} cell {c.cell_id}: {c.outcome}"
+        for (nb, _), c in cells.items()
+        if c.outcome != "passed"
+    ]
+    assert not failed, (
+        "the solutions branch's notebooks fail under nbval:\n"
+        + "\n".join(failed)
+        + proc.stdout[-2000:]
+    )
 
 
 def test_student_copy_has_no_solutions_and_the_switch_fails_clearly(course_repo, tmp_path):
@@ -81,8 +98,13 @@ def test_student_copy_has_no_solutions_and_the_switch_fails_clearly(course_repo,
         assert "BEGIN SOLUTION" not in (dest / "ganlab" / module).read_text()
     env = dict(os.environ, PYTHONPATH=str(dest), GANLAB_SOLUTIONS="1")
     env.pop("GANLAB_SOLUTIONS_DIR", None)
-    proc = subprocess.run([sys.executable, "-c", "import ganlab"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import ganlab"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     assert "Student copies of ganlab do not ship them" in proc.stderr, proc.stderr
 
@@ -91,9 +113,13 @@ def test_export_refuses_a_non_empty_folder_and_writes_nothing(course_repo, tmp_p
     dest = tmp_path / "busy"
     dest.mkdir()
     (dest / "my-work.txt").write_text("precious")
-    proc = subprocess.run([sys.executable, "-m", "ganlab.instructor", "export-student", str(dest)],
-                          cwd=course_repo, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(course_repo)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ganlab.instructor", "export-student", str(dest)],
+        cwd=course_repo,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(course_repo)),
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error:"), proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in dest.iterdir()) == ["my-work.txt"]
@@ -104,8 +130,15 @@ def test_stubs_check_command_reports_a_hand_edited_stub(course_repo):
     original = stub.read_text()
     try:
         stub.write_text(original.replace("# YOUR CODE HERE", "# YOUR CODE HERE\n    pass", 1))
-        proc = subprocess.run([sys.executable, "-m", "ganlab.instructor", "stubs", "--check"], cwd=course_repo,
-                              capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(course_repo)))
-        assert proc.returncode == 1 and "stale: ganlab/losses.py" in proc.stdout, proc.stdout + proc.stderr
+        proc = subprocess.run(
+            [sys.executable, "-m", "ganlab.instructor", "stubs", "--check"],
+            cwd=course_repo,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(course_repo)),
+        )
+        assert proc.returncode == 1 and "stale: ganlab/losses.py" in proc.stdout, (
+            proc.stdout + proc.stderr
+        )
     finally:
         stub.write_text(original)

@@ -1,4 +1,5 @@
 """Tests of ganlab.metrics: FeatureNet, Fréchet distance, precision/recall, class coverage, CLI."""
+
 import argparse
 import gzip
 import math
@@ -12,9 +13,17 @@ from torch import nn
 
 from ganlab import metrics
 from ganlab.data import OfflineMNIST, as_tensors
-from ganlab.metrics import (FeatureNet, MetricUnavailable, class_histogram, classes_covered, evaluate,
-                            frechet_distance, inception_fid, load_feature_net,
-                            precision_recall)
+from ganlab.metrics import (
+    FeatureNet,
+    MetricUnavailable,
+    class_histogram,
+    classes_covered,
+    evaluate,
+    frechet_distance,
+    inception_fid,
+    load_feature_net,
+    precision_recall,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # absent on users' machines
 ASSETS = Path(metrics.__file__).parent / "assets"
@@ -41,9 +50,15 @@ def test_feature_net_shapes():
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_shipped_weights_are_small_and_load(dataset):
     path = ASSETS / f"feature_net_{dataset}.pt"
-    assert path.is_file(), f"{path} is not shipped: run scripts/train_feature_net.py --dataset {dataset}"
-    assert path.stat().st_size <= 1_100_000, f"{path.name} is {path.stat().st_size} bytes, more than ~1 MB"
-    assert not load_feature_net(dataset).training, "load_feature_net must return the net in eval mode"
+    assert path.is_file(), (
+        f"{path} is not shipped: run scripts/train_feature_net.py --dataset {dataset}"
+    )
+    assert path.stat().st_size <= 1_100_000, (
+        f"{path.name} is {path.stat().st_size} bytes, more than ~1 MB"
+    )
+    assert not load_feature_net(dataset).training, (
+        "load_feature_net must return the net in eval mode"
+    )
 
 
 def test_unknown_feature_net_is_refused():
@@ -55,7 +70,9 @@ def test_shipped_mnist_net_classifies_offline_test_slice(net, offline):
     _, _, images, labels = offline
     with torch.no_grad():
         accuracy = (net(images).argmax(1) == labels).float().mean().item()
-    assert accuracy >= 0.97, f"shipped MNIST FeatureNet: {accuracy:.3f} accuracy on the offline test slice"
+    assert accuracy >= 0.97, (
+        f"shipped MNIST FeatureNet: {accuracy:.3f} accuracy on the offline test slice"
+    )
 
 
 def test_frechet_distance_separates_real_from_noise(net, offline):
@@ -63,8 +80,9 @@ def test_frechet_distance_separates_real_from_noise(net, offline):
     noise = torch.rand(500, 1, 28, 28) * 2 - 1
     real_vs_real = frechet_distance(train, test, net)
     real_vs_noise = frechet_distance(train, noise, net)
-    assert real_vs_real * 20 < real_vs_noise, \
+    assert real_vs_real * 20 < real_vs_noise, (
         f"FD(test, train)={real_vs_real:.2f} should be far below FD(train, noise)={real_vs_noise:.2f}"
+    )
     same = frechet_distance(test, test, net)
     assert abs(same) < 1e-3 * real_vs_real, f"FD(x, x) should be ~0, got {same}"
 
@@ -73,8 +91,9 @@ def blobs(centres, per_blob, seed):
     """Gaussian blobs (std 1) around the given centres."""
     g = torch.Generator().manual_seed(seed)
     centres = torch.as_tensor(centres, dtype=torch.float32)
-    return (centres.repeat_interleave(per_blob, 0) + torch.randn(len(centres) * per_blob, centres.shape[1],
-                                                                 generator=g))
+    return centres.repeat_interleave(per_blob, 0) + torch.randn(
+        len(centres) * per_blob, centres.shape[1], generator=g
+    )
 
 
 def test_precision_recall_identical_and_disjoint_sets():
@@ -84,21 +103,33 @@ def test_precision_recall_identical_and_disjoint_sets():
 
 
 def test_precision_recall_detects_missing_modes():
-    centres = torch.stack([torch.arange(10.0) * 30, torch.zeros(10)], dim=1)  # 10 modes in a row, 2-d
-    real = blobs(centres, 100, seed=0)               # 10 modes, 1000 points
-    fake = blobs(centres[:5], 200, seed=1)           # only 5 of them, 1000 points
+    centres = torch.stack(
+        [torch.arange(10.0) * 30, torch.zeros(10)], dim=1
+    )  # 10 modes in a row, 2-d
+    real = blobs(centres, 100, seed=0)  # 10 modes, 1000 points
+    fake = blobs(centres[:5], 200, seed=1)  # only 5 of them, 1000 points
     precision, recall = precision_recall(real, fake)
-    assert precision > 0.9, f"fakes from real modes are realistic: precision should be high, got {precision:.3f}"
-    assert abs(recall - 0.5) < 0.08, f"half the modes missing: recall should be ~0.5, got {recall:.3f}"
+    assert precision > 0.9, (
+        f"fakes from real modes are realistic: precision should be high, got {precision:.3f}"
+    )
+    assert abs(recall - 0.5) < 0.08, (
+        f"half the modes missing: recall should be ~0.5, got {recall:.3f}"
+    )
 
 
 def test_class_histogram_shows_mode_collapse(net, offline):
     _, _, test, labels = offline
     threes = test[labels == 3]  # a "generator" that only draws threes
     counts = class_histogram(threes, net)
-    assert counts.sum() == len(threes) and counts.argmax() == 3, f"100 threes classified as {counts.tolist()}"
-    assert classes_covered(counts) == 1, f"all-threes should cover 1 class, counts {counts.tolist()}"
-    assert classes_covered(class_histogram(test, net)) == 10, "the real test slice should cover all 10 digits"
+    assert counts.sum() == len(threes) and counts.argmax() == 3, (
+        f"100 threes classified as {counts.tolist()}"
+    )
+    assert classes_covered(counts) == 1, (
+        f"all-threes should cover 1 class, counts {counts.tolist()}"
+    )
+    assert classes_covered(class_histogram(test, net)) == 10, (
+        "the real test slice should cover all 10 digits"
+    )
     assert classes_covered([50, 50, 1, 0]) == 2, "1% of the images is below min_fraction=2%"
 
 
@@ -114,12 +145,17 @@ def test_inception_fid_with_stand_in_extractor(offline):
     train, _, test, _ = offline
     stand_in = StandIn()
     value = inception_fid(train[:300], test[:300], extractor=stand_in)
-    assert math.isfinite(value) and value >= -1e-6, f"inception_fid with a stand-in extractor gave {value}"
-    assert stand_in.seen == (torch.uint8, 3), f"Inception's input is uint8 RGB, the extractor got {stand_in.seen}"
+    assert math.isfinite(value) and value >= -1e-6, (
+        f"inception_fid with a stand-in extractor gave {value}"
+    )
+    assert stand_in.seen == (torch.uint8, 3), (
+        f"Inception's input is uint8 RGB, the extractor got {stand_in.seen}"
+    )
 
 
-@pytest.mark.parametrize("failure", [ModuleNotFoundError("No module named 'torch_fidelity'"),
-                                     URLError("no network")])
+@pytest.mark.parametrize(
+    "failure", [ModuleNotFoundError("No module named 'torch_fidelity'"), URLError("no network")]
+)
 def test_inception_fid_unavailable(monkeypatch, failure, offline):
     import torchmetrics.image.fid
 
@@ -131,15 +167,21 @@ def test_inception_fid_unavailable(monkeypatch, failure, offline):
         inception_fid(offline[0][:10], offline[2][:10])
     message = str(info.value)
     for needed in ("torch-fidelity", "download", "frechet_distance", "offline"):
-        assert needed in message, f"the MetricUnavailable message should mention {needed!r}: {message}"
+        assert needed in message, (
+            f"the MetricUnavailable message should mention {needed!r}: {message}"
+        )
 
 
 def test_evaluate_reports_each_metric_with_its_floor():
     noise = torch.rand(200, 1, 28, 28) * 2 - 1
     report = evaluate(noise, n=200)
     for key in ("fd", "precision", "recall", "class_counts", "classes_covered"):
-        assert key in report and f"{key}_floor" in report, f"report lacks {key} or {key}_floor: {sorted(report)}"
-    assert report["n_fake"] == report["n_real"] == report["n_floor"] == 200, "all sets should hold n images"
+        assert key in report and f"{key}_floor" in report, (
+            f"report lacks {key} or {key}_floor: {sorted(report)}"
+        )
+    assert report["n_fake"] == report["n_real"] == report["n_floor"] == 200, (
+        "all sets should hold n images"
+    )
     assert report["fd_floor"] < report["fd"], "real test images must score a lower FD than noise"
     assert report["classes_covered_floor"] == 10, "real test images cover all 10 digits"
 
@@ -156,31 +198,57 @@ def test_cli_on_real_samples(tmp_path, offline, capsys):
     report = tmp_path / "report.json"
     assert cli(samples, "--n", 200, "--json", report) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "real floor" in out and "FD (FeatureNet)" in out, f"the table should show the floor: {out}"
+    assert "real floor" in out and "FD (FeatureNet)" in out, (
+        f"the table should show the floor: {out}"
+    )
     assert report.is_file(), "--json should write the report"
 
 
-@pytest.mark.parametrize("array, complaint", [(np.zeros((5, 28, 28), np.float32), "shape"),
-                                              (np.full((5, 1, 28, 28), 3.0, np.float32), "[-1, 1]"),
-                                              (np.zeros((5, 1, 28, 28), np.uint8), "uint8")])
+@pytest.mark.parametrize(
+    "array, complaint",
+    [
+        (np.zeros((5, 28, 28), np.float32), "shape"),
+        (np.full((5, 1, 28, 28), 3.0, np.float32), "[-1, 1]"),
+        (np.zeros((5, 1, 28, 28), np.uint8), "uint8"),
+    ],
+)
 def test_cli_rejects_bad_samples(tmp_path, capsys, array, complaint):
     bad = tmp_path / "bad.npy"
     np.save(bad, array)
     assert cli(bad) != 0, "bad input must give a non-zero exit status"
     err = capsys.readouterr().err
-    assert err.startswith("error:") and complaint in err, f"expected an error about {complaint}: {err}"
+    assert err.startswith("error:") and complaint in err, (
+        f"expected an error about {complaint}: {err}"
+    )
 
 
 def test_cli_on_a_checkpoint(tmp_path, capsys):
     from ganlab.trainer import TrainConfig, train
-    config = TrainConfig.from_dict(dict(name="tiny", out_dir=str(tmp_path / "run"), ngf=8, ndf=8, batch_size=16,
-                                        steps=2, sample_every=2, checkpoint_every=2, gif=False, progress=False))
+
+    config = TrainConfig.from_dict(
+        dict(
+            name="tiny",
+            out_dir=str(tmp_path / "run"),
+            ngf=8,
+            ndf=8,
+            batch_size=16,
+            steps=2,
+            sample_every=2,
+            checkpoint_every=2,
+            gif=False,
+            progress=False,
+        )
+    )
     checkpoint = train(config).checkpoint_path
-    assert cli(checkpoint, "--n", 100) == 0, f"evaluating a checkpoint failed: {capsys.readouterr().err}"
+    assert cli(checkpoint, "--n", 100) == 0, (
+        f"evaluating a checkpoint failed: {capsys.readouterr().err}"
+    )
     assert "real floor" in capsys.readouterr().out, "the table should be printed for a checkpoint"
     checkpoint.write_bytes(b"not a checkpoint")
     assert cli(checkpoint, "--n", 100) != 0, "a corrupt checkpoint must give a non-zero exit status"
-    assert capsys.readouterr().err.startswith("error:"), "a corrupt checkpoint must give an error: message"
+    assert capsys.readouterr().err.startswith("error:"), (
+        "a corrupt checkpoint must give an error: message"
+    )
 
 
 def test_cli_rejects_missing_file(tmp_path, capsys):
@@ -191,19 +259,22 @@ def read_idx(path):
     """An official gzip IDX file -> numpy array (header: 4 bytes magic, 4 per dimension)."""
     data = gzip.decompress(path.read_bytes())
     ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset, folder, minimum", [("mnist", "mnist", 0.99),
-                                                      ("fashion-mnist", "fashion-mnist", 0.90)])
+@pytest.mark.parametrize(
+    "dataset, folder, minimum", [("mnist", "mnist", 0.99), ("fashion-mnist", "fashion-mnist", 0.90)]
+)
 def test_shipped_nets_on_full_test_sets(dataset, folder, minimum):
     root = SHARED_DATA / folder
     if not root.is_dir():
         pytest.skip(f"{root} is absent")
-    images = torch.from_numpy(read_idx(root / "t10k-images-idx3-ubyte.gz").copy()).float() / 127.5 - 1
+    images = (
+        torch.from_numpy(read_idx(root / "t10k-images-idx3-ubyte.gz").copy()).float() / 127.5 - 1
+    )
     labels = torch.from_numpy(read_idx(root / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
     with torch.no_grad():
         logits = torch.cat([load_feature_net(dataset)(x) for x in images.unsqueeze(1).split(1000)])

@@ -1,21 +1,23 @@
 """The notebooks under nbval: the solutions pass every cell; the stubs fail only at graded cells."""
+
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-
 from nbrun import run_nbval
 
 REPO = Path(__file__).resolve().parent.parent
 STUDENT = sorted((REPO / "notebooks").glob("*.ipynb"))
 SOLUTION = sorted((REPO / "solutions" / "notebooks").glob("*.ipynb"))
 ANSI = re.compile(r"\x1b\[[0-9;]*m|#x1B\[[0-9;]*m")
-needs_solutions = pytest.mark.skipif(not SOLUTION, reason="a student copy has no solutions/notebooks")
+needs_solutions = pytest.mark.skipif(
+    not SOLUTION, reason="a student copy has no solutions/notebooks"
+)
 
 
 def _last_line(message):
-    lines = [l for l in ANSI.sub("", message).strip().splitlines() if l.strip()]
+    lines = [line for line in ANSI.sub("", message).strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
 
 
@@ -32,16 +34,23 @@ def stub_cells(tmp_path_factory):
 
 
 def test_there_are_notebooks():
-    assert len(STUDENT) >= 5, f"expected notebooks 00-04 at least, found {[p.name for p in STUDENT]}"
+    assert len(STUDENT) >= 5, (
+        f"expected notebooks 00-04 at least, found {[p.name for p in STUDENT]}"
+    )
 
 
 @pytest.mark.slow
 @needs_solutions
 @pytest.mark.parametrize("notebook", [p.name for p in SOLUTION])
 def test_solution_notebook_passes_every_cell(notebook, solution_cells):
-    failed = [f"cell {c.index} ({c.cell_id}): {c.outcome}: {_last_line(c.message)}"
-              for (nb, _), c in solution_cells.items() if nb == notebook and c.outcome != "passed"]
-    assert not failed, f"solutions/notebooks/{notebook} under nbval with GANLAB_SOLUTIONS=1:\n" + "\n".join(failed)
+    failed = [
+        f"cell {c.index} ({c.cell_id}): {c.outcome}: {_last_line(c.message)}"
+        for (nb, _), c in solution_cells.items()
+        if nb == notebook and c.outcome != "passed"
+    ]
+    assert not failed, (
+        f"solutions/notebooks/{notebook} under nbval with GANLAB_SOLUTIONS=1:\n" + "\n".join(failed)
+    )
 
 
 @pytest.mark.slow
@@ -52,9 +61,17 @@ def test_stub_notebook_fails_only_at_graded_cells_with_the_stubs_error(notebook,
         if nb != notebook:
             continue
         if c.graded and c.outcome != "failed":
-            problems.append(f"graded cell {c.cell_id} {c.outcome} on the stubs: it checks nothing the student writes")
-        if c.graded and c.outcome == "failed" and "NotImplementedError" not in _last_line(c.message):
-            problems.append(f"graded cell {c.cell_id} failed for another reason: {_last_line(c.message)}")
+            problems.append(
+                f"graded cell {c.cell_id} {c.outcome} on the stubs: it checks nothing the student writes"
+            )
+        if (
+            c.graded
+            and c.outcome == "failed"
+            and "NotImplementedError" not in _last_line(c.message)
+        ):
+            problems.append(
+                f"graded cell {c.cell_id} failed for another reason: {_last_line(c.message)}"
+            )
         if not c.graded and c.outcome != "passed":
             problems.append(f"ungraded cell {c.cell_id} {c.outcome}: {_last_line(c.message)}")
     assert not problems, f"notebooks/{notebook} on the stubs:\n" + "\n".join(problems)
@@ -65,14 +82,23 @@ def test_notebook_structure(path):
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
     ids = [c.get("id") for c in nb.cells]
-    assert len(set(ids)) == len(ids) and all(ids), f"{path.name}: every cell needs a unique id (grading uses them)"
+    assert len(set(ids)) == len(ids) and all(ids), (
+        f"{path.name}: every cell needs a unique id (grading uses them)"
+    )
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if cell.cell_type == "code" and "nbval-check-output" not in tags:
             assert not cell.outputs and cell.execution_count is None, (
-                f"{path.name} cell {cell.id} stores outputs: strip them (`make stubs` does for notebooks/)")
+                f"{path.name} cell {cell.id} stores outputs: strip them (`make stubs` does for notebooks/)"
+            )
         if "graded" in tags:
             points = [t for t in tags if re.fullmatch(r"points-\d+", t)]
-            assert len(points) == 1, f"{path.name} graded cell {cell.id} needs exactly one points-N tag"
-            assert "checks.check_" in cell.source, f"{path.name} graded cell {cell.id} calls no check"
-            assert cell.id.startswith("check-"), f"{path.name} graded cell ids start with 'check-': {cell.id}"
+            assert len(points) == 1, (
+                f"{path.name} graded cell {cell.id} needs exactly one points-N tag"
+            )
+            assert "checks.check_" in cell.source, (
+                f"{path.name} graded cell {cell.id} calls no check"
+            )
+            assert cell.id.startswith("check-"), (
+                f"{path.name} graded cell ids start with 'check-': {cell.id}"
+            )

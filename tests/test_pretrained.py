@@ -1,11 +1,11 @@
 """The shipped generator: loads without any exercise finished, samples digits, is documented."""
+
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from ganlab import pretrained
@@ -15,29 +15,46 @@ ASSETS = REPO / "ganlab" / "assets"
 
 
 def test_the_pretrained_generator_works_while_the_exercises_are_stubs():
-    code = ("import torch; from ganlab import pretrained; g = pretrained.load_pretrained();"
-            "x = g(torch.randn(5, g.nz)); print(tuple(x.shape), float(x.min()) >= -1, float(x.max()) <= 1)")
+    code = (
+        "import torch; from ganlab import pretrained; g = pretrained.load_pretrained();"
+        "x = g(torch.randn(5, g.nz)); print(tuple(x.shape), float(x.min()) >= -1, float(x.max()) <= 1)"
+    )
     env = dict(os.environ, GANLAB_SOLUTIONS="0")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
-    assert proc.returncode == 0, f"notebooks 06 and 07 need it before Generator is written:\n{proc.stderr[-2000:]}"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO
+    )
+    assert proc.returncode == 0, (
+        f"notebooks 06 and 07 need it before Generator is written:\n{proc.stderr[-2000:]}"
+    )
     assert proc.stdout.split() == ["(5,", "1,", "28,", "28)", "True", "True"], proc.stdout
 
 
 def test_the_asset_is_small_and_says_how_it_was_made():
     size = (ASSETS / pretrained.ASSET).stat().st_size
-    assert size < 5 * 2**20, f"the pretrained generator is {size / 2**20:.1f} MB; keep it to a few MB"
+    assert size < 5 * 2**20, (
+        f"the pretrained generator is {size / 2**20:.1f} MB; keep it to a few MB"
+    )
     meta = json.loads((ASSETS / pretrained.ASSET).with_suffix(".json").read_text())
     assert {"nz", "channels", "image_size", "step", "config"} <= meta.keys()
 
 
 def test_course_generator_prefers_a_finished_notebook_run(tmp_path, monkeypatch):
     from ganlab.trainer import TrainConfig, Trainer
+
     monkeypatch.setenv("GANLAB_RUNS_DIR", str(tmp_path))
     monkeypatch.delenv("GANLAB_QUICK", raising=False)
     _, source = pretrained.course_generator()
     assert "pretrained" in source, "with no run of notebook 05, the pretrained generator is used"
-    config = TrainConfig(name="notebook05", out_dir=str(tmp_path / "notebook05"), steps=2, ngf=8, ndf=8,
-                         batch_size=8, progress=False, gif=False)
+    config = TrainConfig(
+        name="notebook05",
+        out_dir=str(tmp_path / "notebook05"),
+        steps=2,
+        ngf=8,
+        ndf=8,
+        batch_size=8,
+        progress=False,
+        gif=False,
+    )
     Trainer(config).fit()
     generator, source = pretrained.course_generator()
     assert "your run" in source and generator(torch.randn(2, 100)).shape == (2, 1, 28, 28)

@@ -1,4 +1,5 @@
 """What every check shares: the failure type, the success line, small inspection helpers."""
+
 import torch
 from torch import nn
 
@@ -32,8 +33,20 @@ def output_op(tensor):
     node = tensor.grad_fn
     while node is not None:
         name = type(node).__name__.replace("Backward0", "").replace("Backward1", "")
-        if name not in {"View", "Reshape", "UnsafeView", "Squeeze", "Flatten", "Unsqueeze",
-                        "Clone", "Select", "Expand", "Permute", "Transpose", "Contiguous"}:
+        if name not in {
+            "View",
+            "Reshape",
+            "UnsafeView",
+            "Squeeze",
+            "Flatten",
+            "Unsqueeze",
+            "Clone",
+            "Select",
+            "Expand",
+            "Permute",
+            "Transpose",
+            "Contiguous",
+        }:
             return name
         node = node.next_functions[0][0] if node.next_functions else None
     return None
@@ -45,16 +58,20 @@ def try_build(cls, what, **kwargs):
         return cls(**kwargs)
     except TypeError as err:
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise CheckFailed(f"{what}({args}) failed with TypeError: {err}. "
-                          "Keep the signature given in the exercise.") from err
+        raise CheckFailed(
+            f"{what}({args}) failed with TypeError: {err}. "
+            "Keep the signature given in the exercise."
+        ) from err
 
 
 def run_forward(model, x, what):
     try:
         return model(x)
     except RuntimeError as err:
-        raise CheckFailed(f"{what} crashed on an input of shape {tuple(x.shape)}: {err}. "
-                          "Print the shape after each layer to find the one that does not fit.") from err
+        raise CheckFailed(
+            f"{what} crashed on an input of shape {tuple(x.shape)}: {err}. "
+            "Print the shape after each layer to find the one that does not fit."
+        ) from err
 
 
 def describe(model):

@@ -58,13 +58,27 @@ What it does not defend against
 * Races between the hook's path check and the open (threads swapping files): the
   hook refuses to create links, which closes the easy ones.
 """
+
 import sys
 
 # nbformat -> jsonschema imports rfc3987_syntax when it is installed, which compiles a grammar
 # at import: 3.7 s of CPU here, for an IRI string format that notebooks never use. Skip it.
 sys.modules.setdefault("rfc3987_syntax", None)
 
-from .commands import (CHECK_HELP, GRADE_HELP, add_check_arguments, add_grade_arguments,  # noqa: E402
-                       run_check, run_grade)
+from .commands import (  # noqa: E402 (after the rfc3987_syntax guard)
+    CHECK_HELP,
+    GRADE_HELP,
+    add_check_arguments,
+    add_grade_arguments,  # noqa: E402
+    run_check,
+    run_grade,
+)
 
-__all__ = ["add_grade_arguments", "run_grade", "add_check_arguments", "run_check", "GRADE_HELP", "CHECK_HELP"]
+__all__ = [
+    "add_grade_arguments",
+    "run_grade",
+    "add_check_arguments",
+    "run_check",
+    "GRADE_HELP",
+    "CHECK_HELP",
+]

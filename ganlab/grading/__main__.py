@@ -1,4 +1,5 @@
 """``python -m ganlab.grading grade ...`` / ``python -m ganlab.grading check ...``."""
+
 import sys
 
 from .commands import main

@@ -10,6 +10,7 @@
 Everything here only reads and parses student files (``ast``, ``json``); nothing
 the student wrote is executed in the grader's process.
 """
+
 import ast
 import os
 import re
@@ -22,13 +23,20 @@ import nbformat
 from .deps import needed_cells, strip_magics
 
 EXERCISE_MODULES = ("models.py", "losses.py", "training.py", "latent.py")
-MAX_FILE_BYTES = 20 * 2 ** 20
+MAX_FILE_BYTES = 20 * 2**20
 _POINTS = re.compile(r"points-(\d+)")
 # Code that has no business in an exercise; a submission using it is flagged for review.
-RED_FLAGS = {"ganlab.checks": r"ganlab\.checks|from ganlab import checks|\bchecks\.\w+\s*=",
-             "ctypes": r"\bctypes\b", "frame inspection": r"_getframe|\bf_back\b|\bf_globals\b|\btb_frame\b",
-             "gc": r"\bgc\.get_", "audit hooks": r"addaudithook", "os._exit": r"os\._exit",
-             "solutions/": r"solutions/", "grades": r"grades\.csv", "__globals__": r"__globals__|__closure__"}
+RED_FLAGS = {
+    "ganlab.checks": r"ganlab\.checks|from ganlab import checks|\bchecks\.\w+\s*=",
+    "ctypes": r"\bctypes\b",
+    "frame inspection": r"_getframe|\bf_back\b|\bf_globals\b|\btb_frame\b",
+    "gc": r"\bgc\.get_",
+    "audit hooks": r"addaudithook",
+    "os._exit": r"os\._exit",
+    "solutions/": r"solutions/",
+    "grades": r"grades\.csv",
+    "__globals__": r"__globals__|__closure__",
+}
 
 
 class GradingError(Exception):
@@ -46,8 +54,10 @@ class Check:
 class Submission:
     name: str
     folder: Path
-    modules: dict = field(default_factory=dict)     # file name -> source text, or None (use the stub)
-    notebooks: dict = field(default_factory=dict)   # notebook name -> NotebookNode, or None (missing/invalid)
+    modules: dict = field(default_factory=dict)  # file name -> source text, or None (use the stub)
+    notebooks: dict = field(
+        default_factory=dict
+    )  # notebook name -> NotebookNode, or None (missing/invalid)
     notes: list = field(default_factory=list)
 
 
@@ -63,8 +73,10 @@ def canonical_notebooks(repo, only=None):
     if only:
         paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in only)]
     if not paths:
-        raise GradingError(f"no notebooks to grade in {Path(repo, 'notebooks')}"
-                           + (f" matching {','.join(only)}" if only else ""))
+        raise GradingError(
+            f"no notebooks to grade in {Path(repo, 'notebooks')}"
+            + (f" matching {','.join(only)}" if only else "")
+        )
     return [(p.name, nbformat.read(str(p), as_version=4)) for p in paths]
 
 
@@ -75,7 +87,9 @@ def checks_of(name, nb):
         if cell.cell_type == "code" and "graded" in tags:
             points = points_of(tags)
             if points is None:
-                raise GradingError(f"{name}: graded cell {cell.get('id')} needs exactly one points-K tag")
+                raise GradingError(
+                    f"{name}: graded cell {cell.get('id')} needs exactly one points-K tag"
+                )
             checks.append(Check(name, cell.id, points))
     return checks
 
@@ -90,7 +104,7 @@ def _read_student_file(folder, rel, notes):
         notes.append(f"{rel} is a link or not a regular file: ignored")
         return None
     if path.stat().st_size > MAX_FILE_BYTES:
-        notes.append(f"{rel} is larger than {MAX_FILE_BYTES // 2 ** 20} MB: ignored")
+        notes.append(f"{rel} is larger than {MAX_FILE_BYTES // 2**20} MB: ignored")
         return None
     return path.read_bytes().decode("utf-8", errors="replace")
 
@@ -109,8 +123,10 @@ def load_submission(folder, notebook_names):
             try:
                 compile(text, f"ganlab/{module}", "exec", dont_inherit=True)
             except (SyntaxError, ValueError) as err:
-                sub.notes.append(f"ganlab/{module} has a syntax error (line {getattr(err, 'lineno', '?')}): "
-                                 f"{getattr(err, 'msg', err)}")
+                sub.notes.append(
+                    f"ganlab/{module} has a syntax error (line {getattr(err, 'lineno', '?')}): "
+                    f"{getattr(err, 'msg', err)}"
+                )
         sub.modules[module] = text
     for name in notebook_names:
         text = _read_student_file(folder, f"notebooks/{name}", sub.notes)
@@ -120,11 +136,15 @@ def load_submission(folder, notebook_names):
         else:
             try:
                 nb = nbformat.reads(text, as_version=4)
-                [(c.cell_type, c.get("source", "")) for c in nb.cells]  # the fields we use must exist
+                [
+                    (c.cell_type, c.get("source", "")) for c in nb.cells
+                ]  # the fields we use must exist
             except Exception as err:  # not JSON, not a notebook, ...
                 nb = None
-                sub.notes.append(f"notebooks/{name} is not a valid notebook ({type(err).__name__}): "
-                                 "its exercise cells count as not done")
+                sub.notes.append(
+                    f"notebooks/{name} is not a valid notebook ({type(err).__name__}): "
+                    "its exercise cells count as not done"
+                )
         sub.notebooks[name] = nb
     return sub
 
@@ -133,7 +153,10 @@ def splice(canonical, student, name):
     """The canonical notebook with the student's exercise cells; returns ``(notebook, notes)``."""
     nb = nbformat.from_dict(canonical)  # a deep copy
     notes = []
-    code = lambda book: [c for c in book.cells if c.cell_type == "code"]
+
+    def code(book):
+        return [c for c in book.cells if c.cell_type == "code"]
+
     student_code = code(student) if student is not None else []
     by_id = {c.get("id"): c for c in student_code if c.get("id")}
     canonical_ids = {c.get("id") for c in nb.cells}
@@ -143,13 +166,16 @@ def splice(canonical, student, name):
         mine = by_id.get(cell.id)
         if mine is None and student is not None and index < len(student_code):
             candidate = student_code[index]  # fallback: same position, if it is no other known cell
-            if (candidate.get("id") not in canonical_ids
-                    and "graded" not in candidate.get("metadata", {}).get("tags", [])):
+            if candidate.get("id") not in canonical_ids and "graded" not in candidate.get(
+                "metadata", {}
+            ).get("tags", []):
                 mine = candidate
                 notes.append(f"notebooks/{name}: exercise {cell.id} matched by position")
         if mine is None:
             if student is not None:
-                notes.append(f"notebooks/{name}: exercise cell {cell.id} not found: counts as not done")
+                notes.append(
+                    f"notebooks/{name}: exercise cell {cell.id} not found: counts as not done"
+                )
             continue
         source = mine.get("source", "")
         cell.source = "".join(source) if isinstance(source, list) else str(source)
@@ -171,8 +197,8 @@ def split_check_cells(nb):
         lines = cell.source.splitlines(keepends=True)
         if call is None or call[0].end_lineno >= len(lines):
             continue
-        rest = "".join(lines[call[0].end_lineno:])
-        cell.source = "".join(lines[:call[0].end_lineno]).rstrip("\n")
+        rest = "".join(lines[call[0].end_lineno :])
+        cell.source = "".join(lines[: call[0].end_lineno]).rstrip("\n")
         if rest.strip():
             cells.append(nbformat.v4.new_code_cell(rest.strip("\n"), id=f"{cell.id}-after"))
     nb.cells = cells
@@ -187,9 +213,13 @@ def check_call(source):
         return None
     for stmt in tree.body:
         call = getattr(stmt, "value", None) if isinstance(stmt, ast.Expr) else None
-        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                and isinstance(call.func.value, ast.Name) and call.func.value.id == "checks"
-                and call.func.attr.startswith("check_")):
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == "checks"
+            and call.func.attr.startswith("check_")
+        ):
             return stmt, call.func.attr
     return None
 
@@ -207,15 +237,24 @@ def prune(nb):
 def red_flags(sub, spliced):
     """Notes naming suspicious APIs in the student's code (modules and exercise cells)."""
     texts = [t for t in sub.modules.values() if t]
-    texts += [c.source for nb in spliced.values() for c in nb.cells if str(c.get("id", "")).startswith("ex-")]
-    found = [label for label, pattern in RED_FLAGS.items() if any(re.search(pattern, t) for t in texts)]
+    texts += [
+        c.source
+        for nb in spliced.values()
+        for c in nb.cells
+        if str(c.get("id", "")).startswith("ex-")
+    ]
+    found = [
+        label for label, pattern in RED_FLAGS.items() if any(re.search(pattern, t) for t in texts)
+    ]
     return [f"flagged for review: the code uses {', '.join(found)}"] if found else []
 
 
 def build_sandbox(dest, package_dir, sub, spliced):
     """Write the sandbox: ``ganlab/`` (instructor's, plus the student's modules) and the notebooks."""
     dest = Path(dest)
-    shutil.copytree(package_dir, dest / "ganlab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        package_dir, dest / "ganlab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     for module, text in sub.modules.items():
         if text is not None:
             (dest / "ganlab" / module).write_text(text, encoding="utf-8")

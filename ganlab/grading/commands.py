@@ -1,4 +1,5 @@
 """``ganlab grade`` (a whole class) and ``ganlab check`` (a student's own copy)."""
+
 import argparse
 import os
 import shutil
@@ -32,8 +33,12 @@ def _options(args):
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
     if args.memory_mb < 256:
         raise UsageError("--memory-mb must be at least 256")
-    return engine.Options(timeout_cell=args.timeout_cell, timeout_total=args.timeout_total,
-                          memory_mb=args.memory_mb, all_cells=args.all_cells)
+    return engine.Options(
+        timeout_cell=args.timeout_cell,
+        timeout_total=args.timeout_total,
+        memory_mb=args.memory_mb,
+        all_cells=args.all_cells,
+    )
 
 
 def _refused(*extra):
@@ -48,13 +53,17 @@ def _grade_safely(folder, canonical, checks, work, refused, options):
     try:
         return engine.grade_submission(folder, canonical, checks, work, refused, options)
     except Exception as err:  # a grader problem must cost one row, not the run
-        result = engine.Result(Path(folder).name, notes=[f"grading error: {type(err).__name__}: {err}"])
+        result = engine.Result(
+            Path(folder).name, notes=[f"grading error: {type(err).__name__}: {err}"]
+        )
         result.checks = [engine.CheckResult(c, False, "not graded (grading error)") for c in checks]
         traceback.print_exc(file=sys.stderr)
         return result
 
 
-def grade_many(folders, canonical, checks, options, refused, jobs=1, work_dir=None, keep=False, progress=True):
+def grade_many(
+    folders, canonical, checks, options, refused, jobs=1, work_dir=None, keep=False, progress=True
+):
     """Grade ``folders`` in parallel (threads: the work happens in each one's subprocesses).
 
     Returns the results sorted by folder name.
@@ -62,11 +71,16 @@ def grade_many(folders, canonical, checks, options, refused, jobs=1, work_dir=No
     root = Path(tempfile.mkdtemp(prefix="ganlab-grade-", dir=work_dir))
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = [pool.submit(_grade_safely, folder, canonical, checks, root / f"s{i:04d}", refused, options)
-                   for i, folder in enumerate(folders)]
+        futures = [
+            pool.submit(
+                _grade_safely, folder, canonical, checks, root / f"s{i:04d}", refused, options
+            )
+            for i, folder in enumerate(folders)
+        ]
         done = as_completed(futures)
         if progress:
             from tqdm.auto import tqdm
+
             done = tqdm(done, total=len(futures), desc="grading", unit="student", file=sys.stderr)
         results = [f.result() for f in done]
     except KeyboardInterrupt:
@@ -84,30 +98,61 @@ def grade_many(folders, canonical, checks, options, refused, jobs=1, work_dir=No
 
 # -- ganlab grade ---------------------------------------------------------------------------
 
+
 def add_grade_arguments(parser):
-    parser.add_argument("submissions", metavar="SUBMISSIONS_DIR",
-                        help="one sub-folder per student, each a copy of the kit (ganlab/ and notebooks/)")
-    parser.add_argument("--out", required=True, help="the grades CSV to write (not inside SUBMISSIONS_DIR)")
+    parser.add_argument(
+        "submissions",
+        metavar="SUBMISSIONS_DIR",
+        help="one sub-folder per student, each a copy of the kit (ganlab/ and notebooks/)",
+    )
+    parser.add_argument(
+        "--out", required=True, help="the grades CSV to write (not inside SUBMISSIONS_DIR)"
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument("--feedback-dir", help="write one Markdown feedback file per student here")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="submissions graded at once (default: the number of CPUs)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="submissions graded at once (default: the number of CPUs)",
+    )
     _add_limits(parser)
-    parser.add_argument("--notebooks", action="append", metavar="NN[,NN...]",
-                        help="grade only these notebooks, by name prefix (e.g. 02,04); default: all")
-    parser.add_argument("--work-dir", help="where the sandboxes go (default: the system's temp folder)")
-    parser.add_argument("--keep-work", action="store_true", help="keep the sandboxes and logs (debugging)")
+    parser.add_argument(
+        "--notebooks",
+        action="append",
+        metavar="NN[,NN...]",
+        help="grade only these notebooks, by name prefix (e.g. 02,04); default: all",
+    )
+    parser.add_argument(
+        "--work-dir", help="where the sandboxes go (default: the system's temp folder)"
+    )
+    parser.add_argument(
+        "--keep-work", action="store_true", help="keep the sandboxes and logs (debugging)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_limits(parser):
-    parser.add_argument("--timeout-cell", type=float, default=120.0, help="seconds per notebook cell (default 120)")
-    parser.add_argument("--timeout-total", type=float, default=900.0,
-                        help="seconds for all the notebooks of one submission (default 900)")
-    parser.add_argument("--memory-mb", type=int, default=4096,
-                        help="address space a kernel may use beyond what torch maps at start-up (default 4096)")
-    parser.add_argument("--all-cells", action="store_true",
-                        help="run every notebook cell; by default the plots and demos no check needs are left out")
+    parser.add_argument(
+        "--timeout-cell", type=float, default=120.0, help="seconds per notebook cell (default 120)"
+    )
+    parser.add_argument(
+        "--timeout-total",
+        type=float,
+        default=900.0,
+        help="seconds for all the notebooks of one submission (default 900)",
+    )
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=4096,
+        help="address space a kernel may use beyond what torch maps at start-up (default 4096)",
+    )
+    parser.add_argument(
+        "--all-cells",
+        action="store_true",
+        help="run every notebook cell; by default the plots and demos no check needs are left out",
+    )
 
 
 def run_grade(args):
@@ -116,8 +161,12 @@ def run_grade(args):
         if not submissions.is_dir():
             raise UsageError(f"{submissions} is not a folder")
         out = Path(args.out)
-        if _inside(out, submissions) or (args.feedback_dir and _inside(args.feedback_dir, submissions)):
-            raise UsageError("write --out and --feedback-dir outside SUBMISSIONS_DIR (students can read it)")
+        if _inside(out, submissions) or (
+            args.feedback_dir and _inside(args.feedback_dir, submissions)
+        ):
+            raise UsageError(
+                "write --out and --feedback-dir outside SUBMISSIONS_DIR (students can read it)"
+            )
         if out.is_dir() or (out.exists() and not args.force):
             raise UsageError(f"{out} already exists; pass --force to replace it")
         if args.jobs < 1:
@@ -125,8 +174,11 @@ def run_grade(args):
         options = _options(args)
         canonical = assemble.canonical_notebooks(REPO, _prefixes(args.notebooks))
         checks = [c for name, nb in canonical for c in assemble.checks_of(name, nb)]
-        folders = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.is_symlink()
-                         and not p.name.startswith("."))
+        folders = sorted(
+            p
+            for p in submissions.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        )
         if not folders:
             raise UsageError(f"{submissions} has no student folders")
     except (UsageError, assemble.GradingError, OSError) as err:
@@ -134,8 +186,17 @@ def run_grade(args):
         return 2
     refused = _refused(submissions, out, args.feedback_dir and Path(args.feedback_dir))
     try:
-        results = grade_many(folders, canonical, checks, options, refused, jobs=args.jobs,
-                             work_dir=args.work_dir, keep=args.keep_work, progress=not args.no_progress)
+        results = grade_many(
+            folders,
+            canonical,
+            checks,
+            options,
+            refused,
+            jobs=args.jobs,
+            work_dir=args.work_dir,
+            keep=args.keep_work,
+            progress=not args.no_progress,
+        )
     except KeyboardInterrupt:
         print("error: interrupted; no grades written", file=sys.stderr)
         return 130
@@ -147,17 +208,29 @@ def run_grade(args):
         report.write_feedback(results, Path(args.feedback_dir))
     maximum = sum(c.points for c in checks)
     mean = sum(r.total for r in results) / len(results)
-    print(f"graded {len(results)} submissions ({len(checks)} checks, {maximum} points; mean {mean:.1f}): {out}")
+    print(
+        f"graded {len(results)} submissions ({len(checks)} checks, {maximum} points; mean {mean:.1f}): {out}"
+    )
     return 0
 
 
 # -- ganlab check ---------------------------------------------------------------------------
 
+
 def add_check_arguments(parser):
-    parser.add_argument("path", nargs="?", default=".", metavar="PATH",
-                        help="your copy of the kit (default: the current folder)")
-    parser.add_argument("--notebook", action="append", metavar="NN",
-                        help="check only this notebook (by name prefix, e.g. 02); repeat for more")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default=".",
+        metavar="PATH",
+        help="your copy of the kit (default: the current folder)",
+    )
+    parser.add_argument(
+        "--notebook",
+        action="append",
+        metavar="NN",
+        help="check only this notebook (by name prefix, e.g. 02); repeat for more",
+    )
     _add_limits(parser)
 
 
@@ -167,16 +240,23 @@ def run_check(args):
         if not path.is_dir():
             raise UsageError(f"{path} is not a folder")
         if not (path / "ganlab").is_dir() and not (path / "notebooks").is_dir():
-            raise UsageError(f"{path} has no ganlab/ or notebooks/ folder: give the root of your copy of the kit")
+            raise UsageError(
+                f"{path} has no ganlab/ or notebooks/ folder: give the root of your copy of the kit"
+            )
         options = _options(args)
         canonical = assemble.canonical_notebooks(REPO, _prefixes(args.notebook))
         checks = [c for name, nb in canonical for c in assemble.checks_of(name, nb)]
     except (UsageError, assemble.GradingError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"checking {path.resolve()} ({len(canonical)} notebooks, {len(checks)} checks)...", file=sys.stderr)
+    print(
+        f"checking {path.resolve()} ({len(canonical)} notebooks, {len(checks)} checks)...",
+        file=sys.stderr,
+    )
     try:
-        results = grade_many([path.resolve()], canonical, checks, options, _refused(), progress=False)
+        results = grade_many(
+            [path.resolve()], canonical, checks, options, _refused(), progress=False
+        )
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -202,10 +282,17 @@ sandbox defends against, and what it does not."""
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ganlab.grading", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ganlab.grading", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    add_grade_arguments(sub.add_parser("grade", help="grade a folder of submissions", description=GRADE_HELP))
-    add_check_arguments(sub.add_parser("check", help="self-check your copy before submitting",
-                                       description=CHECK_HELP))
+    add_grade_arguments(
+        sub.add_parser("grade", help="grade a folder of submissions", description=GRADE_HELP)
+    )
+    add_check_arguments(
+        sub.add_parser(
+            "check", help="self-check your copy before submitting", description=CHECK_HELP
+        )
+    )
     args = parser.parse_args(argv)
     return run_grade(args) if args.command == "grade" else run_check(args)

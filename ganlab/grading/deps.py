@@ -11,6 +11,7 @@ analysis is static (``ast`` and ``symtable``) and errs on the side of running a 
   and before the cell reads it (the body of a function runs after the whole cell);
 * a cell that does not parse is always run.
 """
+
 import ast
 import symtable
 from dataclasses import dataclass
@@ -18,15 +19,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Names:
-    surely: frozenset   # bound unconditionally by a top-level statement
-    maybe: frozenset    # bound or changed anywhere in the cell
-    used: frozenset     # read before the cell binds them (functions it defines: read at all, unbound)
+    surely: frozenset  # bound unconditionally by a top-level statement
+    maybe: frozenset  # bound or changed anywhere in the cell
+    used: frozenset  # read before the cell binds them (functions it defines: read at all, unbound)
 
 
 def strip_magics(source):
     """IPython magics and shell escapes become blank lines (line numbers are kept)."""
-    return "".join("\n" if line.lstrip().startswith(("%", "!")) else line
-                   for line in source.splitlines(keepends=True))
+    return "".join(
+        "\n" if line.lstrip().startswith(("%", "!")) else line
+        for line in source.splitlines(keepends=True)
+    )
 
 
 _COMPREHENSIONS = {"listcomp", "setcomp", "dictcomp", "genexpr"}
@@ -88,7 +91,9 @@ def names(source):
         return None
     scopes = [(child.get_lineno(), *_global_reads(child)) for child in table.get_children()]
     bound, used, later = set(), set(), set()
-    for stmt in tree.body:  # in order: a read counts only if nothing above it in the cell bound the name
+    for (
+        stmt
+    ) in tree.body:  # in order: a read counts only if nothing above it in the cell bound the name
         reads = _loads(stmt)
         for line, immediate, deferred in scopes:
             if stmt.lineno <= line <= stmt.end_lineno:
@@ -99,7 +104,9 @@ def names(source):
         used |= reads - bound
         bound |= _surely_bound(stmt)
     used |= later - bound  # function bodies run after the whole cell
-    maybe = bound | {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    maybe = bound | {
+        s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()
+    }
     for node in ast.walk(tree):  # x.attr = ..., x[i] = ... change x
         if isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
             maybe |= _root_name(node.value)

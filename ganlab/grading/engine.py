@@ -9,6 +9,7 @@ Layout of one submission's work folder (``work_root/sNNNN``)::
 Student code can write only inside its sandbox; the kernelspec and the records it
 could otherwise rewrite live in ``private/``.
 """
+
 import json
 import os
 import signal
@@ -28,8 +29,10 @@ PACKAGE = Path(__file__).resolve().parent.parent
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 # nbformat -> jsonschema imports rfc3987_syntax if it is installed, which compiles a grammar
 # at import: 3.7 s of CPU per pytest process here, for a format notebooks do not use.
-PYTEST = ("import sys; sys.modules.setdefault('rfc3987_syntax', None); import pytest; "
-          "sys.exit(pytest.main(sys.argv[1:]))")
+PYTEST = (
+    "import sys; sys.modules.setdefault('rfc3987_syntax', None); import pytest; "
+    "sys.exit(pytest.main(sys.argv[1:]))"
+)
 
 
 _STOP = threading.Event()  # set on Ctrl-C: start nothing new
@@ -104,9 +107,11 @@ def _explain(check, record, nb, cells, options):
         return hint
     code = [c for c in nb.cells if c.cell_type == "code"]
     index = next(i for i, c in enumerate(code) if c.get("id") == check.cell_id)
-    for i in deps.needed_cells([c.source for c in code[:index + 1]], {index})[:-1]:
+    for i in deps.needed_cells([c.source for c in code[: index + 1]], {index})[:-1]:
         earlier = cells.get((check.notebook, code[i].get("id")))
-        graded = "graded" in code[i].metadata.get("tags", [])  # checks.check_x(...) "changes" checks
+        graded = "graded" in code[i].metadata.get(
+            "tags", []
+        )  # checks.check_x(...) "changes" checks
         if earlier is not None and earlier["outcome"] == "failed" and not graded:
             return f"{hint} (cell {code[i].id} failed before it: {_kernel_hint(earlier, options)})"
     if record.get("crashed_before"):
@@ -123,7 +128,9 @@ def _environment(extra):
 def _kill_marked(marker):
     """Kill every process still carrying this submission's marker (a kernel, its children)."""
     needle = f"GANLAB_GRADE_SANDBOX={marker}".encode()
-    if not os.path.isdir("/proc"):  # not Linux: the kernels were stopped by nbval, the verifier killed
+    if not os.path.isdir(
+        "/proc"
+    ):  # not Linux: the kernels were stopped by nbval, the verifier killed
         return
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -139,44 +146,100 @@ def _kill_marked(marker):
 
 
 def _launcher_config(path, sandbox, refused, work_root, options, env):
-    config = {"sandbox": str(sandbox), "refused": [str(p) for p in refused], "work_root": str(work_root),
-              "memory_mb": options.memory_mb, "threads": options.threads, "env": env}
+    config = {
+        "sandbox": str(sandbox),
+        "refused": [str(p) for p in refused],
+        "work_root": str(work_root),
+        "memory_mb": options.memory_mb,
+        "threads": options.threads,
+        "env": env,
+    }
     Path(path).write_text(json.dumps(config, indent=1))
     # -E: PYTHONPATH and friends from the environment do not count; the launcher sets sys.path.
     return [sys.executable, "-E", "-B", str(LAUNCHER), str(path)]
 
 
 def _sandbox_env(sandbox, marker, backend):
-    return {"HOME": f"{sandbox}/home", "TMPDIR": f"{sandbox}/tmp", "PYTHONPATH": str(sandbox),
-            "MPLCONFIGDIR": f"{sandbox}/home/.matplotlib", "IPYTHONDIR": f"{sandbox}/home/.ipython",
-            "MPLBACKEND": backend, "GANLAB_QUICK": "1", "GANLAB_RUNS_DIR": f"{sandbox}/runs",
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
-            "PYTHONDONTWRITEBYTECODE": "1", "GANLAB_GRADE_SANDBOX": marker}
+    return {
+        "HOME": f"{sandbox}/home",
+        "TMPDIR": f"{sandbox}/tmp",
+        "PYTHONPATH": str(sandbox),
+        "MPLCONFIGDIR": f"{sandbox}/home/.matplotlib",
+        "IPYTHONDIR": f"{sandbox}/home/.ipython",
+        "MPLBACKEND": backend,
+        "GANLAB_QUICK": "1",
+        "GANLAB_RUNS_DIR": f"{sandbox}/runs",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MALLOC_ARENA_MAX": "2",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "GANLAB_GRADE_SANDBOX": marker,
+    }
 
 
 def run_kernel(sandbox, private, names, launcher, marker, options):
     """nbval over the sandbox's notebooks; returns ``{cell id: record}`` (see nbplugin)."""
     spec = private / "jupyter" / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": launcher + ["kernel", "-f", "{connection_file}"], "display_name": "ganlab grader",
-        "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": launcher + ["kernel", "-f", "{connection_file}"],
+                "display_name": "ganlab grader",
+                "language": "python",
+            }
+        )
+    )
     for folder in ("runtime", "home", "config", "data"):
         (private / folder).mkdir(exist_ok=True)
     record = private / "cells.jsonl"
-    env = _environment({"JUPYTER_PATH": str(private / "jupyter"), "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
-                        "JUPYTER_CONFIG_DIR": str(private / "config"), "JUPYTER_DATA_DIR": str(private / "data"),
-                        "HOME": str(private / "home"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                        "PYTHONPATH": str(PACKAGE.parent), "PYTHONDONTWRITEBYTECODE": "1",
-                        "GANLAB_GRADE_SANDBOX": marker})
-    cmd = [sys.executable, "-c", PYTEST, "-p", "no:cacheprovider", "-p", "nbval.plugin",
-           "-p", "ganlab.grading.nbplugin", "--noconftest", "-c", os.devnull, "--rootdir", str(private),
-           "--nbval-lax", "--nbval-kernel-name", KERNEL_NAME, "--nbval-cell-timeout", f"{options.timeout_cell:g}",
-           "--nbval-kernel-startup-timeout", "120", "--ganlab-record", str(record),
-           "--ganlab-total-timeout", f"{options.timeout_total:g}", "-q", *[str(sandbox / n) for n in names]]
+    env = _environment(
+        {
+            "JUPYTER_PATH": str(private / "jupyter"),
+            "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
+            "JUPYTER_CONFIG_DIR": str(private / "config"),
+            "JUPYTER_DATA_DIR": str(private / "data"),
+            "HOME": str(private / "home"),
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "PYTHONPATH": str(PACKAGE.parent),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "GANLAB_GRADE_SANDBOX": marker,
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        PYTEST,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "nbval.plugin",
+        "-p",
+        "ganlab.grading.nbplugin",
+        "--noconftest",
+        "-c",
+        os.devnull,
+        "--rootdir",
+        str(private),
+        "--nbval-lax",
+        "--nbval-kernel-name",
+        KERNEL_NAME,
+        "--nbval-cell-timeout",
+        f"{options.timeout_cell:g}",
+        "--nbval-kernel-startup-timeout",
+        "120",
+        "--ganlab-record",
+        str(record),
+        "--ganlab-total-timeout",
+        f"{options.timeout_total:g}",
+        "-q",
+        *[str(sandbox / n) for n in names],
+    ]
     with open(private / "nbval.log", "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=private, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=private, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + options.timeout_total + 180
         while proc.poll() is None:  # poll, not wait: a Ctrl-C may come after this kernel started
             if _STOP.is_set() or time.monotonic() > deadline:
@@ -214,29 +277,56 @@ def grade_submission(folder, canonical, checks, work, refused, options):
         if _STOP.is_set():
             raise KeyboardInterrupt
         assemble.build_sandbox(sandbox, PACKAGE, sub, spliced)
-        launcher = _launcher_config(private / "kernel-config.json", sandbox, refused, work_root, options,
-                                    _sandbox_env(sandbox, marker, "module://matplotlib_inline.backend_inline"))
+        launcher = _launcher_config(
+            private / "kernel-config.json",
+            sandbox,
+            refused,
+            work_root,
+            options,
+            _sandbox_env(sandbox, marker, "module://matplotlib_inline.backend_inline"),
+        )
         cells = run_kernel(sandbox, private, names, launcher, marker, options)
-        passed = [c for c in checks if (cells.get((c.notebook, c.cell_id)) or {}).get("outcome") == "passed"]
+        passed = [
+            c
+            for c in checks
+            if (cells.get((c.notebook, c.cell_id)) or {}).get("outcome") == "passed"
+        ]
         if passed and not _STOP.is_set():
             # A fresh copy: the kernel may have rewritten its sandbox (and is dead by now).
             assemble.build_sandbox(vsandbox, PACKAGE, sub, spliced)
             env = _sandbox_env(vsandbox, marker, "Agg")
-            launcher = _launcher_config(private / "verify-config.json", vsandbox, refused, work_root, options, env)
-            jobs = [(name, verify.plan(spliced[name], {c.cell_id for c in passed if c.notebook == name}))
-                    for name in names]
+            launcher = _launcher_config(
+                private / "verify-config.json", vsandbox, refused, work_root, options, env
+            )
+            jobs = [
+                (
+                    name,
+                    verify.plan(spliced[name], {c.cell_id for c in passed if c.notebook == name}),
+                )
+                for name in names
+            ]
             deadline = start + 2 * options.timeout_total  # the kernel run had its own total
-            verified = verify.verify(launcher + ["verify"], _environment(env), vsandbox,
-                                     [job for job in jobs if job[1]["checks"]], options.timeout_cell, deadline,
-                                     private / "verify.log", stop=_STOP)
+            verified = verify.verify(
+                launcher + ["verify"],
+                _environment(env),
+                vsandbox,
+                [job for job in jobs if job[1]["checks"]],
+                options.timeout_cell,
+                deadline,
+                private / "verify.log",
+                stop=_STOP,
+            )
             _kill_marked(marker)
     finally:
         _ACTIVE.discard(marker)
     for check in checks:
         record = cells.get((check.notebook, check.cell_id))
         if check not in passed:
-            result.checks.append(CheckResult(check, False, _explain(check, record, spliced[check.notebook],
-                                                                    cells, options)))
+            result.checks.append(
+                CheckResult(
+                    check, False, _explain(check, record, spliced[check.notebook], cells, options)
+                )
+            )
             continue
         ok, hint = verified.get(check.cell_id, (False, "the grader could not re-run this check"))
         if not ok:

@@ -31,50 +31,117 @@ so patching ``os.path``, ``builtins`` or any module cannot change its decisions.
 What it cannot see is native code opening files on its own; see
 ``ganlab.grading`` for the full list of what this does and does not defend against.
 """
+
 import json
 import os
 import sys
 
-PRELOAD = ("torch",)  # what every process needs; the rest is imported when used (torchvision: 2 s of CPU)
+PRELOAD = (
+    "torch",
+)  # what every process needs; the rest is imported when used (torchvision: 2 s of CPU)
 PRELOAD_KERNEL = ("IPython", "ipykernel.kernelapp")
-FILE_SIZE_LIMIT = 2 ** 30
+FILE_SIZE_LIMIT = 2**30
 # Audit events refused outright once student code may run.
-REFUSED = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-           "os.killpg", "os.link", "os.symlink", "pty.spawn", "resource.setrlimit", "resource.prlimit",
-           "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames",
-           "sys.settrace", "sys.setprofile",
-           "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
-           "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata",
-           "ctypes.cdata/buffer", "ctypes.string_at", "ctypes.wstring_at")
+REFUSED = (
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.killpg",
+    "os.link",
+    "os.symlink",
+    "pty.spawn",
+    "resource.setrlimit",
+    "resource.prlimit",
+    "gc.get_objects",
+    "gc.get_referrers",
+    "gc.get_referents",
+    "sys._current_frames",
+    "sys.settrace",
+    "sys.setprofile",
+    "socket.connect",
+    "socket.bind",
+    "socket.sendto",
+    "socket.sendmsg",
+    "ctypes.dlsym",
+    "ctypes.dlsym/handle",
+    "ctypes.call_function",
+    "ctypes.cdata",
+    "ctypes.cdata/buffer",
+    "ctypes.string_at",
+    "ctypes.wstring_at",
+)
 # Audit events whose path arguments are writes (the index of each path argument).
-WRITES = {"os.rename": (0, 1), "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.chmod": (0,),
-          "os.chown": (0,), "os.utime": (0,), "os.truncate": (0,), "os.chflags": (0,), "os.lchflags": (0,),
-          "os.setxattr": (0,), "os.removexattr": (0,), "sqlite3.connect": (0,)}
+WRITES = {
+    "os.rename": (0, 1),
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.mkdir": (0,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.utime": (0,),
+    "os.truncate": (0,),
+    "os.chflags": (0,),
+    "os.lchflags": (0,),
+    "os.setxattr": (0,),
+    "os.removexattr": (0,),
+    "sqlite3.connect": (0,),
+}
 
 
 def make_audit_hook(sandbox, refused_roots, work_root, library_roots=()):
     """The hook; all paths absolute and real. ``library_roots``: where ctypes may load libraries from."""
     import stat
+
     watched = frozenset(REFUSED) | frozenset(WRITES) | {"open", "os.kill", "ctypes.dlopen"}
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
-    def hook(event, args, _watched=watched, _refused=frozenset(REFUSED), _writes=WRITES, _sb=sandbox,
-             _deny=tuple(refused_roots), _work=work_root, _libs=tuple(library_roots), _wflags=write_flags,
-             _pid=os.getpid(), _lstat=os.lstat, _stat=os.stat, _readlink=os.readlink, _getcwd=os.getcwd,
-             _islnk=stat.S_ISLNK, _isdir=stat.S_ISDIR, _decode=bytes.decode, _isinstance=isinstance, _str=str,
-             _bytes=bytes, _len=len, _bool=bool, _OSError=OSError, _PermissionError=PermissionError):
+    def hook(
+        event,
+        args,
+        _watched=watched,
+        _refused=frozenset(REFUSED),
+        _writes=WRITES,
+        _sb=sandbox,
+        _deny=tuple(refused_roots),
+        _work=work_root,
+        _libs=tuple(library_roots),
+        _wflags=write_flags,
+        _pid=os.getpid(),  # noqa: B008 (bound once, when the hook is made)
+        _lstat=os.lstat,
+        _stat=os.stat,
+        _readlink=os.readlink,
+        _getcwd=os.getcwd,
+        _islnk=stat.S_ISLNK,
+        _isdir=stat.S_ISDIR,
+        _decode=bytes.decode,
+        _isinstance=isinstance,
+        _str=str,
+        _bytes=bytes,
+        _len=len,
+        _bool=bool,
+        _OSError=OSError,
+        _PermissionError=PermissionError,
+    ):
         if event not in _watched:
             return
         if event in _refused:
             raise _PermissionError(f"grading sandbox: {event} is not allowed")
         if event == "os.kill":
             if args[0] != _pid:
-                raise _PermissionError("grading sandbox: signals to other processes are not allowed")
+                raise _PermissionError(
+                    "grading sandbox: signals to other processes are not allowed"
+                )
             return
         if event == "open":
             path, mode, flags = args
-            writes = ((_isinstance(mode, _str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode))
-                      or _bool(flags & _wflags))
+            writes = (
+                _isinstance(mode, _str)
+                and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)
+            ) or _bool(flags & _wflags)
             todo = [(path, writes, "open")]
         elif event == "ctypes.dlopen":  # torchvision loads its operators this way, on first import
             if not _isinstance(args[0], _str) or not args[0].startswith("/"):
@@ -97,7 +164,9 @@ def make_audit_hook(sandbox, refused_roots, work_root, library_roots=()):
                 for part in path.split("/"):
                     depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
                     if depth < 0:
-                        raise _PermissionError(f"grading sandbox: {path!r} leaves its folder; use absolute paths")
+                        raise _PermissionError(
+                            f"grading sandbox: {path!r} leaves its folder; use absolute paths"
+                        )
                 path = _getcwd() + "/" + path
             # Resolve symlinks by hand (os.path.realpath is Python code a student could patch).
             pending, done, hops = path.split("/")[::-1], "", 0
@@ -106,7 +175,7 @@ def make_audit_hook(sandbox, refused_roots, work_root, library_roots=()):
                 if part in ("", "."):
                     continue
                 if part == "..":
-                    done = done[:done.rfind("/")] if done else ""
+                    done = done[: done.rfind("/")] if done else ""
                     continue
                 candidate = done + "/" + part
                 try:
@@ -133,7 +202,9 @@ def make_audit_hook(sandbox, refused_roots, work_root, library_roots=()):
                     raise _PermissionError(f"grading sandbox: loading {path!r} is not allowed")
                 continue
             if writes and not inside and real != "/dev/null":
-                raise _PermissionError(f"grading sandbox: writing {path!r} is not allowed (outside the sandbox)")
+                raise _PermissionError(
+                    f"grading sandbox: writing {path!r} is not allowed (outside the sandbox)"
+                )
             if inside:
                 continue
             for root in _deny:
@@ -147,7 +218,9 @@ def make_audit_hook(sandbox, refused_roots, work_root, library_roots=()):
                 except _OSError:
                     is_dir = False
                 if is_dir:
-                    raise _PermissionError(f"grading sandbox: opening the folder {path!r} is not allowed")
+                    raise _PermissionError(
+                        f"grading sandbox: opening the folder {path!r} is not allowed"
+                    )
 
     return hook
 
@@ -186,7 +259,7 @@ def _set_limits(memory_mb):
         return
     limits = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, FILE_SIZE_LIMIT)]
     if _address_space_in_use():  # macOS reports no usage and does not enforce RLIMIT_AS
-        limits.append((resource.RLIMIT_AS, _address_space_in_use() + memory_mb * 2 ** 20))
+        limits.append((resource.RLIMIT_AS, _address_space_in_use() + memory_mb * 2**20))
     for which, value in limits:
         try:
             resource.setrlimit(which, (value, value))
@@ -200,21 +273,30 @@ def protect(config, preload=PRELOAD):
         del os.environ[key]
     os.environ.update(config["env"])
     os.chdir(config["sandbox"])
-    sys.path[:] = [config["sandbox"]] + [p for p in sys.path
-                                         if p and os.path.realpath(p) != os.path.dirname(os.path.realpath(__file__))]
+    sys.path[:] = [config["sandbox"]] + [
+        p
+        for p in sys.path
+        if p and os.path.realpath(p) != os.path.dirname(os.path.realpath(__file__))
+    ]
     for name in preload:
         try:
             __import__(name)
         except ImportError:
             pass
     import torch
+
     torch.set_num_threads(config["threads"])
     _route_torch_save_through_python()
     import shutil
-    shutil._use_fd_functions = False  # rmtree without directory fds (the hook refuses those outside)
+
+    shutil._use_fd_functions = (
+        False  # rmtree without directory fds (the hook refuses those outside)
+    )
     _set_limits(config["memory_mb"])
     libraries = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    return make_audit_hook(config["sandbox"], config["refused"], config["work_root"], sorted(libraries))
+    return make_audit_hook(
+        config["sandbox"], config["refused"], config["work_root"], sorted(libraries)
+    )
 
 
 def main(argv):
@@ -222,22 +304,30 @@ def main(argv):
         config = json.load(f)
     hook = protect(config, PRELOAD + (PRELOAD_KERNEL if argv[1] == "kernel" else ()))
     # Standard output and error were inherited from the grader (its log): point them into the sandbox.
-    log = os.open(os.path.join(config["sandbox"], f"{argv[1]}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    log = os.open(
+        os.path.join(config["sandbox"], f"{argv[1]}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    )
     if argv[1] == "kernel":
         os.dup2(log, 1)
         os.dup2(log, 2)
         from ipykernel.kernelapp import IPKernelApp
+
         app = IPKernelApp.instance()
         # Plain tracebacks: the grader reads only the error name and message, and IPython's
         # default (source context, highlighted) costs ~0.5 s of CPU per failing cell.
-        app.initialize(argv[2:] + ["--InteractiveShell.xmode=Plain"])  # reads the connection file, binds sockets
+        app.initialize(
+            argv[2:] + ["--InteractiveShell.xmode=Plain"]
+        )  # reads the connection file, binds sockets
         sys.addaudithook(hook)
         del hook
         app.start()
     elif argv[1] == "verify":
         import importlib.util
+
         here = os.path.dirname(os.path.realpath(__file__))
-        spec = importlib.util.spec_from_file_location("_ganlab_verifier", os.path.join(here, "verify.py"))
+        spec = importlib.util.spec_from_file_location(
+            "_ganlab_verifier", os.path.join(here, "verify.py")
+        )
         verifier = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(verifier)
         verifier.serve(config, hook, log)

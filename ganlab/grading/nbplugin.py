@@ -13,6 +13,7 @@ error. This plugin adds what grading needs:
 * one JSON line per cell in ``--ganlab-record`` (outside the sandbox): outcome,
   error name and value, whether the kernel survived.
 """
+
 import json
 import time
 from queue import Empty
@@ -43,12 +44,15 @@ class _State:
 
 def pytest_addoption(parser):
     parser.addoption("--ganlab-record", help="append one JSON line per cell to this file")
-    parser.addoption("--ganlab-total-timeout", type=float, default=None, help="seconds for the whole run")
+    parser.addoption(
+        "--ganlab-total-timeout", type=float, default=None, help="seconds for the whole run"
+    )
 
 
 def pytest_configure(config):
     import nbval.kernel
     import nbval.plugin
+
     if getattr(nbval.plugin.IPyNbFile, "_ganlab_patched", False):
         return
     start_kernel, await_reply = nbval.plugin.IPyNbFile.setup, nbval.kernel.RunningKernel.await_reply
@@ -71,7 +75,9 @@ def pytest_configure(config):
         end = time.monotonic() + (timeout if timeout is not None else float("inf"))
         while True:
             try:
-                return await_reply(self, msg_id, timeout=max(0.05, min(1.0, end - time.monotonic())))
+                return await_reply(
+                    self, msg_id, timeout=max(0.05, min(1.0, end - time.monotonic()))
+                )
             except Empty:
                 if not self.is_alive():
                     _State.died = True
@@ -92,6 +98,7 @@ def pytest_configure(config):
 def _restart_and_replay(item):
     """A fresh kernel for ``item``'s notebook, brought to where the dead one was."""
     import nbval.plugin
+
     notebook = item.parent
     if len(_State.crashes.get(notebook.fspath.basename, [])) > _State.MAX_RESTARTS:
         return
@@ -134,19 +141,30 @@ def pytest_runtest_makereport(item, call):
         error = next((o for o in (item.test_outputs or []) if o.get("output_type") == "error"), {})
         kernel = getattr(item.parent, "kernel", None)
         text = str(report.longrepr) if report.failed else ""
-        notebook, alive = item.parent.fspath.basename, bool(kernel is not None and kernel.is_alive())
+        notebook, alive = (
+            item.parent.fspath.basename,
+            bool(kernel is not None and kernel.is_alive()),
+        )
         crashed_before = list(_State.crashes.get(notebook, []))
         if not alive:
             _State.crashes.setdefault(notebook, []).append(item.cell.get("id", ""))
         _State.history.setdefault(notebook, []).append((item.cell.source, report.passed))
-        line = {"notebook": notebook, "cell_id": item.cell.get("id", ""), "crashed_before": crashed_before,
-                "outcome": "skipped" if report.skipped else report.outcome,
-                "ename": error.get("ename", ""), "evalue": error.get("evalue", ""),
-                "timeout": "Timeout of" in text and not _State.died, "died": _State.died,
-                "dead_before": "Kernel dead on test start" in text,
-                "alive": alive,
-                "skip_reason": report.longrepr[2] if report.skipped and isinstance(report.longrepr, tuple) else "",
-                "message": text[-2000:]}
+        line = {
+            "notebook": notebook,
+            "cell_id": item.cell.get("id", ""),
+            "crashed_before": crashed_before,
+            "outcome": "skipped" if report.skipped else report.outcome,
+            "ename": error.get("ename", ""),
+            "evalue": error.get("evalue", ""),
+            "timeout": "Timeout of" in text and not _State.died,
+            "died": _State.died,
+            "dead_before": "Kernel dead on test start" in text,
+            "alive": alive,
+            "skip_reason": report.longrepr[2]
+            if report.skipped and isinstance(report.longrepr, tuple)
+            else "",
+            "message": text[-2000:],
+        }
         with open(_State.record, "a") as f:
             f.write(json.dumps(line) + "\n")
 

@@ -19,6 +19,7 @@ next one.
 
 ``plan`` and ``verify`` run in the grader; ``serve`` runs in the sandboxed process.
 """
+
 import ast
 import base64
 import hmac
@@ -35,27 +36,43 @@ _SEP = "\x1f"  # between the fields of a message
 
 # -- in the grader ------------------------------------------------------------------------
 
+
 def plan(nb, check_ids):
     """The job for one notebook: its code cells and, per check, which cells to run first."""
     from .assemble import check_call
     from .deps import needed_cells, strip_magics
+
     cells = [c for c in nb.cells if c.cell_type == "code"]
     sources = [strip_magics(c.source) for c in cells]
-    job = {"cells": [{"id": c.get("id", ""), "source": s} for c, s in zip(cells, sources)], "checks": []}
+    job = {
+        "cells": [{"id": c.get("id", ""), "source": s} for c, s in zip(cells, sources)],
+        "checks": [],
+    }
     for index, cell in enumerate(cells):
         found = check_call(cell.source) if cell.get("id") in check_ids else None
         if found is None:
             continue
         stmt, function = found
-        pre = "".join(sources[index].splitlines(keepends=True)[:stmt.lineno - 1])
-        segment = lambda node: ast.get_source_segment(sources[index], node)
+        pre = "".join(sources[index].splitlines(keepends=True)[: stmt.lineno - 1])
+
+        def segment(node, source=sources[index]):
+            return ast.get_source_segment(source, node)
+
         args = [segment(a) for a in stmt.value.args]
         kwargs = {k.arg: segment(k.value) for k in stmt.value.keywords}
         # What the check needs: a pseudo-cell of the statements before the call and its arguments.
         probe = pre + "\n" + "".join(f"({expr})\n" for expr in args + list(kwargs.values()))
         run = needed_cells(sources[:index] + [probe], {index})[:-1]
-        job["checks"].append({"id": cell.id, "function": function, "pre": pre, "args": args,
-                              "kwargs": kwargs, "run": run})
+        job["checks"].append(
+            {
+                "id": cell.id,
+                "function": function,
+                "pre": pre,
+                "args": args,
+                "kwargs": kwargs,
+                "run": run,
+            }
+        )
     return job
 
 
@@ -74,20 +91,37 @@ def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=
     results = {}
     while len(results) < len(order):
         key = secrets.token_bytes(32)
-        todo = [(name, dict(job, checks=[c for c in job["checks"] if c["id"] not in results]))
-                for name, job in notebooks]
+        todo = [
+            (name, dict(job, checks=[c for c in job["checks"] if c["id"] not in results]))
+            for name, job in notebooks
+        ]
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=cwd,
-                                    env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
         lines = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] + [lines.put(None)],
-                         daemon=True).start()
+
+        def pump(stdout=proc.stdout, lines=lines):
+            for line in stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
         try:
             proc.stdin.write(key.hex().encode() + b"\n" + json.dumps(todo).encode())
             proc.stdin.close()
         except OSError:
             pass
-        reason, due = None, time.monotonic() + startup + timeout_cell  # due: the next message's deadline
+        reason, due = (
+            None,
+            time.monotonic() + startup + timeout_cell,
+        )  # due: the next message's deadline
         while reason is None:
             now = time.monotonic()
             if stop is not None and stop.is_set():
@@ -104,7 +138,11 @@ def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=
                 reason = "the process died"
                 break
             parts = line.decode(errors="replace").rstrip("\n").split(" ")
-            if len(parts) != 3 or parts[0] != _TAG or not hmac.compare_digest(parts[1], _mac(key, parts[2])):
+            if (
+                len(parts) != 3
+                or parts[0] != _TAG
+                or not hmac.compare_digest(parts[1], _mac(key, parts[2]))
+            ):
                 continue  # not from the verifier itself
             due = time.monotonic() + timeout_cell
             kind, *fields = base64.b64decode(parts[2]).decode().split(_SEP, 3)
@@ -128,6 +166,7 @@ def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=
 
 # -- in the sandboxed verifier process ----------------------------------------------------
 
+
 def _load_private_checks(folder, name):
     """Import ``folder`` (the grader's ganlab/checks) as package ``name``, with its own builtins.
 
@@ -141,6 +180,7 @@ def _load_private_checks(folder, name):
     import os
     import sys
     import types
+
     snapshot = dict(vars(builtins))
 
     class Loader(importlib.machinery.SourceFileLoader):
@@ -153,10 +193,14 @@ def _load_private_checks(folder, name):
         def find_spec(self, fullname, path, target=None):
             if fullname != name and not fullname.startswith(name + "."):
                 return None
-            rel = fullname[len(name) + 1:]
+            rel = fullname[len(name) + 1 :]
             file = os.path.join(folder, rel + ".py" if rel else "__init__.py")
-            return importlib.util.spec_from_file_location(fullname, file, loader=Loader(fullname, file),
-                                                          submodule_search_locations=None if rel else [folder])
+            return importlib.util.spec_from_file_location(
+                fullname,
+                file,
+                loader=Loader(fullname, file),
+                submodule_search_locations=None if rel else [folder],
+            )
 
     finder = Finder()
     sys.meta_path.insert(0, finder)
@@ -171,10 +215,11 @@ def _load_private_checks(folder, name):
 def serve(config, hook, log):
     """Entry point of ``kernel.py CONFIG verify``; stdin holds the key and the job, ``log`` is a file
     descriptor for the student's output."""
+    import _hashlib
     import binascii
     import os
     import sys
-    import _hashlib
+
     key_line, _, payload = sys.stdin.buffer.read().partition(b"\n")
     key, todo = bytes.fromhex(key_line.decode()), json.loads(payload)
     channel = os.dup(1)
@@ -186,8 +231,16 @@ def serve(config, hook, log):
     failed_type = private.CheckFailed
 
     # Only C functions and str operations from here to the pipe: nothing a student can patch.
-    def send(*fields, _b64=binascii.b2a_base64, _mac=_hashlib.hmac_digest, _write=os.write, _fd=channel,
-             _key=key, _tag=_TAG, _sep=_SEP):
+    def send(
+        *fields,
+        _b64=binascii.b2a_base64,
+        _mac=_hashlib.hmac_digest,
+        _write=os.write,
+        _fd=channel,
+        _key=key,
+        _tag=_TAG,
+        _sep=_SEP,
+    ):
         body = _b64(_sep.join(fields).encode("utf-8", "replace"), newline=False).decode()
         _write(_fd, f"{_tag} {_mac(_key, body.encode(), 'sha256').hex()} {body}\n".encode())
 
@@ -201,7 +254,11 @@ def serve(config, hook, log):
             for index in check["run"]:
                 if index not in ran:
                     ran.add(index)
-                    _run(job["cells"][index]["source"], f"<{notebook} {job['cells'][index]['id']}>", namespace)
+                    _run(
+                        job["cells"][index]["source"],
+                        f"<{notebook} {job['cells'][index]['id']}>",
+                        namespace,
+                    )
             try:
                 exec(compile(check["pre"], f"<{notebook} {check['id']}>", "exec"), namespace)
                 args = [eval(a, namespace) for a in check["args"]]

@@ -5,6 +5,7 @@ almost no sample lies near the origin. A straight line between two samples
 (``lerp``) passes through that unlikely middle, where images often fade;
 spherical interpolation (``slerp``, White 2016) keeps the norm typical.
 """
+
 import torch
 
 

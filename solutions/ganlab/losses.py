@@ -11,6 +11,7 @@ The critic D outputs a logit l; D(x) = sigmoid(l) is its belief that x is real.
 We work on logits with ``F.binary_cross_entropy_with_logits``: it computes
 log(sigmoid(l)) as -softplus(-l), which stays finite where sigmoid rounds to 0 or 1.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -31,8 +32,9 @@ def critic_loss(real_logits, fake_logits, real_label=1.0):
     # BEGIN SOLUTION (notebooks/04_losses.ipynb)
     real_targets = torch.full_like(real_logits, real_label)
     fake_targets = torch.zeros_like(fake_logits)
-    return (F.binary_cross_entropy_with_logits(real_logits, real_targets)
-            + F.binary_cross_entropy_with_logits(fake_logits, fake_targets))
+    return F.binary_cross_entropy_with_logits(
+        real_logits, real_targets
+    ) + F.binary_cross_entropy_with_logits(fake_logits, fake_targets)
     # END SOLUTION
 
 

@@ -12,6 +12,7 @@ The DCGAN rules the exercises follow:
 Both networks are sized by ``dcgan_schedule``: a 28x28 image is 7x7 doubled twice,
 a 64x64 image is 4x4 doubled four times.
 """
+
 from torch import nn
 
 UPSAMPLE_MODES = ("transposed", "nearest")
@@ -150,7 +151,11 @@ class Generator(nn.Module):
         # BEGIN SOLUTION (notebooks/03_generator.ipynb)
         n_blocks, base = dcgan_schedule(image_size)
         ch = ngf * 2 ** (n_blocks - 1)
-        layers = [nn.ConvTranspose2d(nz, ch, base, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
+        layers = [
+            nn.ConvTranspose2d(nz, ch, base, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(inplace=True),
+        ]
         for i in range(n_blocks):
             last = i == n_blocks - 1
             out_ch = channels if last else ch // 2

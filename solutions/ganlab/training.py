@@ -8,6 +8,7 @@
 Each step returns detached tensors, not Python floats: ``.item()`` would make the
 GPU wait for every step (the trainer logs every N steps instead).
 """
+
 import torch
 
 from .losses import critic_loss, generator_loss
