@@ -159,6 +159,8 @@ def derive_notebook(nb, name, keep_solution=False):
             continue
         where = f"this cell of notebooks/{name}"
         cell.source = strip_solutions(cell.source, where, keep_solution).rstrip("\n")
+        if "graded" in cell.metadata.get("tags", []):  # JupyterLab then protects the check cells
+            cell.metadata["editable"], cell.metadata["deletable"] = False, False
         if KEEP_OUTPUT_TAG not in cell.metadata.get("tags", []):
             cell.outputs, cell.execution_count = [], None
     return nb

@@ -1,4 +1,4 @@
-"""Chapter 5: one training step of a GAN, as two alternating updates.
+"""Chapter 5: one training step of a GAN, as two alternating updates, and the two optimizers.
 
 1. Critic step: push D(x) up on real images and D(G(z)) down on fakes. The fakes
    are *detached*: this step must not compute gradients for the generator.
@@ -12,6 +12,22 @@ GPU wait for every step (the trainer logs every N steps instead).
 import torch
 
 from .losses import critic_loss, generator_loss
+
+
+def make_optimizers(critic, generator, lr=2e-4, betas=(0.5, 0.999), **adam_options):
+    """``(opt_c, opt_g)``: an Adam over ``critic.parameters()`` and one over ``generator.parameters()``.
+
+    Both use ``lr`` and ``betas`` (DCGAN: 2e-4 and (0.5, 0.999), Radford et al. 2016).
+    Pass every other keyword argument (``adam_options``, e.g. ``fused=True`` on a GPU)
+    on to both Adams unchanged. Two optimizers, never one for both networks: each
+    player's update must move its own weights only. The trainer builds its
+    optimizers with this function.
+    """
+    # YOUR CODE HERE
+    raise NotImplementedError(
+        "make_optimizers is not written yet: fill it in ganlab/training.py"
+        " (notebooks/05_training.ipynb explains it), then remove this raise."
+    )
 
 
 def critic_step(critic, generator, real, z, opt_c, real_label=1.0):

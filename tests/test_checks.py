@@ -42,7 +42,7 @@ REFERENCE = {
     "check_saturating_loss": lambda: notebook_exercise("04_losses.ipynb", "ex-4-3")[
         "saturating_generator_loss"
     ],
-    "check_optimizers": lambda: notebook_exercise("05_training.ipynb", "ex-5-1")["make_optimizers"],
+    "check_optimizers": lambda: training.make_optimizers,
     "check_critic_step": lambda: training.critic_step,
     "check_generator_step": lambda: training.generator_step,
     "check_lerp": lambda: latent.lerp,

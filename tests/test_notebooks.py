@@ -102,3 +102,21 @@ def test_notebook_structure(path):
             assert cell.id.startswith("check-"), (
                 f"{path.name} graded cell ids start with 'check-': {cell.id}"
             )
+            calls = re.findall(r"\bchecks\.check_\w+\(", cell.source)
+            assert len(calls) == 1 and cell.source.rstrip().endswith(")"), (
+                f"{path.name} graded cell {cell.id} must hold exactly one check call and end with "
+                "it: demos belong in the next cell, so an error there cannot cost the check's points"
+            )
+
+
+@pytest.mark.parametrize("path", STUDENT, ids=lambda p: str(p.relative_to(REPO)))
+def test_student_check_cells_are_protected_in_jupyterlab(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if "graded" in cell.metadata.get("tags", []):
+            assert (
+                cell.metadata.get("editable") is False and cell.metadata.get("deletable") is False
+            ), (
+                f"{path.name} check cell {cell.id} is not protected: `make stubs` sets "
+                '"editable": false and "deletable": false on graded cells'
+            )

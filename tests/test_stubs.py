@@ -75,6 +75,7 @@ calls = {
     "Generator.__init__": lambda: m.Generator(),
     "critic_loss": lambda: l.critic_loss(torch.zeros(2), torch.zeros(2)),
     "generator_loss": lambda: l.generator_loss(torch.zeros(2)),
+    "make_optimizers": lambda: t.make_optimizers(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)),
     "critic_step": lambda: t.critic_step(None, None, None, None, None),
     "generator_step": lambda: t.generator_step(None, None, None, None),
     "lerp": lambda: z.lerp(torch.zeros(3), torch.ones(3), 0.5),
