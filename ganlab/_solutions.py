@@ -11,6 +11,9 @@ in ``ganlab/`` and are found as usual. Nothing is copied, so nothing can drift.
 import os
 from pathlib import Path
 
+# The files students complete: each has a reference in solutions/ganlab/ and a derived stub in
+# ganlab/. Everything that needs the list (the switch, the stubs, grading, the CLI) reads it here.
+EXERCISE_MODULES = ("models.py", "losses.py", "training.py", "latent.py")
 ENV_SWITCH = "GANLAB_SOLUTIONS"
 ENV_DIR = "GANLAB_SOLUTIONS_DIR"
 _TRUE = {"1", "true", "yes", "on"}

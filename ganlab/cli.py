@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._solutions import SolutionsUnavailable
+from ._solutions import EXERCISE_MODULES, SolutionsUnavailable
 from .data import DatasetUnavailable
 from .trainer import (
     CheckpointError,
@@ -41,7 +41,7 @@ from .trainer import (
 from .viz import grid_array, save_gif, save_grid
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-EXERCISES = ("ganlab.models", "ganlab.losses", "ganlab.training", "ganlab.latent")
+EXERCISES = tuple(f"ganlab.{name.removesuffix('.py')}" for name in EXERCISE_MODULES)
 
 
 class UsageError(Exception):

@@ -33,9 +33,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ._solutions import EXERCISE_MODULES
+
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = "solutions"
-EXERCISE_MODULES = ("models.py", "losses.py", "training.py", "latent.py")
 BRANCH = "solutions"
 BRANCH_MARKER = "SOLUTIONS_BRANCH.md"
 KEEP_OUTPUT_TAG = "nbval-check-output"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 
+from .._solutions import EXERCISE_MODULES
 from .deps import needed_cells, strip_magics
 
-EXERCISE_MODULES = ("models.py", "losses.py", "training.py", "latent.py")
 MAX_FILE_BYTES = 20 * 2**20
 _POINTS = re.compile(r"points-(\d+)")
 # Code that has no business in an exercise; a submission using it is flagged for review.

@@ -1,0 +1,166 @@
+"""Handing work in: one zip holding a student's exercise modules and notebooks, with a manifest.
+
+    ganlab submit [KIT] [--notebooks DIR] [--out FILE]      (students; see ganlab/cli.py)
+    ganlab grade SUBMISSIONS_DIR ...                        (instructors: folders or such zips)
+
+The zip holds ``ganlab/<module>.py`` for every exercise module, ``notebooks/NN_*.ipynb``
+for every course notebook, and ``manifest.json``::
+
+    {"format": "ganlab-submission", "version": 1, "kit_version": "0.1.0",
+     "created": "2026-12-01T12:00:00+00:00",
+     "files": {"ganlab/models.py": {"sha256": "...", "bytes": 1234}, ...}}
+
+``collect`` finds the files, ``pack`` writes the zip, ``unpack`` turns one back into a
+folder of the same layout as a student's copy of the kit. Unpacking only ever writes the
+names above, as regular files of bounded size: a zip is untrusted input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ._solutions import EXERCISE_MODULES
+
+FORMAT, VERSION = "ganlab-submission", 1
+MANIFEST = "manifest.json"
+MAX_MEMBER_BYTES = 20 * 2**20  # per file; a notebook with plots is a few MB
+MAX_TOTAL_BYTES = 100 * 2**20
+_NOTEBOOK = re.compile(r"notebooks/\d\d_[A-Za-z0-9_-]+\.ipynb")
+
+
+class SubmissionError(Exception):
+    """A submission cannot be packed (files missing) or read (not a ganlab submission zip)."""
+
+
+def course_notebooks(kit_root) -> list[str]:
+    """The names of the course's notebooks, e.g. ``["00_setup.ipynb", ...]``, from the kit itself."""
+    return sorted(p.name for p in Path(kit_root, "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def expected_names(notebooks) -> list[str]:
+    """Every path a complete submission holds (besides the manifest)."""
+    return [f"ganlab/{m}" for m in EXERCISE_MODULES] + [f"notebooks/{n}" for n in notebooks]
+
+
+def collect(kit_root, notebooks_dir=None, notebooks=None) -> tuple[dict, list]:
+    """``({name in the zip: file}, [missing names])`` for the student's copy at ``kit_root``.
+
+    ``notebooks_dir`` is where the student's notebooks are (default ``kit_root/notebooks``;
+    on Colab, the Drive folder they were saved in). ``notebooks`` defaults to the kit's list.
+    """
+    kit_root = Path(kit_root)
+    folder = Path(notebooks_dir) if notebooks_dir is not None else kit_root / "notebooks"
+    notebooks = notebooks if notebooks is not None else course_notebooks(kit_root)
+    files, missing = {}, []
+    for name in expected_names(notebooks):
+        path = kit_root / name if name.startswith("ganlab/") else folder / Path(name).name
+        if path.is_file():
+            files[name] = path
+        else:
+            missing.append(name)
+    return files, missing
+
+
+def _digest(data: bytes) -> dict:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def pack(files: dict, out, kit_version: str) -> dict:
+    """Write ``files`` (``{name in the zip: path}``) and their manifest to the zip ``out``.
+
+    The zip is written next to ``out`` first and renamed at the end, so an interrupted
+    run never leaves half a zip under the final name. Returns the manifest.
+    """
+    out = Path(out)
+    contents = {name: Path(path).read_bytes() for name, path in sorted(files.items())}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kit_version": kit_version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": {name: _digest(data) for name, data in contents.items()},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    os.replace(partial, out)
+    return manifest
+
+
+def _allowed(name: str) -> bool:
+    return name in {f"ganlab/{m}" for m in EXERCISE_MODULES} or bool(_NOTEBOOK.fullmatch(name))
+
+
+def unpack(zip_path, dest) -> list[str]:
+    """Extract a submission zip into the new folder ``dest``; returns notes for the grader.
+
+    Only the names a submission may hold are written (exercise modules and course
+    notebooks, no links, no other paths), each at most ``MAX_MEMBER_BYTES`` and all
+    together at most ``MAX_TOTAL_BYTES``, counted while reading, not from the zip's
+    headers. A file whose hash differs from the manifest is kept, with a note.
+    Raises ``SubmissionError`` when the file is not a readable zip.
+    """
+    dest = Path(dest)
+    notes, total = [], 0
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise SubmissionError(f"{Path(zip_path).name} is not a readable zip file ({err})") from err
+    with archive:
+        manifest = {}
+        try:
+            with archive.open(MANIFEST) as f:
+                manifest = json.loads(f.read(2**20).decode("utf-8"))
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                notes.append("manifest.json is not a ganlab submission manifest")
+                manifest = {}
+        except (KeyError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
+            notes.append("no readable manifest.json: not made by `ganlab submit`")
+        listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+        dest.mkdir(parents=True)
+        skipped = []
+        for info in archive.infolist():
+            name = info.filename
+            if name == MANIFEST or info.is_dir():
+                continue
+            if (dest / name).exists():
+                notes.append(f"{name} appears twice in the zip: the first copy is graded")
+                continue
+            if not _allowed(name) or (info.external_attr >> 16) & 0o170000 not in (0, 0o100000):
+                skipped.append(name)
+                continue
+            try:
+                with archive.open(info) as f:
+                    data = f.read(MAX_MEMBER_BYTES + 1)
+            except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as err:
+                notes.append(
+                    f"{name} could not be read from the zip ({type(err).__name__}): ignored"
+                )
+                continue
+            if len(data) > MAX_MEMBER_BYTES or total + len(data) > MAX_TOTAL_BYTES:
+                notes.append(
+                    f"{name} is too large (limit {MAX_MEMBER_BYTES // 2**20} MB a file): ignored"
+                )
+                continue
+            total += len(data)
+            want = listed.get(name)
+            if isinstance(want, dict) and want.get("sha256") != _digest(data)["sha256"]:
+                notes.append(
+                    f"{name} differs from the hash in manifest.json (edited after packing?)"
+                )
+            path = dest / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        if skipped:
+            shown = ", ".join(sorted(skipped)[:5]) + (" ..." if len(skipped) > 5 else "")
+            notes.append(f"ignored {len(skipped)} file(s) a submission does not hold: {shown}")
+    return notes
