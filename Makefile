@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(SOLVED) $(PY) -m ganlab train configs/demo.yaml  # run again: resumes or reports it done
+	$(SOLVED) $(PY) -m ganlab train --preset demo  # run again: resumes or reports it done
 	@echo "Pictures: runs/demo/samples.png, runs/demo/curves.png, runs/demo/training.gif"
 
 test: $(STAMP)

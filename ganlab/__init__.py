@@ -5,8 +5,10 @@ Chapters, one module each:
     data        datasets scaled to [-1, 1] (MNIST slice shipped for offline use)
     models      the critic and the generator            (exercise, notebooks 02-03)
     losses      critic and non-saturating generator loss (exercise, notebook 04)
-    training    one critic step and one generator step   (exercise, notebook 05)
-    trainer     the training loop, snapshots, checkpoints
+    training    the optimizers, one critic step, one generator step (exercise, notebook 05)
+    config      every option of a run, checked; the presets (configs/*.yaml)
+    trainer     the training loop around your steps
+    checkpoints saving and loading runs, safely
     latent      sampling, interpolation, latent explorer (exercise, notebook 06)
     metrics     Fréchet distance, precision/recall, class coverage (notebook 07)
     checks      the graded checks the notebooks call

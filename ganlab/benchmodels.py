@@ -1,6 +1,7 @@
-"""The benchmark models of an earlier course labwork ("seed004"), for comparison with DCGAN.
+"""The benchmark models of an earlier course labwork, for comparison with DCGAN.
 
-Choose them with ``model: seed004`` in a training config. They differ from the
+Choose them with ``model: resize-conv`` in a training config (``ganlab/configs/resize-conv.yaml``;
+the labwork called them "seed004", a name still accepted). They differ from the
 DCGAN of chapters 2-3 in instructive ways:
 
 * the critic uses 3x3 convolutions, dropout instead of BatchNorm, and ends with a
@@ -17,14 +18,15 @@ default initialisation, as in the labwork.
 from torch import nn
 
 
-def _check_size(image_size):
+def check_size(image_size):
+    """Raise ValueError unless both networks can be built for ``image_size``."""
     if image_size % 4:
         raise ValueError(
-            f"the seed004 models need an image_size divisible by 4 (e.g. 28, 32), got {image_size}"
+            f"the resize-conv models need an image_size divisible by 4 (e.g. 28, 32), got {image_size}"
         )
 
 
-class SeedCritic(nn.Module):
+class DropoutCritic(nn.Module):
     """Three blocks of 3x3 conv (32, 64, 96 channels) + LeakyReLU(0.2) + Dropout(0.25), then a linear logit.
 
     The first two blocks have stride 2, so a 28x28 image ends as 96 maps of 7x7.
@@ -32,7 +34,7 @@ class SeedCritic(nn.Module):
 
     def __init__(self, channels=1, image_size=28, dropout=0.25):
         super().__init__()
-        _check_size(image_size)
+        check_size(image_size)
         self.channels, self.image_size = channels, image_size
         layers, in_ch = [], channels
         for out_ch, stride in ((32, 2), (64, 2), (96, 1)):
@@ -49,12 +51,12 @@ class SeedCritic(nn.Module):
         return self.net(x).view(-1)  # (B, 1) -> (B,) logits, no sigmoid
 
 
-class SeedGenerator(nn.Module):
+class ResizeConvGenerator(nn.Module):
     """Linear nz -> 256 maps of (size/4)^2, then two (upsample x2 + 3x3 conv) blocks, 1x1 conv, tanh."""
 
     def __init__(self, nz=100, channels=1, image_size=28):
         super().__init__()
-        _check_size(image_size)
+        check_size(image_size)
         self.nz, self.channels, self.image_size = nz, channels, image_size
         side = image_size // 4
 

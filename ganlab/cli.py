@@ -1,44 +1,36 @@
-"""The ``ganlab`` command: train, sample, interpolate, export, evaluate.
+"""The ``ganlab`` command: train, sample, interpolate, export, evaluate, grade, check.
 
-    ganlab train configs/demo.yaml [--set steps=500 ...] [--resume | --overwrite] [--out DIR]
-    ganlab train --preset cpu
-    ganlab sample runs/demo/checkpoint.pt -n 64 --out samples.png   (or .npy; or from model.onnx)
+    ganlab train --preset demo [--set steps=500 ...] [--resume | --overwrite] [--out DIR]
+    ganlab train my.yaml                                (a config file; presets: ganlab/configs/)
+    ganlab sample runs/demo/checkpoint.pt -n 64 --out samples.png   (or .npy; or from .onnx / .pt2)
     ganlab interpolate runs/demo/checkpoint.pt --out walk.gif [--method slerp|lerp]
     ganlab export runs/demo/checkpoint.pt model.onnx
-    ganlab evaluate runs/demo/checkpoint.pt
-    ganlab grade submissions/ --out grades.csv     (instructors: a whole class)
-    ganlab check                                   (students: self-check before submitting)
+    ganlab evaluate runs/demo/checkpoint.pt              (or samples.npy, or a .pt2 generator)
+    ganlab grade submissions/ --out grades.csv           (instructors: a whole class)
+    ganlab check                                         (students: self-check before submitting)
 
-Mistakes (a missing file, a bad config key, a corrupt checkpoint, an unfinished
-exercise) end with one ``error: ...`` line and a non-zero exit status, not a
-traceback: 2 for a wrong command or config, 1 for anything that failed while running.
-Existing outputs are never replaced unless you pass ``--overwrite`` / ``--force``.
+Every sub-command's options are defined here; the modules that do the work are
+imported only when their command runs, so ``ganlab train`` starts without loading
+the metrics or the grading engine. Mistakes (a missing file, a bad config key, a
+corrupt checkpoint, an unfinished exercise, a full disk) end with one ``error: ...``
+line and a non-zero exit status, not a traceback: 2 for a wrong command or config,
+1 for anything that failed while running. Existing outputs are never replaced unless
+you pass ``--overwrite`` / ``--force``, and a command that fails leaves no half-written
+file or empty folder behind.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import errno
+import os
 import sys
 import traceback
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from ._solutions import EXERCISE_MODULES, SolutionsUnavailable
-from .data import DatasetUnavailable
-from .trainer import (
-    CheckpointError,
-    ConfigError,
-    TrainingDiverged,
-    load_config,
-    load_generator,
-    sample_checkpoint,
-    train,
-)
-from .viz import grid_array, save_gif, save_grid
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EXERCISES = tuple(f"ganlab.{name.removesuffix('.py')}" for name in EXERCISE_MODULES)
@@ -48,21 +40,70 @@ class UsageError(Exception):
     """The command line asks for something impossible (e.g. to overwrite a file without --force)."""
 
 
+class BadInput(Exception):
+    """An input file exists but holds something the command cannot use."""
+
+
+# ---- outputs: checked before any work, written whole or not at all ----
 def _check_out(path: Path, force: bool, suffixes) -> Path:
+    if path.is_dir():
+        raise UsageError(
+            f"--out {path} is a folder; give a file name, e.g. {path / ('out' + suffixes[0])}"
+        )
     if path.suffix.lower() not in suffixes:
         raise UsageError(f"--out {path}: unsupported file type; use one of {', '.join(suffixes)}")
     if path.exists() and not force:
         raise UsageError(
             f"{path} already exists; pass --force to replace it, or choose another file name"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def _writing(path: Path):
+    """Yield a temporary name beside ``path``; on success it becomes ``path``, on failure it and
+    any folders made for it are removed, so a failed command leaves nothing behind."""
+    made, parent = [], path.parent
+    while not parent.exists():
+        made.append(parent)
+        parent = parent.parent
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")  # keeps the suffix writers go by
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        for folder in made:  # innermost first; only the ones this command made
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _device(name: str):
+    from .config import resolve_device
+
+    return resolve_device(name)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
 
 
 # ---- train ----
 def cmd_train(args) -> int:
+    from .config import load_config, presets
+    from .trainer import train
+
     if args.config is None and args.preset is None:
-        raise UsageError("give a config file (e.g. configs/demo.yaml) or --preset cpu")
+        raise UsageError(
+            f"give a config file or a preset: --preset NAME, one of {', '.join(presets())}"
+        )
     overrides = list(args.set) + ([f"out_dir={args.out}"] if args.out else [])
     config = load_config(args.config, overrides, preset=args.preset)
     trainer = train(config, resume=True if args.resume else None, overwrite=args.overwrite)
@@ -74,7 +115,11 @@ def cmd_train(args) -> int:
 
 
 # ---- sample ----
-def _onnx_generate(path: Path, n: int, seed: int) -> torch.Tensor:
+def _onnx_generate(path: Path, n: int, seed: int):
+    import torch
+
+    from .checkpoints import CheckpointError
+
     try:
         import onnxruntime as ort
     except ImportError as err:
@@ -87,80 +132,100 @@ def _onnx_generate(path: Path, n: int, seed: int) -> torch.Tensor:
             "`ganlab export CHECKPOINT model.onnx`"
         ) from err
     z_input = session.get_inputs()[0]  # "z", shaped (batch, nz)
-    z = torch.randn(
-        n, z_input.shape[1], generator=torch.Generator().manual_seed(seed)
-    )  # as for a checkpoint
+    z = torch.randn(n, z_input.shape[1], generator=torch.Generator().manual_seed(seed))
     return torch.from_numpy(session.run(None, {z_input.name: z.numpy()})[0])
 
 
-def cmd_sample(args) -> int:
-    source, out = (
-        Path(args.source),
-        _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",)),
-    )
-    if args.n <= 0:
-        raise UsageError("-n must be positive")
+def _samples(source: Path, n: int, seed: int, device):
+    """``n`` images in [-1, 1] from a checkpoint, a ``.pt2`` or an ``.onnx`` (the same seed, the same z)."""
+    from .checkpoints import sample_checkpoint
+
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such file")
     if source.suffix == ".onnx":
-        if not source.is_file():
-            raise FileNotFoundError(f"{source}: no such ONNX file")
-        images = _onnx_generate(source, args.n, args.seed)
-    else:
-        images = sample_checkpoint(source, args.n, args.seed, args.device)
-    images = images.clamp(-1, 1)
-    if out.suffix == ".npy":
-        np.save(out, images.numpy().astype(np.float32))  # (N, C, H, W) in [-1, 1]
-    else:
-        save_grid(images, out, nrow=args.nrow)
+        return _onnx_generate(source, n, seed)
+    return sample_checkpoint(source, n, seed, device)
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+
+    from .viz import save_grid
+
+    out = _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",))
+    images = _samples(Path(args.source), args.n, args.seed, _device(args.device)).clamp(-1, 1)
+    with _writing(out) as tmp:
+        if out.suffix == ".npy":
+            np.save(tmp, images.numpy().astype(np.float32))  # (N, C, H, W) in [-1, 1]
+        else:
+            save_grid(images, tmp, nrow=args.nrow)
     print(f"wrote {args.n} images to {out}")
     return 0
 
 
 # ---- interpolate ----
-@torch.no_grad()
 def cmd_interpolate(args) -> int:
+    import torch
+
+    from .checkpoints import load_generator
     from .latent import lerp, slerp  # chapter 6: your code, or the solutions
+    from .viz import grid_array, save_gif, save_grid
 
     out = _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".gif",))
-    if args.steps < 2 or args.rows < 1:
-        raise UsageError("--steps must be at least 2 and --rows at least 1")
-    generator = load_generator(args.checkpoint, args.device)
+    if args.steps < 2:
+        raise UsageError("--steps must be at least 2")
+    if args.fps <= 0:
+        raise UsageError("--fps must be positive")
+    device = _device(args.device)
+    generator = load_generator(args.checkpoint, device)
     walk = slerp if args.method == "slerp" else lerp
     ends = torch.randn(
         args.rows, 2, generator.nz, generator=torch.Generator().manual_seed(args.seed)
     )
     t = torch.linspace(0, 1, args.steps)
-    z = torch.cat([walk(z0, z1, t) for z0, z1 in ends])  # (rows * steps, nz), one row per pair
-    images = generator(z.to(args.device)).float().cpu()
-    if out.suffix == ".gif":  # one frame per t: all rows side by side, walking together
-        images = images.view(args.rows, args.steps, *images.shape[1:])
-        frames = [grid_array(images[:, i], nrow=args.rows) for i in range(args.steps)]
-        save_gif(frames + frames[-2:0:-1], out, fps=args.fps)  # there and back again: a smooth loop
-    else:
-        save_grid(images, out, nrow=args.steps)
+    with torch.no_grad():
+        z = torch.cat([walk(z0, z1, t) for z0, z1 in ends])  # (rows * steps, nz), a row per pair
+        images = generator(z.to(device)).float().cpu()
+    with _writing(out) as tmp:
+        if out.suffix == ".gif":  # one frame per t: all rows side by side, walking together
+            images = images.view(args.rows, args.steps, *images.shape[1:])
+            frames = [grid_array(images[:, i], nrow=args.rows) for i in range(args.steps)]
+            save_gif(frames + frames[-2:0:-1], tmp, fps=args.fps)  # there and back: a smooth loop
+        else:
+            save_grid(images, tmp, nrow=args.steps)
     print(f"wrote {args.rows} {args.method} interpolations of {args.steps} steps to {out}")
     return 0
 
 
 # ---- export ----
 def cmd_export(args) -> int:
+    import importlib.util
+
+    import numpy as np
+    import torch
+
+    from .checkpoints import load_generator
+
     out = _check_out(Path(args.output), args.force, (".onnx",))
     if args.opset < 17:
         raise UsageError("--opset must be 17 or newer")
+    if Path(args.checkpoint).suffix == ".pt2":
+        raise UsageError(
+            f"{args.checkpoint} is already an exported generator; export a checkpoint.pt"
+        )
     generator = load_generator(args.checkpoint, "cpu")
     z = torch.randn(2, generator.nz)
     # Input "z" (batch, nz) -> output "images" (batch, C, H, W); the batch size stays free.
     kwargs = dict(
         input_names=["z"], output_names=["images"], opset_version=args.opset, verbose=False
     )
-    with warnings.catch_warnings():
+    with _writing(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
-        if (
-            importlib.util.find_spec("onnxscript") is not None
-        ):  # the newer torch.export-based exporter
+        if importlib.util.find_spec("onnxscript") is not None:  # the torch.export-based exporter
             torch.onnx.export(
                 generator,
                 (z,),
-                str(out),
+                str(tmp),
                 dynamo=True,
                 external_data=False,  # one file
                 dynamic_shapes={"z": {0: torch.export.Dim("batch")}},
@@ -170,7 +235,7 @@ def cmd_export(args) -> int:
             torch.onnx.export(
                 generator,
                 (z,),
-                str(out),
+                str(tmp),
                 dynamo=False,
                 dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}},
                 **kwargs,
@@ -184,10 +249,8 @@ def cmd_export(args) -> int:
     z = torch.randn(5, generator.nz, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = generator(z).numpy()
-    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
-        ["images"], {"z": z.numpy()}
-    )[0]
-    diff = float(np.abs(got - expected).max())
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    diff = float(np.abs(session.run(["images"], {"z": z.numpy()})[0] - expected).max())
     print(f"wrote {out}; ONNX Runtime vs PyTorch on a batch of 5: max difference {diff:.2e}")
     if diff > 1e-4:
         print(f"error: the exported model differs from PyTorch by {diff:.2e}", file=sys.stderr)
@@ -195,53 +258,116 @@ def cmd_export(args) -> int:
     return 0
 
 
-# ---- evaluate, grade, check: their options belong to their modules, loaded only when used ----
-# main() passes these commands' arguments on unparsed (args.rest), so that `ganlab train`
-# does not import the metrics or the grading engine just to build its parser.
-PASS_THROUGH = ("evaluate", "grade", "check")
+# ---- evaluate ----
+def _npy_samples(path: Path):
+    import numpy as np
+    import torch
 
-
-def _module_parser(name: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
-        prog=f"ganlab {name}",
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    try:
+        array = np.load(path, allow_pickle=False)  # never unpickle: a file could run code
+    except (ValueError, EOFError) as err:
+        raise BadInput(f"{path} is not a plain .npy array: {err}") from err
+    return torch.from_numpy(array)
 
 
 def cmd_evaluate(args) -> int:
+    import json
+
     from . import metrics
 
-    parser = _module_parser("evaluate", "sample quality metrics")
-    metrics.add_arguments(parser)
-    return metrics.run(parser.parse_args(args.rest))
+    path = Path(args.input)
+    if path.suffix not in (".pt", ".pth", ".pt2", ".npy"):
+        raise UsageError(
+            f"{path}: expected a checkpoint (.pt), a generator (.pt2) or samples (.npy)"
+        )
+    if args.json:
+        json_out = _check_out(Path(args.json), True, (".json",))
+    if path.suffix == ".npy":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        fake = _npy_samples(path)
+    else:
+        fake = _samples(path, args.n, args.seed, "cpu")  # same seed, same samples
+    try:
+        fake = metrics.check_images(fake, f"samples of {path}")
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    with warnings.catch_warnings(record=True) as caught:  # shown as plain lines, not code excerpts
+        warnings.simplefilter("always")
+        report = metrics.evaluate(
+            fake,
+            dataset=args.dataset,
+            n=args.n,
+            real=args.real,
+            data_root=args.data_root,
+            inception=args.inception,
+            seed=args.seed,
+        )
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    print(metrics.format_report(report))
+    if args.json:
+        with _writing(json_out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report written to {json_out}")
+    return 0
 
 
+# ---- grade, check ----
 def cmd_grade(args) -> int:
     from .grading import commands
 
-    parser = _module_parser("grade", commands.GRADE_HELP)
-    commands.add_grade_arguments(parser)
-    return commands.run_grade(parser.parse_args(args.rest))
+    return commands.run_grade(args)
 
 
 def cmd_check(args) -> int:
     from .grading import commands
 
-    parser = _module_parser("check", commands.CHECK_HELP)
-    commands.add_check_arguments(parser)
-    return commands.run_check(parser.parse_args(args.rest))
+    return commands.run_check(args)
+
+
+def _grading_limits(p):
+    p.add_argument(
+        "--timeout-cell", type=float, default=120.0, help="seconds per notebook cell (default 120)"
+    )
+    p.add_argument(
+        "--timeout-total",
+        type=float,
+        default=900.0,
+        help="seconds for all the notebooks of one submission (default 900)",
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=4096,
+        help="address space a kernel may use beyond what torch maps at start-up (default 4096)",
+    )
+    p.add_argument(
+        "--all-cells",
+        action="store_true",
+        help="run every notebook cell; by default the plots and demos no check needs are left out",
+    )
+
+
+# ---- the parser ----
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong command line is one ``error:`` line too (the usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ganlab", description="Train and use DCGANs (the ganlab course kit)."
-    )
+    parser = _Parser(prog="ganlab", description="Train and use DCGANs (the ganlab course kit).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a GAN from a YAML config")
-    p.add_argument("config", nargs="?", help="YAML config, e.g. configs/demo.yaml")
-    p.add_argument("--preset", help="start from a built-in config: cpu")
+    p = sub.add_parser("train", help="train a GAN from a preset or a YAML config")
+    p.add_argument(
+        "config", nargs="?", help="a YAML config file (see ganlab/configs/ for examples)"
+    )
+    p.add_argument(
+        "--preset", help="a shipped config by name: demo, cpu, mnist, gpu, ... (ganlab/configs/)"
+    )
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
@@ -255,23 +381,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("sample", help="draw images from a checkpoint or an exported .onnx")
-    p.add_argument("source", metavar="CHECKPOINT_OR_ONNX")
-    p.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
+    p = sub.add_parser("sample", help="draw images from a checkpoint, a .pt2 or an exported .onnx")
+    p.add_argument("source", metavar="CHECKPOINT_PT2_OR_ONNX")
+    p.add_argument("-n", type=_positive, default=64, help="number of images (default: 64)")
     p.add_argument(
         "--out", required=True, help="a .png grid, or .npy: float32 (N, C, H, W) in [-1, 1]"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--nrow", type=int, default=8, help="images per grid row")
+    p.add_argument("--nrow", type=_positive, default=8, help="images per grid row")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(run=cmd_sample)
 
     p = sub.add_parser("interpolate", help="walk the latent space between random pairs")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_PT2")
     p.add_argument("--out", required=True, help=".png grid (a row per pair) or .gif")
-    p.add_argument("--steps", type=int, default=8, help="images per interpolation (default: 8)")
-    p.add_argument("--rows", type=int, default=4, help="number of pairs (default: 4)")
+    p.add_argument(
+        "--steps", type=_positive, default=8, help="images per interpolation (default: 8)"
+    )
+    p.add_argument("--rows", type=_positive, default=4, help="number of pairs (default: 4)")
     p.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=8)
@@ -286,31 +414,139 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(run=cmd_export)
 
-    if (
-        importlib.util.find_spec("ganlab.metrics") is not None
-    ):  # a kit without metrics has no evaluate
-        p = sub.add_parser(
-            "evaluate", add_help=False, help="score samples (`ganlab evaluate --help`)"
-        )
-        p.set_defaults(run=cmd_evaluate)
+    p = sub.add_parser(
+        "evaluate", help="score samples: Fréchet distance, precision/recall, classes"
+    )
+    p.add_argument(
+        "input",
+        metavar="CHECKPOINT_PT2_OR_NPY",
+        help="checkpoint .pt or generator .pt2 (samples drawn with --seed), or .npy of "
+        "(N, 1, 28, 28) in [-1, 1]",
+    )
+    p.add_argument("--n", type=_positive, default=1000, help="images per set (default: 1000)")
+    p.add_argument(
+        "--dataset",
+        choices=("mnist", "fashion-mnist"),
+        default="mnist",
+        help="which shipped classifier (FeatureNet) scores the images",
+    )
+    p.add_argument(
+        "--real",
+        choices=("mnist-offline", "mnist", "fashion-mnist"),
+        default=None,
+        help="reference data (default: mnist-offline, the shipped slice, for mnist)",
+    )
+    p.add_argument(
+        "--data-root", default="data", help="where the real datasets are (default: data)"
+    )
+    p.add_argument("--json", metavar="OUT", help="also write the report to this JSON file")
+    p.add_argument(
+        "--inception", action="store_true", help="add Inception FID (torch-fidelity, download)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and subsets (default: 0)")
+    p.set_defaults(run=cmd_evaluate)
+
     p = sub.add_parser(
         "grade",
-        add_help=False,
-        help="grade a folder of submissions, instructors (`ganlab grade --help`)",
+        help="grade a folder of submissions (instructors)",
+        description=GRADE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "submissions",
+        metavar="SUBMISSIONS_DIR",
+        help="one sub-folder per student, each a copy of the kit (ganlab/ and notebooks/)",
+    )
+    p.add_argument(
+        "--out", required=True, help="the grades CSV to write (not inside SUBMISSIONS_DIR)"
+    )
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--feedback-dir", help="write one Markdown feedback file per student here")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="submissions graded at once (default: the number of CPUs)",
+    )
+    _grading_limits(p)
+    p.add_argument(
+        "--notebooks",
+        action="append",
+        metavar="NN[,NN...]",
+        help="grade only these notebooks, by name prefix (e.g. 02,04); default: all",
+    )
+    p.add_argument("--work-dir", help="where the sandboxes go (default: the system's temp folder)")
+    p.add_argument(
+        "--keep-work", action="store_true", help="keep the sandboxes and logs (debugging)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_grade)
+
     p = sub.add_parser(
         "check",
-        add_help=False,
-        help="run the graded checks on your copy of the kit, students (`ganlab check --help`)",
+        help="run the graded checks on your copy of the kit (students)",
+        description=CHECK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "path",
+        nargs="?",
+        default=".",
+        metavar="PATH",
+        help="your copy of the kit (default: the current folder)",
+    )
+    p.add_argument(
+        "--notebook",
+        action="append",
+        metavar="NN",
+        help="check only this notebook (by name prefix, e.g. 02); repeat for more",
+    )
+    _grading_limits(p)
     p.set_defaults(run=cmd_check)
     return parser
 
 
+GRADE_HELP = """Grade a class: each sub-folder of SUBMISSIONS_DIR is one student's copy of the kit.
+The check cells of this kit's notebooks/ (never the students' copies) run against each
+student's exercise cells and ganlab/ exercise modules, in a sandboxed kernel per student;
+every check that passed is then re-run outside the kernel with a private copy of the
+checks. Notebook 05 trains for 20 steps (GANLAB_QUICK=1). Writes one CSV row per student
+(points per check, total, max, notes) and, with --feedback-dir, one Markdown file per
+student. ganlab/grading/__init__.py says what the sandbox defends against, and what not."""
+
+CHECK_HELP = """Run the graded checks on your copy of the kit, the way the instructor's grader does:
+each notebook runs in a fresh sandboxed kernel with your exercise cells and your ganlab/
+exercise modules, then every check that passed is run again outside the kernel."""
+
+
+# ---- errors -> one line ----
 def _explain(err: BaseException) -> tuple[int, str] | None:
     """(exit status, message) for the errors a user can fix; None for real bugs (keep the traceback)."""
-    if isinstance(err, (ConfigError, UsageError)):
+    from .checkpoints import CheckpointError, DiskFull, RunLocked
+    from .config import ConfigError
+    from .data import DatasetUnavailable
+    from .metrics import MetricUnavailable
+    from .trainer import TrainingDiverged
+
+    usage = (ConfigError, UsageError)
+    runtime = (
+        BadInput,
+        CheckpointError,
+        DatasetUnavailable,
+        DiskFull,
+        MetricUnavailable,
+        RunLocked,
+        SolutionsUnavailable,
+        TrainingDiverged,
+    )
+    files = (
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+    )
+    if isinstance(err, usage):
         return 2, str(err)
     if isinstance(err, NotImplementedError):
         if str(err):  # the stubs' messages name the function, the file and the notebook
@@ -318,43 +554,31 @@ def _explain(err: BaseException) -> tuple[int, str] | None:
         where = traceback.extract_tb(err.__traceback__)[-1]
         return (
             1,
-            f"your code is not finished: {where.name} in {where.filename}:{where.lineno} raises NotImplementedError",
+            f"your code is not finished: {where.name} in {where.filename}:{where.lineno} raises it",
         )
     if isinstance(err, ModuleNotFoundError) and err.name in EXERCISES:
         return 1, (
             f"{err.name.replace('.', '/')}.py is missing: create the student files with "
             "`python -m ganlab.instructor stubs`, or set GANLAB_SOLUTIONS=1"
         )
-    if isinstance(
-        err,
-        (
-            CheckpointError,
-            DatasetUnavailable,
-            TrainingDiverged,
-            SolutionsUnavailable,
-            FileNotFoundError,
-            FileExistsError,
-            PermissionError,
-            IsADirectoryError,
-        ),
-    ):
+    if isinstance(err, SyntaxError) and err.filename and "ganlab" in err.filename:
+        return 1, f"{err.filename}, line {err.lineno}: {err.msg}: fix the syntax error there"
+    if isinstance(err, runtime) or isinstance(err, files):
         return 1, str(err)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 1, f"the disk is full ({err}): free some space and run the command again"
     return None
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in PASS_THROUGH:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    args.rest = rest
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted. `ganlab train ... --resume` continues from the last checkpoint.",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as err:
+        from .trainer import TrainingInterrupted
+
+        message = str(err) if isinstance(err, TrainingInterrupted) else "interrupted"
+        print(f"\n{message}", file=sys.stderr)
         return 130
     except Exception as err:
         explained = _explain(err)

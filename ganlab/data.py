@@ -152,6 +152,17 @@ class _InMemory(TensorDataset):
         return self.tensors[0][i], int(self.tensors[1][i])
 
 
+def _open_image(path) -> Image.Image:
+    """A folder dataset's image, decoded as RGB; an unreadable file names itself."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:  # Pillow's errors for broken files
+        raise DatasetUnavailable(
+            f"{path} cannot be read as an image ({type(err).__name__}: {err}): remove or replace it"
+        ) from None
+
+
 class _FlatFolder(Dataset):
     """Images directly inside one folder, no class sub-folders: every label is 0."""
 
@@ -162,8 +173,7 @@ class _FlatFolder(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        with Image.open(self.files[i]) as image:
-            return self.transform(image), 0
+        return self.transform(_open_image(self.files[i])), 0
 
 
 def _subfolders(folder: Path) -> list[Path]:
@@ -186,7 +196,7 @@ def _image_folder(folder: Path, channels: int, size: int) -> Dataset:
     transform = image_transform(channels, size)
     if _subfolders(folder):
         try:
-            return _ClassFolders(folder, transform=transform)
+            return _ClassFolders(folder, transform=transform, loader=_open_image)
         except FileNotFoundError as err:  # a class folder without images
             raise DatasetUnavailable(f"{FOLDER_PREFIX}{folder}: {err}") from err
     files = sorted(

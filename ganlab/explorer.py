@@ -11,24 +11,15 @@ The directions are random orthonormal vectors (seeded): in a DCGAN's latent spac
 most directions change the image smoothly, and a few change the digit itself.
 """
 
-import io
-
-import numpy as np
 import torch
-from PIL import Image
 
-from .data import to_unit_range
 from .latent import sample_z
+from .viz import png_bytes
 
 
 def to_png(images, upscale=6):
     """(1, C, H, W) in [-1, 1] -> PNG bytes, enlarged with nearest neighbour for crisp pixels."""
-    array = (to_unit_range(images[0]).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
-    picture = picture.resize((picture.width * upscale, picture.height * upscale), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(images[:1], nrow=1, upscale=upscale, padding=0)
 
 
 class LatentExplorer:

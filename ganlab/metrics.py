@@ -18,13 +18,9 @@ the same reference: the floor, the best a perfect generator could hope for.
 from __future__ import annotations  # `int | None` annotations on Python 3.9
 
 import io
-import json
-import sys
 import warnings
 from importlib import resources
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -339,56 +335,6 @@ def evaluate(
     return report
 
 
-# ---- command line: `ganlab evaluate CHECKPOINT_OR_SAMPLES` (wired up in ganlab/cli.py) ----
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument(
-        "input",
-        metavar="CHECKPOINT_OR_SAMPLES",
-        help="checkpoint .pt (samples drawn with --seed) or .npy of (N, 1, 28, 28) in [-1, 1]",
-    )
-    parser.add_argument("--n", type=int, default=1000, help="images per set (default: 1000)")
-    parser.add_argument(
-        "--dataset", choices=FEATURE_NETS, default="mnist", help="which FeatureNet to use"
-    )
-    parser.add_argument(
-        "--real",
-        choices=("mnist-offline", *FEATURE_NETS),
-        default=None,
-        help="reference data (default: mnist-offline, the shipped slice, for mnist)",
-    )
-    parser.add_argument(
-        "--data-root", default="data", help="where the real datasets are (default: data)"
-    )
-    parser.add_argument("--json", metavar="OUT", help="also write the report to this JSON file")
-    parser.add_argument(
-        "--inception", action="store_true", help="add Inception FID (torch-fidelity, download)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed for sampling and subsets (default: 0)"
-    )
-
-
-def _load_samples(path: Path) -> Tensor:
-    """A .npy of images, checked by ``check_images``."""
-    try:
-        array = np.load(path, allow_pickle=False)  # never unpickle: a file could run code
-    except (ValueError, EOFError) as err:
-        raise ValueError(f"{path} is not a plain .npy array: {err}") from err
-    return check_images(torch.from_numpy(array), str(path))
-
-
-def _load_checkpoint_samples(path: Path, n: int, seed: int) -> Tensor:
-    from .trainer import CheckpointError, sample_checkpoint  # lazy: .npy input needs no trainer
-
-    try:
-        fake = sample_checkpoint(path, n, seed)  # same seed, same samples
-    except CheckpointError as err:  # its message already says what is wrong and what to do
-        raise ValueError(str(err)) from err
-    return check_images(fake, f"samples of {path}")
-
-
 def format_report(report: dict) -> str:
     """``evaluate``'s report as a small table, each metric next to its real-data floor."""
     rows = [
@@ -409,43 +355,3 @@ def format_report(report: dict) -> str:
         f"   (reference: {report['n_real']} images, {report['reference']})"
     )
     return "\n".join(lines + [f"class counts: {report['class_counts']}"])
-
-
-def run(args) -> int:
-    """``ganlab evaluate``: 0 on success; 1 with an ``error:`` line (no traceback) on bad input."""
-    from .data import DatasetUnavailable
-
-    path = Path(args.input)
-    try:
-        if not path.is_file():
-            raise ValueError(f"{path}: no such file")
-        if path.suffix not in (".pt", ".pth", ".npy"):
-            raise ValueError(f"{path}: expected a checkpoint (.pt) or samples (.npy)")
-        fake = (
-            _load_samples(path)
-            if path.suffix == ".npy"
-            else _load_checkpoint_samples(path, args.n, args.seed)
-        )
-        with warnings.catch_warnings(
-            record=True
-        ) as caught:  # shown as plain lines, not code excerpts
-            warnings.simplefilter("always")
-            report = evaluate(
-                fake,
-                dataset=args.dataset,
-                n=args.n,
-                real=args.real,
-                data_root=args.data_root,
-                inception=args.inception,
-                seed=args.seed,
-            )
-        for warning in caught:
-            print(f"warning: {warning.message}", file=sys.stderr)
-        print(format_report(report))
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-            print(f"report written to {args.json}")
-    except (ValueError, OSError, MetricUnavailable, DatasetUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0

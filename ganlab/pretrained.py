@@ -35,7 +35,7 @@ class ExportedGenerator(nn.Module):
 
 def export_generator(checkpoint_path, out_path, notes=None):
     """Export the generator of a training checkpoint to a ``.pt2`` file plus a ``.json`` description."""
-    from .trainer import load_checkpoint, load_generator
+    from .checkpoints import load_checkpoint, load_generator
 
     state = load_checkpoint(checkpoint_path)
     generator = load_generator(checkpoint_path)
@@ -79,7 +79,8 @@ def load_pretrained(device="cpu"):
 
 def course_generator(run="notebook05", device="cpu"):
     """``(generator, description)``: your finished notebook-05 run if there is one, else the pretrained one."""
-    from .trainer import CheckpointError, TrainConfig, load_checkpoint, load_generator
+    from .checkpoints import CheckpointError, load_checkpoint, load_generator
+    from .config import TrainConfig
 
     checkpoint = environment.runs_dir() / run / "checkpoint.pt"
     if checkpoint.is_file() and not environment.quick():

@@ -1,18 +1,20 @@
 """The training loop: chapter 5's two steps, repeated, with snapshots and checkpoints.
 
-    config = load_config("configs/demo.yaml", ["steps=300"])
+    config = load_config(preset="demo", overrides=["steps=300"])   # ganlab/config.py
     trainer = Trainer(config)   # data, models, optimizers; resumes a matching run in out_dir
     trainer.fit()               # writes samples/, samples.png, curves.png, training.gif, checkpoint.pt
 
-Each iteration calls ``critic_step`` then ``generator_step`` from ``ganlab.training``,
-so the steps you wrote in notebook 05 are the ones that train. Three ideas keep runs
-reproducible and safe:
+``fit`` is the loop, and it reads top to bottom: draw noise, ``critic_step``, fresh
+noise, ``generator_step``, then the bookkeeping. The steps and the optimizers
+(``make_optimizers``) are yours, from ``ganlab.training`` (notebook 05): what you
+wrote is what trains. Three ideas keep runs reproducible and safe:
 
 * The data order is a pure function of (seed, step): ``EpochSampler`` draws one
   seeded permutation per epoch. A resumed run picks up at the very batch it stopped at.
-* A checkpoint holds everything that changes during training (weights, Adam's moments,
-  RNG states, history), so an interrupted run resumed on the CPU ends with exactly the
-  weights of an uninterrupted one. It is written atomically: never half a file.
+* A checkpoint (``ganlab/checkpoints.py``) holds everything that changes during
+  training, so an interrupted run resumed on the CPU ends with exactly the weights of
+  an uninterrupted one. One is written every ``checkpoint_every`` steps, at least every
+  ``checkpoint_seconds``, and when you press Ctrl-C (or interrupt the notebook kernel).
 * Losses stay on the device and are copied to the host every ``log_every`` steps:
   ``.item()`` each step would make a GPU wait for every kernel.
 
@@ -24,320 +26,71 @@ start-up time, so it pays off only on long runs.
 
 from __future__ import annotations
 
-import difflib
 import os
 import random
-import shutil
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Optional, Union, get_args, get_origin, get_type_hints
+import signal
+import threading
+import time
 
 import imageio.v3 as iio
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checkpoints import (
+    CheckpointError,
+    DiskFull,
+    RunLock,
+    atomic_save,
+    disk_full_cause,
+    disk_full_message,
+    make_state,
+    nonfinite,
+    rng_state,
+    run_state,
+    set_rng_state,
+)
+from .config import ConfigError, TrainConfig, build_models, check_data, resolve_device
 from .data import as_tensors, load_dataset
-from .environment import pick_device
 from .viz import plot_history, save_gif, save_grid
 
-CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "ganlab-checkpoint", 1
 HISTORY_KEYS = ("loss_c", "loss_g", "d_real", "d_fake")
-
-
-# ---- errors ----
-class ConfigError(ValueError):
-    """A training config is invalid, or asks for something that would destroy an existing run."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, corrupt, truncated or does not fit this version of ganlab."""
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite: the weights are lost, the last good checkpoint is kept."""
 
 
-# ---- configuration ----
-@dataclass
-class TrainConfig:
-    """Every option of a run. Defaults are the DCGAN paper's (Radford et al. 2016)."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a notebook's interrupt) stopped training; the message says what was kept."""
 
-    name: str = "dcgan"  # the run's name; out_dir defaults to runs/NAME
-    out_dir: Optional[str] = None
-    dataset: str = "mnist-offline"  # a name from ganlab.data.DATASETS, or folder:PATH
-    data_root: str = "data"  # where downloaded datasets live
-    image_size: Optional[int] = None  # None: the dataset's own size
-    num_workers: int = 0  # DataLoader processes (when data is not on the device)
-    model: str = "dcgan"  # dcgan (chapters 2-3) or seed004 (ganlab.benchmodels)
-    nz: int = 100  # latent dimension
-    ngf: int = 64  # generator width (dcgan only)
-    ndf: int = 64  # critic width (dcgan only)
-    upsample: str = "transposed"  # dcgan generator: transposed or nearest
-    dropout: Optional[float] = None  # critic dropout; None: 0 for dcgan, 0.25 for seed004
-    batch_size: int = 128  # per process when several GPUs train together
-    lr: float = 2e-4
-    beta1: float = 0.5  # 0.5, not Adam's usual 0.9: momentum destabilises GANs
-    beta2: float = 0.999
-    real_label: float = 1.0  # 0.9 = one-sided label smoothing
-    steps: Optional[int] = None  # training steps; None: `epochs` passes over the data
-    epochs: int = 5
-    seed: int = 0
-    device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps
-    sample_every: int = 500  # write samples/step_NNNNNN.png (and a GIF frame)
-    checkpoint_every: int = 1000
-    log_every: int = 50  # copy losses to the host (and check them) this often
-    n_samples: int = 64  # images in each snapshot grid
-    tensorboard: bool = False
-    gif: bool = True
-    progress: bool = True
-    data_on_device: Union[str, bool] = "auto"  # whole dataset as one tensor on the GPU
-    amp: str = "off"  # off or bf16 (autocast for the forward passes)
-    channels_last: bool = False
-    fused_adam: Union[str, bool] = "auto"  # auto: fused kernels on CUDA
-    compile: bool = False
-
-    def __post_init__(self):
-        if self.amp is False:  # YAML 1.1 reads a bare `off` as false
-            self.amp = "off"
-        hints = get_type_hints(TrainConfig)
-        for f in fields(self):
-            value, kind = getattr(self, f.name), hints[f.name]
-            if float in _types(kind) and isinstance(value, str):
-                try:  # PyYAML reads 2e-4 (no dot) as a string; accept it as the number it means
-                    value = float(value)
-                    setattr(self, f.name, value)
-                except ValueError:
-                    pass
-            if not _matches(value, kind):
-                raise ConfigError(
-                    f"{f.name} must be {_type_name(kind)}, got {value!r} "
-                    f"({type(value).__name__}).\n{self.allowed_keys()}"
-                )
-            if f.name in _CHOICES and value not in _CHOICES[f.name]:
-                raise ConfigError(f"{f.name} must be one of {_CHOICES[f.name]}, got {value!r}")
-            if f.name in _POSITIVE and value is not None and value <= 0:
-                raise ConfigError(f"{f.name} must be positive, got {value!r}")
-
-    @classmethod
-    def allowed_keys(cls) -> str:
-        hints = get_type_hints(cls)
-        lines = [
-            f"  {f.name}: {_type_name(hints[f.name])}"
-            + (f" {_CHOICES[f.name]}" if f.name in _CHOICES else "")
-            + f" (default {f.default!r})"
-            for f in fields(cls)
-        ]
-        return "Allowed keys:\n" + "\n".join(lines)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        if not isinstance(values, dict):
-            raise ConfigError(
-                f"a config must be a mapping of key: value, got {type(values).__name__}"
-            )
-        names = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(f"unknown config key {key!r}{hint}.\n{cls.allowed_keys()}")
-        return cls(**values)
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else Path("runs") / self.name
+    def _render_traceback_(self):  # IPython shows this instead of a long traceback
+        return [f"TrainingInterrupted: {self}"]
 
 
-_CHOICES = {
-    "model": ("dcgan", "seed004"),
-    "upsample": ("transposed", "nearest"),
-    "amp": ("off", "bf16"),
-    "data_on_device": ("auto", True, False),
-    "fused_adam": ("auto", True, False),
-}
-_POSITIVE = (
-    "image_size",
-    "nz",
-    "ngf",
-    "ndf",
-    "batch_size",
-    "lr",
-    "steps",
-    "epochs",
-    "sample_every",
-    "checkpoint_every",
-    "log_every",
-    "n_samples",
-)
-# The keys that define a run's mathematics: resuming requires them unchanged. The others
-# (length, logging, the speed switches, paths) may change between sessions of one run.
-RUN_DEFINING = (
-    "dataset",
-    "image_size",
-    "model",
-    "nz",
-    "ngf",
-    "ndf",
-    "upsample",
-    "dropout",
-    "batch_size",
-    "lr",
-    "beta1",
-    "beta2",
-    "real_label",
-    "seed",
-)
-# Preset configs for the command line (`ganlab train --preset cpu`); configs/cpu.yaml mirrors it.
-PRESETS = {
-    "cpu": {
-        "name": "cpu",
-        "ngf": 64,
-        "ndf": 32,
-        "batch_size": 64,
-        "steps": 2500,
-        "sample_every": 100,
-        "checkpoint_every": 500,
-        "log_every": 50,
-    }
-}
-
-
-def _types(kind):
-    return get_args(kind) if get_origin(kind) is Union else (kind,)
-
-
-def _matches(value, kind) -> bool:
-    for t in _types(kind):
-        if t is type(None):
-            if value is None:
-                return True
-        elif isinstance(value, bool) and t in (int, float):
-            continue  # True is an int to Python, but never a number in a config
-        elif isinstance(value, t) or (t is float and isinstance(value, int)):  # 1 is a fine float
-            return True
-    return False
-
-
-def _type_name(kind) -> str:
-    return " or ".join("null" if t is type(None) else t.__name__ for t in _types(kind))
-
-
-def load_config(path=None, overrides=(), preset: str | None = None) -> TrainConfig:
-    """A config from a YAML file (and/or a preset), then ``key=value`` overrides (values read as YAML)."""
-    if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    values = dict(PRESETS[preset]) if preset else {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from err
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of key: value lines")
-        values.update(loaded)
-        values.setdefault("name", path.stem)  # configs/demo.yaml -> runs/demo
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} must look like key=value, e.g. steps=200")
-        values[key.strip()] = yaml.safe_load(text)  # "200" -> 200, "true" -> True, "[1, 2]" -> list
-    return TrainConfig.from_dict(values)
-
-
-# ---- models and data ----
-def build_models(
-    config: TrainConfig, channels: int, image_size: int
-) -> tuple[nn.Module, nn.Module]:
-    """(generator, critic) as the config describes them."""
-    if config.model == "seed004":
-        from .benchmodels import SeedCritic, SeedGenerator
-
-        dropout = 0.25 if config.dropout is None else config.dropout
-        return SeedGenerator(config.nz, channels, image_size), SeedCritic(
-            channels, image_size, dropout
-        )
-    # Imported here, not at the top: these are your files (or the solutions), and an unfinished
-    # one should fail when training starts, with its own message, not when ganlab is imported.
-    from .models import Critic, Generator
-
-    return (
-        Generator(config.nz, channels, image_size, config.ngf, config.upsample),
-        Critic(channels, image_size, config.ndf, config.dropout or 0.0),
-    )
-
-
-class EpochSampler:
-    """Which images form each step's batch, as a pure function of (seed, step).
-
-    Epoch e shuffles the dataset with a generator seeded by (seed, e) and cuts it into
-    batches (dropping the ragged end, as BatchNorm likes equal batches). With several
-    processes each step's global batch is split: process ``rank`` takes one slice.
-    """
-
-    def __init__(
-        self, n_images: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
-    ):
-        self.n, self.batch_size, self.seed, self.rank, self.world = (
-            n_images,
-            batch_size,
-            seed,
-            rank,
-            world_size,
-        )
-        self.steps_per_epoch = n_images // (batch_size * world_size)
-        if self.steps_per_epoch == 0:
-            raise ConfigError(
-                f"the dataset has {n_images} images, fewer than batch_size={batch_size} "
-                f"x {world_size} process(es): use a smaller batch_size"
-            )
-
-    def epoch(self, epoch: int) -> torch.Tensor:
-        """(steps_per_epoch, batch_size) image indices of this process in ``epoch``."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        perm = torch.randperm(self.n, generator=g)[
-            : self.steps_per_epoch * self.world * self.batch_size
-        ]
-        return perm.view(self.steps_per_epoch, self.world, self.batch_size)[:, self.rank]
-
-    def from_step(self, step: int):
-        """Index batches from global step ``step`` on, forever."""
-        while True:
-            epoch, offset = divmod(step, self.steps_per_epoch)
-            for batch in self.epoch(epoch)[offset:]:
-                yield batch
-                step += 1
-
-
-class _Autocast(nn.Module):
-    """Run the wrapped network in bfloat16 (autocast) and hand back float32, so losses stay fp32."""
-
-    def __init__(self, net: nn.Module, device_type: str):
-        super().__init__()
-        self.net, self.device_type = net, device_type
-
-    def forward(self, x):
-        with torch.autocast(self.device_type, dtype=torch.bfloat16):
-            return self.net(x).float()
-
-
-# ---- the trainer ----
 class Trainer:
     """One training run. ``resume``: None = continue a matching run in out_dir if there is one,
     True = must continue one, False = must start fresh. ``overwrite`` replaces an existing run."""
 
     def __init__(self, config: TrainConfig, resume: bool | None = None, overwrite: bool = False):
+        from .training import make_optimizers  # your chapter-5 code (or the solutions)
+
         self.config = cfg = config
         self.out_dir = cfg.run_dir
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ConfigError(
+                f"the output folder {self.out_dir} is a file: choose a folder (--out DIR)"
+            )
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
+        check_data(cfg)  # a wrong dataset name or image size stops here, before anything is written
         self._setup_distributed()
-        state = self._existing_run(resume, overwrite)
+        self._lock = RunLock(self.out_dir)
+        if self.is_main:
+            self._lock.acquire()
+        state = run_state(self.checkpoint_path, cfg, resume, overwrite, self.is_main)
+        self._barrier()  # process 0 has removed an overwritten run
 
         torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
         self._build_data()
@@ -349,9 +102,13 @@ class Trainer:
                 m.to(memory_format=torch.channels_last) for m in (self.generator, self.critic)
             )
         fused = self.device.type == "cuda" if cfg.fused_adam == "auto" else cfg.fused_adam
-        adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if fused else {}))
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), **adam)
-        self.opt_c = torch.optim.Adam(self.critic.parameters(), **adam)
+        self.opt_c, self.opt_g = make_optimizers(
+            self.critic,
+            self.generator,
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+            **({"fused": True} if fused else {}),
+        )
         # What the steps call: the same networks, maybe wrapped for speed or for several GPUs.
         self.g_net, self.c_net = self._wrap(self.generator), self._wrap(self.critic)
 
@@ -367,13 +124,258 @@ class Trainer:
             random.seed(cfg.seed + self.rank)
             np.random.seed(cfg.seed + self.rank)
 
+    # ---- the loop ----
+    def fit(self) -> dict:
+        """Train up to ``total_steps``; returns the history. Writes files in process 0 only."""
+        from .training import critic_step, generator_step  # your chapter-5 code (or the solutions)
+
+        cfg, device = self.config, self.device
+        if self.is_main:
+            self._lock.acquire()  # again: an earlier fit() of this trainer released it
+        writer = self._tensorboard() if cfg.tensorboard and self.is_main else None
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=cfg.name,
+            dynamic_ncols=True,
+            disable=not (cfg.progress and self.is_main),
+        )
+        if self.is_main and cfg.progress:
+            what = f"resuming at step {self.step}" if self.step else "starting"
+            bar.write(
+                f"{cfg.name}: {what}, {self.total_steps} steps on {device} "
+                f"({self.sampler.steps_per_epoch} per epoch), writing to {self.out_dir}"
+            )
+        pending = []  # per-step dicts of 0-d tensors, still on the device
+        self._last_save = time.monotonic()
+        try:
+            with _Interrupts(self.world_size == 1) as stop:
+                if self.step == 0:
+                    self._snapshot()  # the untrained generator: the GIF's first frame
+                batches = self._batches(self.step) if self.step < self.total_steps else ()
+                for real in batches:
+                    z = torch.randn(real.size(0), cfg.nz, device=device)
+                    stats = critic_step(self.c_net, self.g_net, real, z, self.opt_c, cfg.real_label)
+                    z = torch.randn(real.size(0), cfg.nz, device=device)
+                    stats.update(generator_step(self.c_net, self.g_net, z, self.opt_g))
+                    pending.append(stats)
+                    self.step += 1
+                    bar.update()
+
+                    done = self.step >= self.total_steps
+                    save = not done and (stop.requested or self._checkpoint_due())
+                    if done or save or self.step % cfg.log_every == 0:
+                        self._flush(pending, bar, writer)  # also before every checkpoint: no NaNs
+                    if self.step % cfg.sample_every == 0:
+                        self._snapshot()
+                    if save:
+                        self.save_checkpoint()
+                    if stop.requested and not done:  # Ctrl-C: this step is done and saved
+                        raise TrainingInterrupted(
+                            f"interrupted at step {self.step} of {self.total_steps}; "
+                            f"saved {self.checkpoint_path}: run the same command "
+                            "(or cell) again to continue from there"
+                        )
+                    if done:
+                        break
+            self._flush(pending, bar, writer)
+            self.save_checkpoint()
+            self._final_pictures()
+        except KeyboardInterrupt as err:
+            if isinstance(err, TrainingInterrupted):
+                raise
+            # Mid-step (a second Ctrl-C, or several processes): the networks are half-updated
+            # and no checkpoint is written; the last one is what remains.
+            kept = (
+                f"the last checkpoint, step {self._saved_step}, is in {self.checkpoint_path}"
+                if self._saved_step
+                else "no checkpoint had been written yet"
+            )
+            raise TrainingInterrupted(f"interrupted during step {self.step + 1}; {kept}") from None
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+            if self._owns_group:
+                torch.distributed.destroy_process_group()
+            self._lock.release()
+        return self.history
+
+    def _checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every`` steps, and whenever ``checkpoint_seconds`` have passed."""
+        cfg = self.config
+        if self.step % cfg.checkpoint_every == 0:
+            return True
+        late = time.monotonic() - self._last_save >= cfg.checkpoint_seconds
+        if self.world_size == 1:
+            return late
+        if self.step % cfg.log_every:  # several processes: decide together, at the log steps only
+            return False
+        flag = torch.tensor(float(late), device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _flush(self, pending: list, bar, writer):
+        """Copy pending losses to the host in one transfer, check them, append them to the history."""
+        if not pending:
+            return
+        first = self.step - len(pending) + 1
+        table = torch.stack(
+            [torch.stack([p[k].float() for k in HISTORY_KEYS]) for p in pending]
+        ).cpu()
+        pending.clear()
+        bad = ~torch.isfinite(table)
+        if self.world_size > 1:  # stop together: one process alone would leave the others waiting
+            flag = torch.tensor(float(bad.any()), device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() and not bad.any():
+                raise TrainingDiverged(
+                    f"another process saw a non-finite loss near step {self.step}"
+                )
+        for k, key in enumerate(HISTORY_KEYS):
+            self.history[key].extend(table[:, k].tolist())
+        if bad.any():
+            row, col = (int(i) for i in bad.nonzero()[0])
+            self._diverged(f"{HISTORY_KEYS[col]} = {table[row, col].item()} at step {first + row}")
+        last = dict(zip(HISTORY_KEYS, table[-1].tolist()))
+        bar.set_postfix(
+            loss_c=f"{last['loss_c']:.3f}",
+            loss_g=f"{last['loss_g']:.3f}",
+            D_x=f"{last['d_real']:.2f}",
+            D_Gz=f"{last['d_fake']:.2f}",
+        )
+        if writer is not None:
+            for i, row in enumerate(table.tolist()):
+                for key, value in zip(HISTORY_KEYS, row):
+                    writer.add_scalar(f"train/{key}", value, first + i)
+
+    def _diverged(self, what: str):
+        cfg = self.config
+        kept = (
+            f"the last good checkpoint (step {self._saved_step}) is kept in {self.checkpoint_path}"
+            if self._saved_step is not None
+            else "no checkpoint had been written yet"
+        )
+        raise TrainingDiverged(
+            f"training diverged: {what} (not a finite number); {kept}.\n"
+            "Usual causes:\n"
+            f"  * learning rate too high (lr={cfg.lr}; DCGAN uses 2e-4)\n"
+            "  * a sigmoid before BCE-with-logits (the critic must return raw logits), "
+            "or a missing tanh at the generator's output\n"
+            f"  * Adam betas (beta1={cfg.beta1}, beta2={cfg.beta2}; DCGAN uses 0.5 and 0.999)\n"
+            "  * an over-confident critic: try one-sided label smoothing, real_label=0.9\n"
+            "Fix the cause, then train again with --overwrite (or into another --out folder)."
+        )
+
+    # ---- samples and pictures ----
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from the generator in eval mode (BatchNorm uses its running statistics), on the CPU."""
+        z = self.fixed_z if z is None else z
+        self.generator.eval()
+        try:
+            return self.generator(z.to(self.device)).float().cpu()
+        finally:
+            self.generator.train()
+
+    def _write(self, save, *args, **kwargs):
+        """A picture write that says "disk full" plainly (the checkpoints are untouched by it)."""
+        try:
+            save(*args, **kwargs)
+        except (OSError, RuntimeError) as err:
+            full = disk_full_cause(err)
+            if full is not None:
+                raise DiskFull(full.errno, disk_full_message(args[-1], full)) from err
+            raise
+
+    def _snapshot(self):
+        if self.is_main:
+            path = self.out_dir / "samples" / f"step_{self.step:06d}.png"
+            self._write(save_grid, self.sample(), path)
+
+    def _final_pictures(self):
+        if not self.is_main:
+            return
+        cfg = self.config
+        if self.step % cfg.sample_every:
+            self._snapshot()  # the last frame shows the final generator
+        self._write(save_grid, self.sample(), self.out_dir / "samples.png")
+        self._write(plot_history, self.history, self.out_dir / "curves.png")
+        if cfg.gif:  # the frames are the snapshots on disk, so a resumed run's GIF is complete too
+            frames = sorted(self.out_dir.glob("samples/step_*.png"), key=lambda p: int(p.stem[5:]))
+            frames = [iio.imread(p) for p in frames if int(p.stem[5:]) <= self.step]
+            fps = max(4, len(frames) / 10)
+            self._write(save_gif, frames, self.out_dir / "training.gif", fps=fps)
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise ConfigError(
+                "tensorboard: true needs the tensorboard package: pip install "
+                "tensorboard (or set tensorboard: false)"
+            ) from err
+        return SummaryWriter(self.out_dir / "tensorboard")
+
+    # ---- checkpoints ----
+    def save_checkpoint(self):
+        """Write out_dir/checkpoint.pt atomically (every process must call it: RNG states are gathered).
+
+        Only a good state becomes a checkpoint: a NaN or infinity in any weight, BatchNorm
+        statistic or optimizer moment raises ``TrainingDiverged`` and keeps the last one.
+        """
+        rng = [rng_state()]
+        if self.world_size > 1:
+            rng = [None] * self.world_size
+            torch.distributed.all_gather_object(rng, rng_state())
+        if not self.is_main:
+            return
+        state = make_state(
+            self.config,
+            step=self.step,
+            image_shape=[self.channels, self.image_size],
+            generator=self.generator.state_dict(),
+            critic=self.critic.state_dict(),
+            opt_g=self.opt_g.state_dict(),
+            opt_c=self.opt_c.state_dict(),
+            rng=rng,
+            history=self.history,
+            fixed_z=self.fixed_z,
+        )
+        bad = nonfinite({k: state[k] for k in ("generator", "critic", "opt_g", "opt_c")})
+        if bad:
+            self._diverged(f"{', '.join(bad[:3])} at step {self.step}")
+        atomic_save(state, self.checkpoint_path)
+        self._saved_step, self._last_save = self.step, time.monotonic()
+
+    def _restore(self, state: dict):
+        path = self.checkpoint_path
+        try:
+            self.generator.load_state_dict(state["generator"])
+            self.critic.load_state_dict(state["critic"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_c.load_state_dict(state["opt_c"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(
+                f"{path} does not fit the models built from its config: "
+                f"{str(err).splitlines()[0]}. Was it made with different model code?"
+            ) from err
+        self.step, self._saved_step = state["step"], state["step"]
+        self.history = {k: list(state["history"][k]) for k in HISTORY_KEYS}
+        self.fixed_z = state["fixed_z"]
+        rng = state["rng"]
+        if len(rng) == self.world_size:
+            set_rng_state(rng[self.rank])
+        else:  # another number of processes than before: fresh, distinct noise per process
+            torch.manual_seed(self.config.seed + 1000 * self.step + self.rank)
+
     # ---- set-up ----
     def _setup_distributed(self):
         """Under torchrun (WORLD_SIZE > 1): one process per device, joined in a process group."""
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main, self._owns_group = self.rank == 0, False
-        self.device = torch.device(pick_device(self.config.device))
+        self.device = resolve_device(self.config.device)
         if self.world_size > 1:
             import torch.distributed as dist
 
@@ -387,48 +389,6 @@ class Trainer:
     def _barrier(self):
         if self.world_size > 1:
             torch.distributed.barrier()
-
-    def _existing_run(self, resume, overwrite):
-        """The checkpoint to continue from, or None; refuse anything that would lose a run."""
-        path, cfg = self.checkpoint_path, self.config
-        if overwrite:
-            if resume:
-                raise ConfigError("resume and overwrite exclude each other: pick one")
-            if self.is_main:  # the user asked to replace the old run: remove what would mix with it
-                for old in [
-                    path,
-                    path.with_name("checkpoint.prev.pt"),
-                    *self.out_dir.glob("samples/step_*.png"),
-                ]:
-                    old.unlink(missing_ok=True)
-            self._barrier()
-            return None
-        if not path.exists():
-            if resume:
-                raise CheckpointError(
-                    f"nothing to resume: {path} does not exist (train without --resume first)"
-                )
-            return None
-        if resume is False:
-            raise ConfigError(
-                f"{self.out_dir} already holds a run ({path}); resume it (--resume), "
-                "replace it (--overwrite) or train into another folder (--out DIR)"
-            )
-        state = load_checkpoint(path)
-        old = TrainConfig.from_dict(state["config"])
-        diffs = [
-            f"  {k}: {getattr(old, k)!r} in the checkpoint, {getattr(cfg, k)!r} now"
-            for k in RUN_DEFINING
-            if getattr(old, k) != getattr(cfg, k)
-        ]
-        if diffs:
-            raise ConfigError(
-                f"{path} belongs to a run with a different config:\n"
-                + "\n".join(diffs)
-                + "\nRefusing to mix them. Use --overwrite to replace that run, --out DIR "
-                "to train elsewhere, or restore those values to continue it."
-            )
-        return state
 
     def _build_data(self):
         cfg = self.config
@@ -490,197 +450,6 @@ class Trainer:
                 else real
             )
 
-    # ---- the loop ----
-    def fit(self) -> dict:
-        """Train up to ``total_steps``; returns the history. Writes files in process 0 only."""
-        from .training import critic_step, generator_step  # your chapter-5 code (or the solutions)
-
-        cfg, device = self.config, self.device
-        writer = self._tensorboard() if cfg.tensorboard and self.is_main else None
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            desc=cfg.name,
-            dynamic_ncols=True,
-            disable=not (cfg.progress and self.is_main),
-        )
-        if self.is_main and cfg.progress:
-            what = f"resuming at step {self.step}" if self.step else "starting"
-            bar.write(
-                f"{cfg.name}: {what}, {self.total_steps} steps on {device} "
-                f"({self.sampler.steps_per_epoch} per epoch), writing to {self.out_dir}"
-            )
-        pending = []  # per-step dicts of 0-d tensors, still on the device
-        try:
-            if self.step == 0:
-                self._snapshot()  # the untrained generator: the GIF's first frame
-            batches = self._batches(self.step) if self.step < self.total_steps else ()
-            for real in batches:
-                z = torch.randn(real.size(0), cfg.nz, device=device)
-                stats = critic_step(self.c_net, self.g_net, real, z, self.opt_c, cfg.real_label)
-                z = torch.randn(real.size(0), cfg.nz, device=device)
-                stats.update(generator_step(self.c_net, self.g_net, z, self.opt_g))
-                pending.append(stats)
-                self.step += 1
-                bar.update()
-                done = self.step >= self.total_steps
-                if done or self.step % cfg.log_every == 0 or self.step % cfg.checkpoint_every == 0:
-                    self._flush(
-                        pending, bar, writer
-                    )  # also before every checkpoint: never save NaNs
-                if self.step % cfg.sample_every == 0:
-                    self._snapshot()
-                if self.step % cfg.checkpoint_every == 0 and not done:
-                    self.save_checkpoint()
-                if done:
-                    break
-            self._flush(pending, bar, writer)
-            self.save_checkpoint()
-            self._final_pictures()
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
-            if self._owns_group:
-                torch.distributed.destroy_process_group()
-        return self.history
-
-    def _flush(self, pending: list, bar, writer):
-        """Copy pending losses to the host in one transfer, check them, append them to the history."""
-        if not pending:
-            return
-        first = self.step - len(pending) + 1
-        table = torch.stack(
-            [torch.stack([p[k].float() for k in HISTORY_KEYS]) for p in pending]
-        ).cpu()
-        pending.clear()
-        bad = ~torch.isfinite(table)
-        if self.world_size > 1:  # stop together: one process alone would leave the others waiting
-            flag = torch.tensor(float(bad.any()), device=self.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            if flag.item() and not bad.any():
-                raise TrainingDiverged(
-                    f"another process saw a non-finite loss near step {self.step}"
-                )
-        for k, key in enumerate(HISTORY_KEYS):
-            self.history[key].extend(table[:, k].tolist())
-        if bad.any():
-            row, col = (int(i) for i in bad.nonzero()[0])
-            self._diverged(first + row, HISTORY_KEYS[col], table[row, col].item())
-        last = dict(zip(HISTORY_KEYS, table[-1].tolist()))
-        bar.set_postfix(
-            loss_c=f"{last['loss_c']:.3f}",
-            loss_g=f"{last['loss_g']:.3f}",
-            D_x=f"{last['d_real']:.2f}",
-            D_Gz=f"{last['d_fake']:.2f}",
-        )
-        if writer is not None:
-            for i, row in enumerate(table.tolist()):
-                for key, value in zip(HISTORY_KEYS, row):
-                    writer.add_scalar(f"train/{key}", value, first + i)
-
-    def _diverged(self, step: int, key: str, value: float):
-        cfg = self.config
-        kept = (
-            f"the last good checkpoint (step {self._saved_step}) is kept in {self.checkpoint_path}"
-            if self._saved_step is not None
-            else "no checkpoint had been written yet"
-        )
-        raise TrainingDiverged(
-            f"training diverged at step {step}: {key} = {value} (not a finite number); {kept}.\n"
-            "Usual causes:\n"
-            f"  * learning rate too high (lr={cfg.lr}; DCGAN uses 2e-4)\n"
-            "  * a sigmoid before BCE-with-logits (the critic must return raw logits), "
-            "or a missing tanh at the generator's output\n"
-            f"  * Adam betas (beta1={cfg.beta1}, beta2={cfg.beta2}; DCGAN uses 0.5 and 0.999)\n"
-            "  * an over-confident critic: try one-sided label smoothing, real_label=0.9\n"
-            "Fix the cause, then train again with --overwrite (or into another --out folder)."
-        )
-
-    @torch.no_grad()
-    def sample(self, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Images from the generator in eval mode (BatchNorm uses its running statistics), on the CPU."""
-        z = self.fixed_z if z is None else z
-        self.generator.eval()
-        try:
-            return self.generator(z.to(self.device)).float().cpu()
-        finally:
-            self.generator.train()
-
-    def _snapshot(self):
-        if self.is_main:
-            save_grid(self.sample(), self.out_dir / "samples" / f"step_{self.step:06d}.png")
-
-    def _final_pictures(self):
-        if not self.is_main:
-            return
-        cfg = self.config
-        if self.step % cfg.sample_every:
-            self._snapshot()  # the last frame shows the final generator
-        save_grid(self.sample(), self.out_dir / "samples.png")
-        plot_history(self.history, self.out_dir / "curves.png")
-        if cfg.gif:  # the frames are the snapshots on disk, so a resumed run's GIF is complete too
-            frames = sorted(self.out_dir.glob("samples/step_*.png"), key=lambda p: int(p.stem[5:]))
-            frames = [iio.imread(p) for p in frames if int(p.stem[5:]) <= self.step]
-            save_gif(frames, self.out_dir / "training.gif", fps=max(4, len(frames) / 10))
-
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as err:
-            raise ConfigError(
-                "tensorboard: true needs the tensorboard package: pip install tensorboard "
-                "(or set tensorboard: false)"
-            ) from err
-        return SummaryWriter(self.out_dir / "tensorboard")
-
-    # ---- checkpoints ----
-    def save_checkpoint(self):
-        """Write out_dir/checkpoint.pt atomically (every process must call it: RNG states are gathered)."""
-        rng = [_rng_state()]
-        if self.world_size > 1:
-            rng = [None] * self.world_size
-            torch.distributed.all_gather_object(rng, _rng_state())
-        if not self.is_main:
-            return
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "config": asdict(self.config),
-            "step": self.step,
-            "image_shape": [self.channels, self.image_size],
-            "generator": self.generator.state_dict(),
-            "critic": self.critic.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_c": self.opt_c.state_dict(),
-            "rng": rng,
-            "history": self.history,
-            "fixed_z": self.fixed_z,
-        }
-        atomic_save(state, self.checkpoint_path)
-        self._saved_step = self.step
-
-    def _restore(self, state: dict):
-        path = self.checkpoint_path
-        try:
-            self.generator.load_state_dict(state["generator"])
-            self.critic.load_state_dict(state["critic"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_c.load_state_dict(state["opt_c"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(
-                f"{path} does not fit the models built from its config: "
-                f"{str(err).splitlines()[0]}. Was it made with different model code?"
-            ) from err
-        self.step, self._saved_step = state["step"], state["step"]
-        self.history = {k: list(state["history"][k]) for k in HISTORY_KEYS}
-        self.fixed_z = state["fixed_z"]
-        rng = state["rng"]
-        if len(rng) == self.world_size:
-            _set_rng_state(rng[self.rank])
-        else:  # another number of processes than before: fresh, distinct noise per process
-            torch.manual_seed(self.config.seed + 1000 * self.step + self.rank)
-
 
 def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = False) -> Trainer:
     """Build a ``Trainer`` and run it; returns the trainer (its history, generator, ...)."""
@@ -689,133 +458,80 @@ def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = Fal
     return trainer
 
 
-# ---- checkpoints ----
-def _rng_state() -> dict:
-    """Every random generator training may touch, in types ``torch.load(weights_only=True)`` accepts."""
-    kind, keys, *rest = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), *rest),
-        "python": random.getstate(),
-    }
+class EpochSampler:
+    """Which images form each step's batch, as a pure function of (seed, step).
 
-
-def _set_rng_state(state: dict):
-    torch.set_rng_state(state["torch"])
-    if (
-        state["cuda"]
-        and torch.cuda.is_available()
-        and len(state["cuda"]) == torch.cuda.device_count()
-    ):
-        torch.cuda.set_rng_state_all(state["cuda"])
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
-    random.setstate(state["python"])
-
-
-def atomic_save(obj, path):
-    """``torch.save`` that never leaves half a file: write a temporary file, then rename it.
-
-    ``os.replace`` swaps names atomically, so ``path`` is always either the old complete
-    file or the new complete one, even if the process dies mid-write. The previous file
-    is kept as ``<name>.prev.pt``.
+    Epoch e shuffles the dataset with a generator seeded by (seed, e) and cuts it into
+    batches (dropping the ragged end, as BatchNorm likes equal batches). With several
+    processes each step's global batch is split: process ``rank`` takes one slice.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the checkpoint
-    if path.exists():
-        prev, prev_tmp = path.with_suffix(".prev.pt"), path.with_suffix(".prev.pt.tmp")
-        prev_tmp.unlink(missing_ok=True)
-        try:
-            os.link(
-                path, prev_tmp
-            )  # a second name for the same bytes: no copy, path stays in place
-        except OSError:  # file systems without hard links
-            shutil.copyfile(path, prev_tmp)
-        os.replace(prev_tmp, prev)
-    os.replace(tmp, path)
+
+    def __init__(
+        self, n_images: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ):
+        self.n, self.batch_size, self.seed = n_images, batch_size, seed
+        self.rank, self.world = rank, world_size
+        self.steps_per_epoch = n_images // (batch_size * world_size)
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"the dataset has {n_images} images, fewer than batch_size={batch_size} "
+                f"x {world_size} process(es): use a smaller batch_size"
+            )
+
+    def epoch(self, epoch: int) -> torch.Tensor:
+        """(steps_per_epoch, batch_size) image indices of this process in ``epoch``."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.n, generator=g)[
+            : self.steps_per_epoch * self.world * self.batch_size
+        ]
+        return perm.view(self.steps_per_epoch, self.world, self.batch_size)[:, self.rank]
+
+    def from_step(self, step: int):
+        """Index batches from global step ``step`` on, forever."""
+        while True:
+            epoch, offset = divmod(step, self.steps_per_epoch)
+            for batch in self.epoch(epoch)[offset:]:
+                yield batch
+                step += 1
 
 
-_CHECKPOINT_KEYS = (
-    "config",
-    "step",
-    "image_shape",
-    "generator",
-    "critic",
-    "opt_g",
-    "opt_c",
-    "rng",
-    "history",
-    "fixed_z",
-)
+class _Interrupts:
+    """Within ``with _Interrupts() as stop``, a first Ctrl-C only sets ``stop.requested``: the loop
+    finishes its step, saves a checkpoint and stops cleanly. A second Ctrl-C stops at once.
+
+    Only in the main thread of a single process (signal handlers live there; several
+    processes must stop at the same step, which one signal cannot promise).
+    """
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested, self._previous = False, None
+
+    def _handler(self, signum, frame):
+        if self.requested:  # the second time: the user really means now
+            signal.signal(signal.SIGINT, self._previous)
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if self.enabled:
+            previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = signal.default_int_handler if previous is None else previous
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled and signal.getsignal(signal.SIGINT) == self._handler:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read and check a checkpoint; any problem raises ``CheckpointError`` saying what to do."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: no such checkpoint (`ganlab train` writes OUT_DIR/checkpoint.pt)"
-        )
-    prev = path.with_suffix(".prev.pt")
-    fallback = (
-        f" The previous checkpoint {prev} may be intact: copy it over {path.name}."
-        if prev.is_file()
-        else ""
-    )
-    try:
-        # weights_only: tensors and plain containers only, so loading never runs code from the file.
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise CheckpointError(
-            f"{path} cannot be read: it is truncated or corrupt (an interrupted copy? "
-            f"a full disk?): {reason}.{fallback} Otherwise retrain with --overwrite."
-        ) from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} is not a ganlab checkpoint (no {CHECKPOINT_FORMAT!r} tag): "
-            "give a checkpoint.pt written by `ganlab train`"
-        )
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint version {state.get('version')!r}, but this ganlab "
-            f"reads version {CHECKPOINT_VERSION}: use the ganlab version that wrote it"
-        )
-    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
-    if missing:
-        raise CheckpointError(f"{path} is incomplete, it lacks {missing}.{fallback}")
-    try:
-        TrainConfig.from_dict(state["config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{path} holds a config this ganlab cannot use: {err}") from err
-    return state
+class _Autocast(nn.Module):
+    """Run the wrapped network in bfloat16 (autocast) and hand back float32, so losses stay fp32."""
 
+    def __init__(self, net: nn.Module, device_type: str):
+        super().__init__()
+        self.net, self.device_type = net, device_type
 
-def load_generator(path, device="cpu") -> nn.Module:
-    """The generator saved in a checkpoint, on ``device``, in eval mode, ready to sample."""
-    state = load_checkpoint(path)
-    config = TrainConfig.from_dict(state["config"])
-    generator, _ = build_models(config, *state["image_shape"])
-    try:
-        generator.load_state_dict(state["generator"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"{path}: its generator weights do not fit the Generator its config builds "
-            f"({str(err).splitlines()[0]}). Was it trained with different model code?"
-        ) from err
-    return generator.to(device).eval()
-
-
-@torch.no_grad()
-def sample_checkpoint(path, n: int, seed: int = 0, device="cpu") -> torch.Tensor:
-    """``n`` images from a checkpoint's generator, on the CPU. ``z`` is drawn on the CPU from
-    ``seed``, so a seed gives the same images on any device (`ganlab sample`, `ganlab evaluate`)."""
-    generator = load_generator(path, device)
-    z = torch.randn(n, generator.nz, generator=torch.Generator().manual_seed(seed))
-    return generator(z.to(device)).float().cpu()
+    def forward(self, x):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.net(x).float()

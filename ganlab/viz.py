@@ -11,6 +11,7 @@ training on a headless server works and leaves no figures open.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -38,19 +39,45 @@ def to_uint8(grid: Tensor) -> np.ndarray:
     return array.permute(1, 2, 0).numpy()
 
 
-def grid_array(images: Tensor, nrow: int = 8) -> np.ndarray:
+def grid_array(images: Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """The grid of ``images`` as a uint8 array: (H, W) for grey images, (H, W, 3) for colour."""
-    array = to_uint8(image_grid(images, nrow))
+    array = to_uint8(image_grid(images, nrow, padding))
     grey = images.shape[-3] == 1
     return array[..., 0] if grey else array  # grey PNGs are a third of the size
 
 
-def save_grid(images: Tensor, path, nrow: int = 8) -> Path:
-    """Save ``images`` (in [-1, 1]) as one grid image (PNG, JPEG... by the file's extension)."""
+def _write_whole(path, encoded: bytes) -> Path:
+    """Write ``encoded`` to ``path`` through a temporary file: never half a picture on disk.
+
+    Pictures are encoded in memory first, so a failed write (a full disk) is one plain
+    OSError here, not an image writer left half-closed behind it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, grid_array(images, nrow))
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(encoded)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def png_bytes(images: Tensor, nrow: int = 8, upscale: int = 1, padding: int = 2) -> bytes:
+    """The grid of ``images`` (in [-1, 1]) as PNG bytes, each pixel enlarged ``upscale`` times
+    (nearest neighbour: crisp pixels), e.g. for an ``ipywidgets.Image``."""
+    array = grid_array(images, nrow, padding)
+    array = array.repeat(upscale, axis=0).repeat(upscale, axis=1)
+    return iio.imwrite("<bytes>", array, extension=".png")
+
+
+def save_grid(images: Tensor, path, nrow: int = 8) -> Path:
+    """Save ``images`` (in [-1, 1]) as one grid image (PNG, JPEG... by the file's extension)."""
+    encoded = iio.imwrite(
+        "<bytes>", grid_array(images, nrow), extension=Path(path).suffix or ".png"
+    )
+    return _write_whole(path, encoded)
 
 
 def show_grid(images: Tensor, nrow: int = 8, title: str | None = None, ax=None):
@@ -122,8 +149,9 @@ def plot_history(history: dict, path=None, smooth: int | None = None) -> Figure:
             ax.legend(loc="upper right")
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
+        _write_whole(path, buffer.getvalue())
     return fig
 
 
@@ -150,8 +178,8 @@ def save_gif(frames, path, fps: float = 4) -> Path:
         raise ValueError(
             f"save_gif: all frames must have one size, got {sorted({f.shape for f in frames})}"
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Pillow's GIF writer takes the duration of each frame in milliseconds; loop=0 repeats forever.
-    iio.imwrite(path, np.stack(frames), duration=1000 / fps, loop=0)
-    return path
+    encoded = iio.imwrite(
+        "<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0
+    )
+    return _write_whole(path, encoded)

@@ -1,7 +1,7 @@
 """Benchmark: a plain textbook DCGAN loop against the kit's trainer, same model, same data, one process.
 
-    GANLAB_SOLUTIONS=1 python scripts/benchmark.py --model seed004 --dataset mnist --data-root data \
-        --epochs 30 --config configs/gpu.yaml --out bench/gpu           # on a GPU
+    GANLAB_SOLUTIONS=1 python scripts/benchmark.py --model resize-conv --dataset mnist --data-root data \
+        --epochs 30 --preset gpu --out bench/gpu           # on a GPU
     GANLAB_SOLUTIONS=1 python scripts/benchmark.py --preset cpu --skip-plain --eval-every 100 \
         --out bench/cpu                                                  # the CPU preset on a laptop
 
@@ -24,9 +24,10 @@ import torch
 import torch.nn as nn
 
 from ganlab import metrics
+from ganlab.config import build_models, load_config
 from ganlab.data import load_dataset
 from ganlab.environment import pick_device
-from ganlab.trainer import Trainer, build_models, load_config
+from ganlab.trainer import Trainer
 from ganlab.viz import save_grid
 
 
@@ -131,11 +132,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--config",
-        help="the kit's config (YAML); default configs/gpu.yaml on CUDA, else the cpu preset",
+        help="a config file (YAML); default: the gpu preset on CUDA, else the cpu preset",
     )
-    p.add_argument("--preset", help="a preset of ganlab.trainer.PRESETS instead of --config")
+    p.add_argument("--preset", help="a preset (ganlab/configs/NAME.yaml) instead of --config")
     p.add_argument("--set", action="append", default=[], help="config overrides key=value")
-    p.add_argument("--model", choices=("dcgan", "seed004"), help="override the config's model")
+    p.add_argument("--model", choices=("dcgan", "resize-conv"), help="override the config's model")
     p.add_argument("--dataset", default=None, help="override the config's dataset (e.g. mnist)")
     p.add_argument("--data-root", default="data")
     p.add_argument(
@@ -163,10 +164,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     device = torch.device(pick_device(args.device))
-    config_path = args.config or (
-        "configs/gpu.yaml" if device.type == "cuda" and not args.preset else None
-    )
-    preset = args.preset or (None if config_path else "cpu")
+    config_path = args.config
+    preset = args.preset or (None if config_path else "gpu" if device.type == "cuda" else "cpu")
     overrides = list(args.set) + [
         f"out_dir={Path(args.out) / 'kit_run'}",
         f"device={device}",

@@ -2,7 +2,7 @@
 
     GANLAB_SOLUTIONS=1 python scripts/make_pretrained.py --data-root data --out runs/pretrained
 
-1. trains configs/mnist.yaml (full MNIST, the DCGAN paper's settings) with the kit's trainer;
+1. trains the mnist preset (ganlab/configs/mnist.yaml: full MNIST, the DCGAN paper's settings) with the kit's trainer;
    killed and started again, it resumes from the last checkpoint in --out;
 2. scores 1,000 samples with ``ganlab.metrics.evaluate`` (FD in the kit's MNIST classifier's
    feature space, precision, recall, classes covered; reference: the shipped offline slice);
@@ -18,15 +18,17 @@ import time
 from pathlib import Path
 
 from ganlab import metrics
+from ganlab.checkpoints import sample_checkpoint
+from ganlab.config import load_config
 from ganlab.pretrained import export_generator
-from ganlab.trainer import load_config, sample_checkpoint, train
+from ganlab.trainer import train
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(REPO / "configs" / "mnist.yaml"))
+    parser.add_argument("--preset", default="mnist", help="the training preset (default: mnist)")
     parser.add_argument(
         "--steps", type=int, default=2400, help="training steps (default: 2400, about 5 epochs)"
     )
@@ -36,7 +38,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     config = load_config(
-        args.config,
+        None,
         [
             f"steps={args.steps}",
             f"data_root={args.data_root}",
@@ -44,6 +46,7 @@ def main(argv=None) -> int:
             "progress=false",
             "log_every=100",
         ],
+        preset=args.preset,
     )
     started = time.monotonic()
     trainer = train(config, resume=None)  # resumes a matching run in --out, else starts one

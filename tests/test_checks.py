@@ -4,9 +4,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from planted import PLANTED
 
 from ganlab import checks, latent, losses, models, training
+
+from planted import PLANTED
 
 REPO = Path(__file__).resolve().parent.parent
 

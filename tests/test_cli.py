@@ -206,3 +206,254 @@ def test_unfinished_exercise_names_the_function(tmp_path):
         f"should name the function: {result.stderr}"
     )
     assert "Traceback" not in result.stderr, f"no traceback expected: {result.stderr}"
+
+
+# ---- bad input on every sub-command: one `error:` line, the right exit status ----
+def _config(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(TINY + text)
+    return str(path)
+
+
+def _binary(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01")
+    return str(path)
+
+
+def _a_file(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    return str(path)
+
+
+def _corrupt_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(20):
+        iio.imwrite(folder / f"{i}.png", np.full((8, 8, 3), i * 10, np.uint8))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return f"dataset: folder:{folder}\nimage_size: 32\nbatch_size: 4\n"
+
+
+NO_GPU = not torch.cuda.is_available()
+# (argv builder: (tmp_path, checkpoint) -> argv, exit status, words the error line must hold)
+BAD = {
+    "betas outside [0, 1)": (
+        lambda t, c: ["train", _config(t, "beta1: 1.5\n")],
+        2,
+        "beta1 must be in [0, 1)",
+    ),
+    "dropout outside [0, 1)": (
+        lambda t, c: ["train", _config(t, "dropout: 2\n")],
+        2,
+        "dropout must be",
+    ),
+    "negative seed": (lambda t, c: ["train", _config(t, "seed: -3\n")], 2, "seed must be >= 0"),
+    "unknown dataset": (
+        lambda t, c: ["train", _config(t, "dataset: mnits\n")],
+        2,
+        "unknown dataset",
+    ),
+    "unsupported image size": (
+        lambda t, c: ["train", _config(t, "image_size: 30\n")],
+        2,
+        "image_size",
+    ),
+    "unknown device": (
+        lambda t, c: ["train", _config(t, "device: gpu0\n")],
+        2,
+        "not a device name",
+    ),
+    "config not text": (lambda t, c: ["train", _binary(t)], 2, "not a text file"),
+    "--out is a file": (
+        lambda t, c: ["train", _config(t, ""), "--out", _a_file(t)],
+        2,
+        "is a file",
+    ),
+    "unknown preset": (lambda t, c: ["train", "--preset", "cpuu"], 2, "unknown preset"),
+    "bad override": (
+        lambda t, c: ["train", "--preset", "demo", "--set", "steps=[1,"],
+        2,
+        "not valid YAML",
+    ),
+    "no config": (lambda t, c: ["train"], 2, "--preset"),
+    "corrupt image in a folder": (
+        lambda t, c: ["train", _config(t, _corrupt_folder(t)), "--out", str(t / "r")],
+        1,
+        "broken.png cannot be read as an image",
+    ),
+    "sample --nrow 0": (
+        lambda t, c: ["sample", c, "--out", str(t / "x.png"), "--nrow", "0"],
+        2,
+        "--nrow",
+    ),
+    "sample --nrow -2": (
+        lambda t, c: ["sample", c, "--out", str(t / "x.png"), "--nrow", "-2"],
+        2,
+        "--nrow",
+    ),
+    "sample -n 0": (lambda t, c: ["sample", c, "--out", str(t / "x.png"), "-n", "0"], 2, "-n"),
+    "sample --out a folder": (lambda t, c: ["sample", c, "--out", str(t)], 2, "folder"),
+    "sample --out .txt": (
+        lambda t, c: ["sample", c, "--out", str(t / "x.txt")],
+        2,
+        "unsupported file type",
+    ),
+    "sample unknown device": (
+        lambda t, c: ["sample", c, "--out", str(t / "x.png"), "--device", "gpu0"],
+        2,
+        "not a device name",
+    ),
+    "sample missing file": (
+        lambda t, c: ["sample", str(t / "no.pt"), "--out", str(t / "x.png")],
+        1,
+        "no such file",
+    ),
+    "interpolate --steps 1": (
+        lambda t, c: ["interpolate", c, "--out", str(t / "w.gif"), "--steps", "1"],
+        2,
+        "--steps",
+    ),
+    "interpolate --rows 0": (
+        lambda t, c: ["interpolate", c, "--out", str(t / "w.gif"), "--rows", "0"],
+        2,
+        "--rows",
+    ),
+    "interpolate --fps 0": (
+        lambda t, c: ["interpolate", c, "--out", str(t / "w.gif"), "--fps", "0"],
+        2,
+        "--fps",
+    ),
+    "export --opset 5": (
+        lambda t, c: ["export", c, str(t / "g.onnx"), "--opset", "5"],
+        2,
+        "--opset",
+    ),
+    "export not .onnx": (lambda t, c: ["export", c, str(t / "g.bin")], 2, "unsupported file type"),
+    "evaluate --n -5": (lambda t, c: ["evaluate", c, "--n", "-5"], 2, "--n"),
+    "evaluate --n 0": (lambda t, c: ["evaluate", c, "--n", "0"], 2, "--n"),
+    "evaluate wrong suffix": (
+        lambda t, c: ["evaluate", str(t / "x.csv")],
+        2,
+        "expected a checkpoint",
+    ),
+    "evaluate missing file": (lambda t, c: ["evaluate", str(t / "x.npy")], 1, "no such file"),
+    "unknown command": (lambda t, c: ["trian"], 2, "invalid choice"),
+}
+if NO_GPU:
+    BAD["device cuda without a GPU"] = (
+        lambda t, c: ["train", _config(t, "device: cuda\n")],
+        2,
+        "no CUDA GPU",
+    )
+    BAD["sample --device cuda without a GPU"] = (
+        lambda t, c: ["sample", c, "--out", str(t / "x.png"), "--device", "cuda"],
+        2,
+        "no CUDA GPU",
+    )
+
+
+def status_of(argv):
+    """``ganlab argv``'s exit status, whether main returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_error_line_with_the_right_status(case, run_dir, tmp_path, capfd):
+    build, code, words = BAD[case]
+    status = status_of(build(tmp_path, str(run_dir / "checkpoint.pt")))
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == code, f"{case}: exit status {status}, expected {code}; stderr: {err}"
+    assert len(lines) == 1 and lines[0].startswith("error: "), (
+        f"{case}: one `error:` line expected: {err!r}"
+    )
+    assert words in lines[0], f"{case}: the error should say {words!r}: {lines[0]}"
+    leftovers = [
+        p.name for p in tmp_path.rglob("*") if ".partial" in p.name or p.name.endswith(".tmp")
+    ]
+    assert not leftovers, f"{case}: half-written files left behind: {leftovers}"
+
+
+def test_a_failed_command_leaves_no_empty_folder(run_dir, tmp_path, capfd):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 broken")
+    for argv in (
+        ["sample", str(corrupt), "--out", str(tmp_path / "new" / "deep" / "s.png")],
+        ["export", str(corrupt), str(tmp_path / "new" / "g.onnx")],
+        ["interpolate", str(corrupt), "--out", str(tmp_path / "new" / "w.gif")],
+    ):
+        assert status_of(argv) == 1, f"{argv[0]} on a corrupt checkpoint should fail with status 1"
+        assert not (tmp_path / "new").exists(), (
+            f"ganlab {argv[0]} failed but left {tmp_path / 'new'} behind"
+        )
+    assert "truncated" in capfd.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_so_in_one_line(tmp_path):
+    """A real SIGINT, as a terminal sends it, long before the first `checkpoint_every`."""
+    import signal
+    import time
+
+    config = tmp_path / "long.yaml"
+    config.write_text(
+        TINY.replace("steps: 4", "steps: 100000").replace(
+            "checkpoint_every: 2", "checkpoint_every: 50000"
+        )
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "ganlab", "train", str(config), "--out", str(tmp_path / "r")]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "r" / "samples").glob("*.png")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # training has started once the first snapshot is written
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130, f"exit status {proc.returncode}: {err}"
+    assert len(lines) == 1 and "saved" in lines[0] and "Traceback" not in err, (
+        f"one line expected: {err!r}"
+    )
+    state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert state["step"] > 0, "the checkpoint written on Ctrl-C should hold the steps trained"
+    again = subprocess.run(
+        command[:-2] + ["--out", str(tmp_path / "r"), "--set", f"steps={state['step'] + 2}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, f"the same command should resume: {again.stderr}"
+    assert (
+        torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["step"] == state["step"] + 2
+    )
+
+
+def test_a_second_trainer_on_the_same_folder_is_refused(tmp_path, capfd):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from ganlab.checkpoints import RunLock; "
+            f"RunLock({str(tmp_path / 'r')!r}).acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        config = tmp_path / "tiny.yaml"
+        config.write_text(TINY)
+        assert status_of(["train", str(config), "--out", str(tmp_path / "r")]) == 1
+        err = capfd.readouterr().err
+        assert err.startswith("error: ") and f"process {holder.pid}" in err, (
+            f"unclear refusal: {err}"
+        )
+    finally:
+        holder.kill()
+        holder.wait()

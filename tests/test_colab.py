@@ -138,7 +138,7 @@ def test_setup_cell_on_a_stand_in_colab_installs_the_kit_without_touching_torch(
     )
     after = (
         "\nimport ganlab, torch\nfrom ganlab import environment\n"
-        "from ganlab.trainer import TrainConfig, Trainer\n"
+        "from ganlab.config import TrainConfig\nfrom ganlab.trainer import Trainer\n"
         "cfg = TrainConfig(name='nb', out_dir=str(environment.runs_dir() / 'nb'), steps=2, ngf=8, ndf=8,\n"
         "                  batch_size=8, progress=False, gif=False)\n"
         "Trainer(cfg).fit()\n"

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from nbrun import run_nbval
 
 from ganlab import instructor
+
+from nbrun import run_nbval
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(

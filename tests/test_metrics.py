@@ -1,6 +1,5 @@
 """Tests of ganlab.metrics: FeatureNet, Fréchet distance, precision/recall, class coverage, CLI."""
 
-import argparse
 import gzip
 import math
 from pathlib import Path
@@ -187,9 +186,10 @@ def test_evaluate_reports_each_metric_with_its_floor():
 
 
 def cli(*argv):
-    parser = argparse.ArgumentParser()
-    metrics.add_arguments(parser)
-    return metrics.run(parser.parse_args([str(a) for a in argv]))
+    """``ganlab evaluate ARGV`` (ganlab/cli.py defines its options)."""
+    from ganlab.cli import main
+
+    return main(["evaluate", *map(str, argv)])
 
 
 def test_cli_on_real_samples(tmp_path, offline, capsys):
@@ -223,7 +223,8 @@ def test_cli_rejects_bad_samples(tmp_path, capsys, array, complaint):
 
 
 def test_cli_on_a_checkpoint(tmp_path, capsys):
-    from ganlab.trainer import TrainConfig, train
+    from ganlab.config import TrainConfig
+    from ganlab.trainer import train
 
     config = TrainConfig.from_dict(
         dict(

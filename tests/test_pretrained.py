@@ -39,7 +39,8 @@ def test_the_asset_is_small_and_says_how_it_was_made():
 
 
 def test_course_generator_prefers_a_finished_notebook_run(tmp_path, monkeypatch):
-    from ganlab.trainer import TrainConfig, Trainer
+    from ganlab.config import TrainConfig
+    from ganlab.trainer import Trainer
 
     monkeypatch.setenv("GANLAB_RUNS_DIR", str(tmp_path))
     monkeypatch.delenv("GANLAB_QUICK", raising=False)

@@ -1,4 +1,4 @@
-"""ganlab.trainer: configs, the loop's outputs, checkpoints, resuming, divergence, fast paths, DDP."""
+"""ganlab.trainer: the loop's outputs, resuming exactly, Ctrl-C, divergence, fast paths, DDP."""
 
 import os
 
@@ -6,123 +6,25 @@ import os
 # tests/conftest.py does the same, this keeps the file runnable on its own.
 os.environ["GANLAB_SOLUTIONS"] = "1"
 
+import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 import ganlab.training
-from ganlab.benchmodels import SeedCritic, SeedGenerator
-from ganlab.trainer import (
-    PRESETS,
-    CheckpointError,
-    ConfigError,
-    EpochSampler,
-    TrainConfig,
-    Trainer,
-    TrainingDiverged,
-    load_checkpoint,
-    load_config,
-    load_generator,
-    train,
-)
+from ganlab.benchmodels import DropoutCritic, ResizeConvGenerator
+from ganlab.checkpoints import load_checkpoint, load_generator
+from ganlab.trainer import EpochSampler, Trainer, TrainingDiverged, TrainingInterrupted, train
+
+from runs import assert_same_weights, tiny, weights
 
 # Tiny models: one thread each. Two OpenMP threads per process on a busy 2-core machine (other
 # processes, pytest -n 2) spin-wait on each other and made these steps ~100x slower.
 torch.set_num_threads(1)
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def tiny(tmp_path, name="run", **overrides):
-    """A config small enough to train a few steps in well under a second."""
-    values = dict(
-        name=name,
-        out_dir=str(tmp_path / name),
-        ngf=8,
-        ndf=8,
-        batch_size=16,
-        steps=6,
-        sample_every=3,
-        checkpoint_every=3,
-        log_every=2,
-        progress=False,
-    )
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
-
-
-def weights(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
-
-
-def assert_same_weights(a, b, what):
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{what}: {key} differs"
-
-
-# ---- configs ----
-def test_unknown_key_lists_allowed_keys():
-    with pytest.raises(ConfigError) as err:
-        TrainConfig.from_dict({"lrr": 0.1})
-    message = str(err.value)
-    assert "'lrr'" in message and "did you mean 'lr'" in message, (
-        f"the message should name the key: {message}"
-    )
-    assert "batch_size: int" in message and "amp: str" in message, (
-        f"allowed keys and types missing: {message}"
-    )
-
-
-def test_wrong_type_lists_allowed_keys():
-    with pytest.raises(ConfigError) as err:
-        TrainConfig.from_dict({"batch_size": "big"})
-    message = str(err.value)
-    assert "batch_size must be int" in message, f"the message should name key and type: {message}"
-    assert "Allowed keys" in message and "lr: float" in message, f"allowed keys missing: {message}"
-    with pytest.raises(ConfigError, match="steps must be int or null"):
-        TrainConfig(steps=True)  # a bool is not a number in a config
-    with pytest.raises(ConfigError, match="amp must be one of"):
-        TrainConfig(amp="fp8")
-
-
-def test_load_config_yaml_and_overrides(tmp_path):
-    path = tmp_path / "exp.yaml"
-    path.write_text(
-        "lr: 2e-4\nbatch_size: 32\namp: off\n"
-    )  # PyYAML: 2e-4 is a string, off is False
-    config = load_config(path, ["steps=7", "tensorboard=true", "data_on_device=false"])
-    assert config.lr == 2e-4 and config.amp == "off", (
-        "YAML quirks (2e-4 as text, off as false) not handled"
-    )
-    assert (config.steps, config.tensorboard, config.data_on_device) == (7, True, False), (
-        "overrides not applied"
-    )
-    assert config.name == "exp" and config.run_dir == Path("runs/exp"), (
-        "the run should be named after the file"
-    )
-    with pytest.raises(ConfigError, match="key=value"):
-        load_config(path, ["steps"])
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "missing.yaml")
-
-
-def test_every_shipped_config_is_valid():
-    files = sorted((REPO / "configs").glob("*.yaml"))
-    assert files, "configs/*.yaml missing"
-    for path in files:
-        load_config(path)  # raises ConfigError naming the problem
-
-
-def test_cpu_yaml_matches_cpu_preset():
-    on_disk = yaml.safe_load((REPO / "configs" / "cpu.yaml").read_text())
-    assert on_disk == PRESETS["cpu"], (
-        "configs/cpu.yaml and trainer.PRESETS['cpu'] have drifted apart"
-    )
 
 
 # ---- the loop ----
@@ -192,40 +94,6 @@ def test_resume_can_extend_a_finished_run(tmp_path):
     )
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign"])
-def test_damaged_checkpoint_raises_checkpoint_error(tmp_path, damage):
-    trainer = train(tiny(tmp_path, steps=2))
-    path = trainer.checkpoint_path
-    if damage == "truncate":
-        path.write_bytes(path.read_bytes()[:5000])
-    elif damage == "garbage":
-        path.write_bytes(b"not a checkpoint at all")
-    else:
-        torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(CheckpointError) as err:
-        load_checkpoint(path)
-    assert str(path) in str(err.value), f"the message must name the file: {err.value}"
-    with pytest.raises(CheckpointError):
-        Trainer(tiny(tmp_path, steps=4))  # resuming from it fails the same way
-
-
-def test_mismatched_resume_is_refused_and_checkpoint_untouched(tmp_path):
-    trainer = train(tiny(tmp_path, steps=2))
-    before = trainer.checkpoint_path.read_bytes()
-    with pytest.raises(ConfigError) as err:
-        Trainer(tiny(tmp_path, steps=2, lr=1e-3))
-    assert "lr" in str(err.value) and "--overwrite" in str(err.value), (
-        f"unclear refusal: {err.value}"
-    )
-    with pytest.raises(ConfigError, match="already holds a run"):
-        Trainer(tiny(tmp_path, steps=2), resume=False)
-    assert trainer.checkpoint_path.read_bytes() == before, (
-        "a refused run must not touch the checkpoint"
-    )
-    fresh = Trainer(tiny(tmp_path, steps=2, lr=1e-3), overwrite=True)
-    assert fresh.step == 0, "--overwrite should start a new run"
-
-
 def test_nan_loss_raises_diverged_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     real_loss, calls = ganlab.training.critic_loss, []
 
@@ -289,21 +157,23 @@ def test_tensorboard_logs_every_step(tmp_path):
     )
 
 
-def test_seed004_models_and_run(tmp_path):
-    critic, generator = SeedCritic(), SeedGenerator()
+def test_resize_conv_models_and_run(tmp_path):
+    critic, generator = DropoutCritic(), ResizeConvGenerator()
     assert generator(torch.randn(3, 100)).shape == (3, 1, 28, 28), (
-        "seed004 generator: wrong output shape"
+        "resize-conv generator: wrong output shape"
     )
-    assert critic(torch.zeros(3, 1, 28, 28)).shape == (3,), "seed004 critic must return (B,) logits"
+    assert critic(torch.zeros(3, 1, 28, 28)).shape == (3,), (
+        "resize-conv critic must return (B,) logits"
+    )
     convs = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32, 64, 96], (
-        "seed004 critic: 32/64/96 channels expected"
+        "resize-conv critic: 32/64/96 channels expected"
     )
     assert [c.stride[0] for c in convs] == [2, 2, 1], (
-        "seed004 critic: stride 2 in the first two blocks only"
+        "resize-conv critic: stride 2 in the first two blocks only"
     )
     trainer = train(tiny(tmp_path, steps=2, batch_size=4, model="seed004"))
-    assert isinstance(load_generator(trainer.checkpoint_path), SeedGenerator), (
+    assert isinstance(load_generator(trainer.checkpoint_path), ResizeConvGenerator), (
         "checkpoint model type lost"
     )
 
@@ -349,3 +219,106 @@ def test_ddp_two_cpu_processes(tmp_path):
     )
     assert (tmp_path / "ddp" / "training.gif").is_file(), "process 0 should write the outputs"
     print(f"DDP test took {time.time() - started:.1f} s")
+
+
+# ---- never lose good work ----
+def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatch):
+    """A real SIGINT in the middle of step 5: the step completes, a checkpoint is written (long
+    before checkpoint_every), and the resumed run ends with the uninterrupted run's weights."""
+    straight = train(tiny(tmp_path, "straight", steps=8, checkpoint_every=100))
+    real_step, calls = ganlab.training.generator_step, []
+
+    def ctrl_c_during_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # what a terminal or a notebook's interrupt sends
+        return real_step(*args)
+
+    monkeypatch.setattr(ganlab.training, "generator_step", ctrl_c_during_step_5)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    with pytest.raises(TrainingInterrupted) as err:
+        Trainer(tiny(tmp_path, "resumed", steps=8, checkpoint_every=100)).fit()
+    monkeypatch.setattr(ganlab.training, "generator_step", real_step)
+    assert "step 5 of 8" in str(err.value) and "saved" in str(err.value), (
+        f"unclear message: {err.value}"
+    )
+    assert err.value._render_traceback_() == [f"TrainingInterrupted: {err.value}"], (
+        "a notebook should show the interruption as one line"
+    )
+    resumed = Trainer(tiny(tmp_path, "resumed", steps=8, checkpoint_every=100))
+    assert resumed.step == 5, (
+        f"should resume from the Ctrl-C checkpoint (step 5), not step {resumed.step}"
+    )
+    resumed.fit()
+    assert_same_weights(
+        weights(straight.generator), weights(resumed.generator), "generator after Ctrl-C"
+    )
+    assert resumed.history == straight.history, (
+        "the resumed history differs from the uninterrupted one"
+    )
+    assert signal.signal(signal.SIGINT, handler) is signal.default_int_handler, (
+        "fit() must restore the SIGINT handler it found"
+    )
+
+
+def test_checkpoints_come_on_time_too(tmp_path, monkeypatch):
+    real_step = ganlab.training.critic_step
+
+    def slow_step(*args, **kwargs):
+        time.sleep(0.15)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(ganlab.training, "critic_step", slow_step)
+    saved = []
+    trainer = Trainer(tiny(tmp_path, steps=8, checkpoint_every=1000, checkpoint_seconds=0.5))
+    monkeypatch.setattr(
+        trainer,
+        "save_checkpoint",
+        lambda real=trainer.save_checkpoint: (saved.append(trainer.step), real()),
+    )
+    trainer.fit()
+    assert len(saved) >= 3 and saved[-1] == 8, (
+        f"time-based checkpoints expected every ~0.5 s, saved at {saved}"
+    )
+
+
+def test_a_failed_picture_write_is_one_clear_error(tmp_path, capfd):
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        pytest.skip("needs root to mount a small tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        command = [
+            sys.executable,
+            "-m",
+            "ganlab",
+            "train",
+            "--preset",
+            "demo",
+            "--out",
+            str(disk / "run"),
+            "--set",
+            "steps=200",
+            "--set",
+            "sample_every=1",
+            "--set",
+            "checkpoint_every=5",
+            "--set",
+            "progress=false",
+        ]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1, f"a full disk should end with status 1: {result.stderr}"
+        assert len(lines) == 1 and "is full" in lines[0] and str(disk / "run") in lines[0], (
+            f"one `error:` line naming the full disk's folder expected: {result.stderr!r}"
+        )
+        assert "Exception ignored" not in result.stderr
+        if (disk / "run" / "checkpoint.pt").exists():
+            assert load_checkpoint(disk / "run" / "checkpoint.pt")["step"] % 5 == 0, (
+                "checkpoint damaged"
+            )
+    finally:
+        subprocess.run(["umount", str(disk)])

@@ -227,9 +227,14 @@ def check_generator_step(generator_step):
     )
 
 
-def check_training_run(history, steps=None):
-    """A short training run with your steps: finite losses, both players still in the game."""
+def check_training_run(run, steps=None):
+    """A training run with your steps: finite losses, both players still in the game.
+
+    ``run`` is a ``Trainer`` (the check trains it with ``fit()``, which resumes a run
+    already in its folder) or the history dict that ``Trainer.fit()`` returned.
+    """
     keys = ("loss_c", "loss_g", "d_real", "d_fake")
+    history = run.fit() if hasattr(run, "fit") else run
     fail_unless(
         isinstance(history, dict) and all(k in history for k in keys),
         f"pass the history returned by Trainer.fit() (a dict with {keys})",
