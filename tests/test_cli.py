@@ -457,3 +457,16 @@ def test_a_second_trainer_on_the_same_folder_is_refused(tmp_path, capfd):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_shipped_generator_works_where_a_checkpoint_does(tmp_path, capsys):
+    asset = str(REPO / "ganlab" / "assets" / "generator_mnist.pt2")
+    assert main(["sample", asset, "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert (
+        main(
+            ["interpolate", asset, "--out", str(tmp_path / "w.png"), "--steps", "3", "--rows", "1"]
+        )
+        == 0
+    )
+    assert main(["evaluate", asset, "--n", "200"]) == 0, capsys.readouterr().err
+    assert "real floor" in capsys.readouterr().out
