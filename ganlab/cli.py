@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
+import json
 import os
 import sys
 import traceback
@@ -30,7 +32,16 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ._solutions import EXERCISE_MODULES, SolutionsUnavailable
+from .checkpoints import CheckpointError, DiskFull, RunLocked, load_generator, sample_checkpoint
+from .config import ConfigError, load_config, presets, resolve_device
+
+# Imported inside the commands that use them, to keep start-up light: .trainer and .viz (torchvision,
+# matplotlib), .metrics (torchmetrics), .grading (the Jupyter stack); also .latent (your file) and
+# onnxruntime (optional).
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EXERCISES = tuple(f"ganlab.{name.removesuffix('.py')}" for name in EXERCISE_MODULES)
@@ -82,12 +93,6 @@ def _writing(path: Path):
         raise
 
 
-def _device(name: str):
-    from .config import resolve_device
-
-    return resolve_device(name)
-
-
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -97,7 +102,6 @@ def _positive(text: str) -> int:
 
 # ---- train ----
 def cmd_train(args) -> int:
-    from .config import load_config, presets
     from .trainer import train
 
     if args.config is None and args.preset is None:
@@ -116,10 +120,6 @@ def cmd_train(args) -> int:
 
 # ---- sample ----
 def _onnx_generate(path: Path, n: int, seed: int):
-    import torch
-
-    from .checkpoints import CheckpointError
-
     try:
         import onnxruntime as ort
     except ImportError as err:
@@ -138,8 +138,6 @@ def _onnx_generate(path: Path, n: int, seed: int):
 
 def _samples(source: Path, n: int, seed: int, device):
     """``n`` images in [-1, 1] from a checkpoint, a ``.pt2`` or an ``.onnx`` (the same seed, the same z)."""
-    from .checkpoints import sample_checkpoint
-
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file")
     if source.suffix == ".onnx":
@@ -148,12 +146,12 @@ def _samples(source: Path, n: int, seed: int, device):
 
 
 def cmd_sample(args) -> int:
-    import numpy as np
-
     from .viz import save_grid
 
     out = _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",))
-    images = _samples(Path(args.source), args.n, args.seed, _device(args.device)).clamp(-1, 1)
+    images = _samples(Path(args.source), args.n, args.seed, resolve_device(args.device)).clamp(
+        -1, 1
+    )
     with _writing(out) as tmp:
         if out.suffix == ".npy":
             np.save(tmp, images.numpy().astype(np.float32))  # (N, C, H, W) in [-1, 1]
@@ -165,9 +163,6 @@ def cmd_sample(args) -> int:
 
 # ---- interpolate ----
 def cmd_interpolate(args) -> int:
-    import torch
-
-    from .checkpoints import load_generator
     from .latent import lerp, slerp  # chapter 6: your code, or the solutions
     from .viz import grid_array, save_gif, save_grid
 
@@ -176,7 +171,7 @@ def cmd_interpolate(args) -> int:
         raise UsageError("--steps must be at least 2")
     if args.fps <= 0:
         raise UsageError("--fps must be positive")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     generator = load_generator(args.checkpoint, device)
     walk = slerp if args.method == "slerp" else lerp
     ends = torch.randn(
@@ -199,13 +194,6 @@ def cmd_interpolate(args) -> int:
 
 # ---- export ----
 def cmd_export(args) -> int:
-    import importlib.util
-
-    import numpy as np
-    import torch
-
-    from .checkpoints import load_generator
-
     out = _check_out(Path(args.output), args.force, (".onnx",))
     if args.opset < 17:
         raise UsageError("--opset must be 17 or newer")
@@ -260,9 +248,6 @@ def cmd_export(args) -> int:
 
 # ---- evaluate ----
 def _npy_samples(path: Path):
-    import numpy as np
-    import torch
-
     try:
         array = np.load(path, allow_pickle=False)  # never unpickle: a file could run code
     except (ValueError, EOFError) as err:
@@ -271,8 +256,6 @@ def _npy_samples(path: Path):
 
 
 def cmd_evaluate(args) -> int:
-    import json
-
     from . import metrics
 
     path = Path(args.input)
@@ -522,9 +505,7 @@ exercise modules, then every check that passed is run again outside the kernel."
 # ---- errors -> one line ----
 def _explain(err: BaseException) -> tuple[int, str] | None:
     """(exit status, message) for the errors a user can fix; None for real bugs (keep the traceback)."""
-    from .checkpoints import CheckpointError, DiskFull, RunLocked
-    from .config import ConfigError
-    from .data import DatasetUnavailable
+    from .data import DatasetUnavailable  # the modules the command has loaded already
     from .metrics import MetricUnavailable
     from .trainer import TrainingDiverged
 

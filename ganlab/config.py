@@ -19,8 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union, get_args, get_origin, get_type_hints
 
+import torch
 import yaml
 from torch import nn
+
+from . import benchmodels
+from .environment import pick_device
 
 
 class ConfigError(ValueError):
@@ -261,10 +265,6 @@ def load_config(path=None, overrides=(), preset: str | None = None) -> TrainConf
 # ---- what a config asks of this machine ----
 def resolve_device(name: str):
     """The ``torch.device`` for a config's ``device``; ``ConfigError`` if this machine has none such."""
-    import torch
-
-    from .environment import pick_device
-
     try:
         device = torch.device(pick_device(name))
     except (RuntimeError, ValueError) as err:
@@ -291,7 +291,7 @@ def resolve_device(name: str):
 def check_data(config: TrainConfig) -> tuple[int, int]:
     """(channels, image size) the config's dataset gives; ``ConfigError`` for an unknown name or a size
     its model cannot build (each model's own rule: the DCGAN's ``dcgan_schedule``, for one)."""
-    from .data import dataset_shape
+    from .data import dataset_shape  # torchvision: seconds of start-up, only when training
 
     try:
         channels, native = dataset_shape(config.dataset)
@@ -299,11 +299,10 @@ def check_data(config: TrainConfig) -> tuple[int, int]:
         raise ConfigError(f"dataset: {err}") from None
     size = config.image_size or native
     if config.model == "resize-conv":
-        from .benchmodels import check_size
+        check_size = benchmodels.check_size
     else:
-        from .models import (
-            dcgan_schedule as check_size,
-        )  # written for you, also in a student's copy
+        # Your file (or the solutions); dcgan_schedule comes written, also in a student's copy.
+        from .models import dcgan_schedule as check_size
     try:
         check_size(size)
     except ValueError as err:
@@ -317,11 +316,10 @@ def build_models(
 ) -> tuple[nn.Module, nn.Module]:
     """(generator, critic) as the config describes them."""
     if config.model == "resize-conv":
-        from .benchmodels import DropoutCritic, ResizeConvGenerator
-
         dropout = 0.25 if config.dropout is None else config.dropout
-        return ResizeConvGenerator(config.nz, channels, image_size), DropoutCritic(
-            channels, image_size, dropout
+        return (
+            benchmodels.ResizeConvGenerator(config.nz, channels, image_size),
+            benchmodels.DropoutCritic(channels, image_size, dropout),
         )
     # Imported here, not at the top: these are your files (or the solutions), and an unfinished
     # one should fail when training starts, with its own message, not when ganlab is imported.
