@@ -68,7 +68,9 @@ class Critic(nn.Module):
     * a final ``Conv2d(last_channels, 1, kernel_size=base)`` that maps the
       base x base map to a single value.
 
-    No pooling layers and no ``Linear`` layers. ``forward`` returns shape (B,).
+    No pooling layers and no ``Linear`` layers. ``forward`` returns shape (B,) and stays
+    differentiable in ``x`` (no ``detach``, no ``torch.no_grad()``): the generator learns
+    through the critic.
     """
 
     def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
@@ -124,7 +126,9 @@ class Generator(nn.Module):
     * the last block outputs ``channels`` maps and is followed by ``Tanh`` only
       (no BatchNorm on the output: it would fix the output statistics).
 
-    ``forward`` reshapes z itself, so callers pass plain (B, nz) vectors.
+    ``forward`` reshapes z itself, so callers pass plain (B, nz) vectors. Image i is a
+    function of ``z[i]`` alone: no noise drawn inside ``forward``, no learned input in place
+    of z.
     """
 
     def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):

@@ -1,26 +1,786 @@
-"""Planted mistakes: wrong versions of each exercise, built from the reference solutions.
+"""The catalogue of mistakes: wrong versions of every exercise, each with the checks it must fail.
 
-Each entry is (check name, a wrong implementation, text the failure message must contain).
-They are the mistakes students actually make; a check that lets one through is a bug.
+Each ``Mistake`` names the exercise it replaces, a wrong implementation built from the
+reference solutions (the mistakes students actually make, one sentence of a docstring
+broken each), and ``hints``: for EXACTLY the checks that must fail, text their message
+must contain. ``install`` puts the wrong version where a student's would be (the module
+attribute, and every exercise module that imported it), and ``CONSUMERS`` lists every
+check that reads an exercise, directly or through another one (the critic checks build
+the critic, which calls ``init_dcgan_weights``): all of them run, and the ones not in
+``hints`` must pass. A check that lets a mistake through, or blames the wrong cause,
+is a bug.
 """
 
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms
 
+from ganlab import latent, losses, models, training
+from ganlab.latent import lerp, slerp
 from ganlab.losses import critic_loss, generator_loss
 from ganlab.models import Critic, Generator, init_dcgan_weights, upsample_block
+from ganlab.training import critic_step, generator_step, make_optimizers
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def notebook_exercise(notebook, cell_id):
+    """Execute a solution notebook's exercise cell and return its namespace (the one source of it)."""
+    nb = nbformat.read(str(REPO / "solutions" / "notebooks" / notebook), as_version=4)
+    cell = next((c for c in nb.cells if c.get("id") == cell_id), None)
+    assert cell is not None, f"{notebook} has no cell with id {cell_id!r}"
+    namespace = {}
+    exec(compile(cell.source, f"{notebook}:{cell_id}", "exec"), namespace)
+    return namespace
+
+
+# Where each exercise lives: a module of the kit, or a notebook cell (notebook, cell id).
+NOTEBOOK_EXERCISES = {
+    "count_parameters": ("00_setup.ipynb", "ex-0-1"),
+    "make_transform": ("01_data.ipynb", "ex-1-1"),
+    "to_display": ("01_data.ipynb", "ex-1-2"),
+    "conv_out_size": ("02_critic.ipynb", "ex-2-1"),
+    "deconv_out_size": ("03_generator.ipynb", "ex-3-1"),
+    "saturating_generator_loss": ("04_losses.ipynb", "ex-4-3"),
+    "gradient_penalty": ("07_going_further.ipynb", "ex-7-1"),
+}
+MODULE_EXERCISES = {
+    "init_dcgan_weights": models,
+    "Critic": models,
+    "upsample_block": models,
+    "Generator": models,
+    "critic_loss": losses,
+    "generator_loss": losses,
+    "make_optimizers": training,
+    "critic_step": training,
+    "generator_step": training,
+    "lerp": latent,
+    "slerp": latent,
+    "latent_grid": latent,
+}
+# What each check is called with (check 5.4 takes a training history).
+CHECK_ARGUMENT = {
+    "check_count_parameters": "count_parameters",
+    "check_transform": "make_transform",
+    "check_scaling": "to_display",
+    "check_conv_out_size": "conv_out_size",
+    "check_init": "init_dcgan_weights",
+    "check_critic_architecture": "Critic",
+    "check_critic_output": "Critic",
+    "check_deconv_out_size": "deconv_out_size",
+    "check_upsample_block": "upsample_block",
+    "check_generator_output": "Generator",
+    "check_generator_architecture": "Generator",
+    "check_critic_loss": "critic_loss",
+    "check_generator_loss": "generator_loss",
+    "check_saturating_loss": "saturating_generator_loss",
+    "check_optimizers": "make_optimizers",
+    "check_critic_step": "critic_step",
+    "check_generator_step": "generator_step",
+    "check_training_run": "history",
+    "check_lerp": "lerp",
+    "check_slerp": "slerp",
+    "check_latent_grid": "latent_grid",
+    "check_gradient_penalty": "gradient_penalty",
+}
+# Exercises other exercises build on, and so the checks that read them too.
+BUILT_ON = {
+    "Critic": ["init_dcgan_weights"],
+    "Generator": ["init_dcgan_weights", "upsample_block"],
+    "critic_step": ["critic_loss"],
+    "generator_step": ["generator_loss"],
+    "slerp": ["lerp"],
+}
+CONSUMERS = {
+    exercise: sorted(
+        check
+        for check, arg in CHECK_ARGUMENT.items()
+        if arg == exercise or exercise in BUILT_ON.get(arg, [])
+    )
+    for exercise in set(CHECK_ARGUMENT.values())
+}
+
+# A short history of a healthy run (check 5.4's argument on the reference).
+HISTORY = {
+    "loss_c": [1.4, 1.2, 1.0, 1.1] * 25,
+    "loss_g": [0.7, 0.9, 1.2, 1.0] * 25,
+    "d_real": [0.5, 0.6, 0.7, 0.65] * 25,
+    "d_fake": [0.5, 0.4, 0.3, 0.35] * 25,
+}
+
+
+def reference(exercise):
+    if exercise == "history":
+        return {k: list(v) for k, v in HISTORY.items()}
+    if exercise in NOTEBOOK_EXERCISES:
+        return _notebook_reference(exercise)
+    return getattr(MODULE_EXERCISES[exercise], exercise)
+
+
+@functools.cache
+def _notebook_reference(exercise):
+    return notebook_exercise(*NOTEBOOK_EXERCISES[exercise])[exercise]
+
+
+def install(monkeypatch, exercise, wrong):
+    """Put ``wrong`` where the student's version of ``exercise`` would be."""
+    module = MODULE_EXERCISES.get(exercise)
+    if module is None:
+        return
+    original = getattr(module, exercise)
+    for other in set(MODULE_EXERCISES.values()):
+        if getattr(other, exercise, None) is original:  # e.g. training's `from .losses import ...`
+            monkeypatch.setattr(other, exercise, wrong)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    exercise: str
+    what: str  # the mistake, in a few words (the test id)
+    wrong: object
+    hints: dict = field(default_factory=dict)  # check -> text (or tuple of texts) it must say
+
+    @property
+    def id(self):
+        return f"{self.exercise}: {self.what}"
+
+
+CATALOGUE = []
+
+
+def planted(exercise, what, wrong=None, **hints):
+    """Add a mistake; as a decorator, the decorated function or class is the wrong version."""
+    if wrong is not None:
+        CATALOGUE.append(Mistake(exercise, what, wrong, hints))
+        return wrong
+
+    def add(obj):
+        CATALOGUE.append(Mistake(exercise, what, obj, hints))
+        return obj
+
+    return add
 
 
 def _replace(net, match, make):
     return nn.Sequential(*[make(m) if match(m) else m for m in net])
 
 
-class SigmoidModuleCritic(Critic):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.net.append(nn.Sigmoid())
+# -- 0.1 count_parameters -----------------------------------------------------------------
+E = "count_parameters"
+planted(
+    E,
+    "counts tensors",
+    lambda m: len(list(m.parameters())),
+    check_count_parameters="counted parameter tensors",
+)
+planted(
+    E,
+    "counts frozen ones too",
+    lambda m: sum(p.numel() for p in m.parameters()),
+    check_count_parameters="frozen parameters were counted",
+)
+planted(
+    E,
+    "counts frozen ones only",
+    lambda m: sum(p.numel() for p in m.parameters() if not p.requires_grad),
+    check_count_parameters="not those without",
+)
+planted(
+    E,
+    "counts the state_dict",
+    lambda m: sum(v.numel() for v in m.state_dict().values()),
+    check_count_parameters="buffers",
+)
+planted(
+    E,
+    "counts weights only",
+    lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad and p.dim() > 1),
+    check_count_parameters="biases are parameters too",
+)
+planted(
+    E,
+    "returns a float",
+    lambda m: float(sum(p.numel() for p in m.parameters() if p.requires_grad)),
+    check_count_parameters="return an int",
+)
+planted(
+    E,
+    "one level of children",
+    lambda m: sum(
+        p.numel()
+        for x in [m, *m.children()]
+        for p in x.parameters(recurse=False)
+        if p.requires_grad
+    ),
+    check_count_parameters="nested ones too",
+)
+
+# -- 1.1 make_transform -------------------------------------------------------------------
+E = "make_transform"
+T = transforms
+planted(E, "no Normalize", lambda: T.ToTensor(), check_transform="[0, 1]")
+planted(
+    E,
+    "MNIST statistics",
+    lambda: T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))]),
+    check_transform="MNIST's mean and std",
+)
+planted(E, "no ToTensor", lambda: T.Compose([T.Resize(28)]), check_transform="not a tensor")
+planted(
+    E,
+    "Normalize before ToTensor",
+    lambda: T.Compose([T.Normalize((0.5,), (0.5,)), T.ToTensor()]),
+    check_transform="after ToTensor()",
+)
+planted(E, "PILToTensor", lambda: T.Compose([T.PILToTensor()]), check_transform="uint8")
+planted(
+    E,
+    "PILToTensor + ConvertImageDtype",
+    lambda: T.Compose([T.PILToTensor(), T.ConvertImageDtype(torch.float32)]),
+    check_transform="[0, 1]",
+)
+planted(
+    E,
+    "std 1",
+    lambda: T.Compose([T.ToTensor(), T.Normalize((0.5,), (1.0,))]),
+    check_transform="expected -1 and 1",
+)
+planted(
+    E,
+    "normalised twice",
+    lambda: T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,)), T.Normalize((0.5,), (0.5,))]),
+    check_transform="expected -1 and 1",
+)
+planted(
+    E,
+    "three channels",
+    lambda: T.Compose([T.Grayscale(3), T.ToTensor(), T.Normalize((0.5,), (0.5,))]),
+    check_transform="one channel",
+)
+planted(
+    E,
+    "resizes",
+    lambda: T.Compose([T.Resize(32), T.ToTensor(), T.Normalize((0.5,), (0.5,))]),
+    check_transform="Do not resize",
+)
+planted(
+    E,
+    "flattens",
+    lambda: T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,)), T.Lambda(lambda x: x.view(-1))]),
+    check_transform="flatten",
+)
+planted(
+    E,
+    "random flips",
+    lambda: T.Compose([T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize((0.5,), (0.5,))]),
+    check_transform="no flips",
+)
+planted(
+    E,
+    "per-image min-max",
+    lambda: T.Compose(
+        [T.ToTensor(), T.Lambda(lambda x: (x - x.min()) / (x.max() - x.min() + 1e-8) * 2 - 1)]
+    ),
+    check_transform="expected -1 and 1",
+)
+planted(E, "returns the class", lambda: T.ToTensor, check_transform="an instance")
+
+# -- 1.2 to_display -----------------------------------------------------------------------
+E = "to_display"
+planted(E, "identity", lambda x: x, check_scaling="unchanged")
+planted(E, "no clamp", lambda x: (x + 1) / 2, check_scaling="clamp")
+planted(E, "divides first", lambda x: x / 2 + 1, check_scaling="divided by 2 before adding 1")
+planted(
+    E,
+    "to 0..255",
+    lambda x: ((x + 1) / 2 * 255).clamp(0, 255),
+    check_scaling="do not multiply by 255",
+)
+planted(
+    E,
+    "clamps first",
+    lambda x: (x.clamp(0, 1) + 1) / 2,
+    check_scaling="clamped to [0, 1] before rescaling",
+)
+planted(
+    E, "returns numpy", lambda x: ((x + 1) / 2).clamp(0, 1).numpy(), check_scaling="not a tensor"
+)
+planted(
+    E, "squeezes", lambda x: ((x + 1) / 2).clamp(0, 1).squeeze(), check_scaling="changed the shape"
+)
+planted(
+    E,
+    "channels last",
+    lambda x: ((x + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1),
+    check_scaling="changed the shape",
+)
+planted(
+    E,
+    "per-image min-max",
+    lambda x: (x - x.min()) / (x.max() - x.min()),
+    check_scaling="expected 0, 0.5, 1",
+)
+planted(
+    E,
+    "one shape only",
+    lambda x: ((x.view(1, 1, 1, -1) + 1) / 2).clamp(0, 1),
+    check_scaling="any shape",
+)
+
+# -- 2.1 conv_out_size and 3.1 deconv_out_size ----------------------------------------------
+E = "conv_out_size"
+planted(
+    E, "no + 1", lambda n, k, s=1, p=0: (n + 2 * p - k) // s, check_conv_out_size="forgot the + 1"
+)
+planted(
+    E,
+    "true division",
+    lambda n, k, s=1, p=0: (n + 2 * p - k) / s + 1,
+    check_conv_out_size="return an int",
+)
+planted(
+    E,
+    "no padding",
+    lambda n, k, s=1, p=0: (n - k) // s + 1,
+    check_conv_out_size="the padding is missing",
+)
+planted(
+    E,
+    "one-sided padding",
+    lambda n, k, s=1, p=0: (n + p - k) // s + 1,
+    check_conv_out_size="both sides",
+)
+planted(
+    E,
+    "+ 1 inside the floor",
+    lambda n, k, s=1, p=0: (n + 2 * p - k + 1) // s,
+    check_conv_out_size="after the division",
+)
+planted(
+    E,
+    "rounds up",
+    lambda n, k, s=1, p=0: math.ceil((n + 2 * p - k) / s) + 1,
+    check_conv_out_size="rounds down",
+)
+planted(
+    E,
+    "rounds to nearest",
+    lambda n, k, s=1, p=0: round((n + 2 * p - k) / s) + 1,
+    check_conv_out_size="rounds down",
+)
+planted(
+    E,
+    "no stride",
+    lambda n, k, s=1, p=0: n + 2 * p - k + 1,
+    check_conv_out_size="divide by the stride",
+)
+planted(
+    E,
+    "padding subtracted",
+    lambda n, k, s=1, p=0: (n - 2 * p - k) // s + 1,
+    check_conv_out_size="not n - 2 * padding",
+)
+planted(
+    E,
+    "the transposed formula",
+    lambda n, k, s=1, p=0: (n - 1) * s - 2 * p + k,
+    check_conv_out_size="transposed conv's formula",
+)
+planted(
+    E,
+    "no defaults",
+    lambda n, k, s, p: (n + 2 * p - k) // s + 1,
+    check_conv_out_size="keep the defaults",
+)
+planted(
+    E,
+    "numpy floor",
+    lambda n, k, s=1, p=0: np.floor((n + 2 * p - k) / s) + 1,
+    check_conv_out_size="return an int",
+)
+
+E = "deconv_out_size"
+planted(
+    E,
+    "n * stride",
+    lambda n, k, s=1, p=0: n * s - 2 * p + k,
+    check_deconv_out_size="(n - 1) * stride",
+)
+planted(
+    E,
+    "the Conv2d formula",
+    lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1,
+    check_deconv_out_size="Conv2d formula",
+)
+planted(
+    E,
+    "one-sided padding",
+    lambda n, k, s=1, p=0: (n - 1) * s - p + k,
+    check_deconv_out_size="both sides",
+)
+planted(
+    E,
+    "padding added",
+    lambda n, k, s=1, p=0: (n - 1) * s + 2 * p + k,
+    check_deconv_out_size="crops the output",
+)
+planted(
+    E,
+    "no padding",
+    lambda n, k, s=1, p=0: (n - 1) * s + k,
+    check_deconv_out_size="the padding is missing",
+)
+planted(
+    E,
+    "no stride",
+    lambda n, k, s=1, p=0: n - 1 - 2 * p + k,
+    check_deconv_out_size="multiply (n - 1) by the stride",
+)
+planted(
+    E,
+    "an extra + 1",
+    lambda n, k, s=1, p=0: (n - 1) * s - 2 * p + k + 1,
+    check_deconv_out_size="no + 1",
+)
+planted(
+    E,
+    "no defaults",
+    lambda n, k, s, p: (n - 1) * s - 2 * p + k,
+    check_deconv_out_size="keep the defaults",
+)
+
+# -- 2.2 init_dcgan_weights ---------------------------------------------------------------
+E = "init_dcgan_weights"
+CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
+@planted(E, "std 1", check_init="third argument")
+def init_std_one(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.normal_(m.weight, 0.0, 1.0)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+
+
+planted(E, "does nothing", lambda m: None, check_init="unchanged")
+
+
+@planted(E, "BatchNorm scales at 0", check_init="centred at 0")
+def init_bn_at_zero(m):
+    init_dcgan_weights(m)
+    if isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+
+
+@planted(
+    E, "the PyTorch tutorial's (no Linear, biases kept)", check_init="Linear weights are unchanged"
+)
+def init_tutorial(m):
+    name = type(m).__name__
+    if name.find("Conv") != -1:
+        nn.init.normal_(m.weight.data, 0.0, 0.02)
+    elif name.find("BatchNorm") != -1:
+        nn.init.normal_(m.weight.data, 1.0, 0.02)
+        nn.init.constant_(m.bias.data, 0)
+
+
+@planted(E, "convs only, no transposed convs", check_init="ConvTranspose2d weights are unchanged")
+def init_conv2d_only(m):
+    if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+        init_dcgan_weights(m)
+
+
+@planted(E, "mean and std swapped", check_init="third argument")
+def init_mean_std_swapped(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.normal_(m.weight, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        init_dcgan_weights(m)
+
+
+@planted(E, "the variance as std", check_init="not the variance")
+def init_variance(m):
+    init_dcgan_weights(m)
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.normal_(m.weight, 0.0, 0.02**2)
+
+
+@planted(E, "biases kept", check_init="Conv2d biases must start at 0")
+def init_biases_kept(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        init_dcgan_weights(m)
+
+
+@planted(E, "zeroes a missing bias", check_init="module.bias is not None")
+def init_bias_none(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        init_dcgan_weights(m)
+
+
+@planted(E, "if module.bias:", check_init="Boolean value of Tensor")
+def init_bias_truth(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        init_dcgan_weights(m)
+
+
+@planted(E, "BatchNorm scales constant 1", check_init="BatchNorm2d scales are all 1")
+def init_bn_constant(m):
+    init_dcgan_weights(m)
+    if isinstance(m, nn.BatchNorm2d):
+        nn.init.ones_(m.weight)
+
+
+@planted(E, "BatchNorm weight and bias swapped", check_init="shift")
+def init_bn_swapped(m):
+    if isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.bias, 1.0, 0.02)
+    else:
+        init_dcgan_weights(m)
+
+
+@planted(E, "BatchNorm shifts drawn too", check_init="BatchNorm2d shifts (bias) must start at 0")
+def init_bn_shift(m):
+    init_dcgan_weights(m)
+    if isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.bias, 0.0, 0.02)
+
+
+planted(
+    E, "returns True", lambda m: init_dcgan_weights(m) or True, check_init="init_fn returned a bool"
+)
+
+
+@planted(E, "everything with a weight", check_init="leave every module but")
+def init_hasattr(m):
+    if isinstance(m, nn.BatchNorm2d):
+        init_dcgan_weights(m)
+    elif getattr(m, "weight", None) is not None:
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+
+
+@planted(E, "returns a new layer", check_init="in place")
+def init_recreates(m):
+    if isinstance(m, nn.Conv2d):
+        m = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size)
+        init_dcgan_weights(m)
+        return m
+    init_dcgan_weights(m)
+
+
+@planted(E, "xavier", check_init="expected N(0, 0.02)")
+def init_xavier(m):
+    init_dcgan_weights(m)
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.xavier_normal_(m.weight)
+
+
+@planted(E, "uniform", check_init="expected N(0, 0.02)")
+def init_uniform(m):
+    init_dcgan_weights(m)
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.uniform_(m.weight, -0.02, 0.02)
+
+
+# -- 2.3 the critic -------------------------------------------------------------------------
+E = "Critic"
+ARCH, OUT = "check_critic_architecture", "check_critic_output"
+
+
+def critic_variant(what, **hints):
+    """Register a Critic subclass whose __init__ calls ``edit(self.net, config)`` afterwards."""
+
+    def wrap(edit):
+        class Wrong(Critic):
+            def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
+                super().__init__(channels, image_size, ndf, dropout)
+                self.net = edit(
+                    self.net,
+                    dict(channels=channels, image_size=image_size, ndf=ndf, dropout=dropout),
+                )
+
+        Wrong.__name__ = Wrong.__qualname__ = f"Critic_{edit.__name__}"
+        planted(E, what, Wrong, **hints)
+        return Wrong
+
+    return wrap
+
+
+@critic_variant(
+    "a final nn.Sigmoid",
+    **{ARCH: "remove it, the loss expects logits", OUT: "remove the final sigmoid"},
+)
+def sigmoid_module(net, c):
+    return nn.Sequential(*net, nn.Sigmoid())
+
+
+@critic_variant(
+    "MaxPool instead of strides",
+    **{ARCH: "MaxPool2d: DCGAN downsamples with stride-2 convolutions"},
+)
+def pooling(net, c):
+    layers = []
+    for m in net:
+        if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
+            layers += [nn.Conv2d(m.in_channels, m.out_channels, 3, padding=1), nn.MaxPool2d(2)]
+        else:
+            layers.append(m)
+    return nn.Sequential(*layers)
+
+
+@critic_variant("ReLU instead of LeakyReLU", **{ARCH: "(you used ReLU)"})
+def relu(net, c):
+    return _replace(net, lambda m: isinstance(m, nn.LeakyReLU), lambda m: nn.ReLU())
+
+
+@critic_variant("LeakyReLU's default slope", **{ARCH: "slope [0.01]"})
+def slope(net, c):
+    return _replace(net, lambda m: isinstance(m, nn.LeakyReLU), lambda m: nn.LeakyReLU())
+
+
+@critic_variant("BatchNorm in the first block", **{ARCH: "BatchNorm in the first block"})
+def bn_first_block(net, c):
+    return nn.Sequential(net[0], nn.BatchNorm2d(net[0].out_channels), *list(net)[1:])
+
+
+@critic_variant("BatchNorm on the raw input", **{ARCH: "BatchNorm on the raw input"})
+def bn_raw_input(net, c):
+    return nn.Sequential(nn.BatchNorm2d(c["channels"]), *net)
+
+
+@critic_variant("BatchNorm after LeakyReLU", **{ARCH: "BatchNorm after the LeakyReLU"})
+def bn_after_activation(net, c):
+    layers = list(net)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], nn.BatchNorm2d) and isinstance(layers[i + 1], nn.LeakyReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return nn.Sequential(*layers)
+
+
+@critic_variant("no BatchNorm at all", **{ARCH: "no BatchNorm2d: put one after every conv"})
+def no_bn(net, c):
+    return nn.Sequential(*[m for m in net if not isinstance(m, nn.BatchNorm2d)])
+
+
+@critic_variant("InstanceNorm instead of BatchNorm", **{ARCH: "InstanceNorm2d"})
+def instance_norm(net, c):
+    return _replace(
+        net, lambda m: isinstance(m, nn.BatchNorm2d), lambda m: nn.InstanceNorm2d(m.num_features)
+    )
+
+
+@critic_variant("a Linear head", **{ARCH: "nn.Linear"})
+def linear_head(net, c):
+    last = net[-1]
+    size = last.kernel_size[0]
+    return nn.Sequential(
+        *list(net)[:-1], nn.Flatten(), nn.Linear(last.in_channels * size * size, 1)
+    )
+
+
+@critic_variant("dropout never added", **{ARCH: "no Dropout2d"})
+def no_dropout(net, c):
+    return nn.Sequential(*[m for m in net if not isinstance(m, nn.Dropout2d)])
+
+
+@critic_variant("nn.Dropout instead of Dropout2d", **{ARCH: "use nn.Dropout2d"})
+def plain_dropout(net, c):
+    return _replace(net, lambda m: isinstance(m, nn.Dropout2d), lambda m: nn.Dropout(m.p))
+
+
+@critic_variant("dropout always on, rate 0.5", **{ARCH: "whose dropout is 0"})
+def dropout_always(net, c):
+    layers = []
+    for m in net:
+        if not isinstance(m, nn.Dropout2d):
+            layers.append(m)
+        if isinstance(m, nn.LeakyReLU):
+            layers.append(nn.Dropout2d(0.5))
+    return nn.Sequential(*layers)
+
+
+@critic_variant(
+    "dropout before the activation", **{ARCH: "Dropout2d goes right after each LeakyReLU"}
+)
+def dropout_early(net, c):
+    layers = list(net)
+    for i in range(1, len(layers)):
+        if isinstance(layers[i], nn.Dropout2d):
+            layers[i - 1], layers[i] = layers[i], layers[i - 1]
+    return nn.Sequential(*layers)
+
+
+@critic_variant("widths hard-coded to 64, 128, ...", **{ARCH: "they follow ndf"})
+def fixed_widths(net, c):
+    new = Critic(c["channels"], c["image_size"], 64, c["dropout"])
+    return new.net
+
+
+@critic_variant(
+    "final kernel 4 instead of base", **{ARCH: "it must be base = 7", OUT: "expected (5,)"}
+)
+def final_kernel_4(net, c):
+    last = net[-1]
+    return nn.Sequential(*list(net)[:-1], nn.Conv2d(last.in_channels, 1, 4))
+
+
+@critic_variant("3x3 kernels", **{ARCH: "Conv2d(kernel_size=4, stride=2, padding=1)"})
+def kernel_3(net, c):
+    return _replace(
+        net,
+        lambda m: isinstance(m, nn.Conv2d) and m.stride == (2, 2),
+        lambda m: nn.Conv2d(m.in_channels, m.out_channels, 3, 2, 1),
+    )
+
+
+@critic_variant(
+    "no padding", **{ARCH: "Conv2d(kernel_size=4, stride=2, padding=1)", OUT: "crashed"}
+)
+def padding_0(net, c):
+    return _replace(
+        net,
+        lambda m: isinstance(m, nn.Conv2d) and m.stride == (2, 2),
+        lambda m: nn.Conv2d(m.in_channels, m.out_channels, 4, 2, 0),
+    )
+
+
+@critic_variant("an activation after the final conv", **{ARCH: "after the final conv"})
+def activation_after_logit(net, c):
+    return nn.Sequential(*net, nn.LeakyReLU(0.2))
+
+
+@critic_variant("input channels hard-coded to 1", **{ARCH: "the images have 3", OUT: "crashed"})
+def one_channel(net, c):
+    first = net[0]
+    return nn.Sequential(nn.Conv2d(1, first.out_channels, 4, 2, 1), *list(net)[1:])
+
+
+@critic_variant("an extra block", **{ARCH: "dcgan_schedule(28) gives n_blocks = 2", OUT: "crashed"})
+def extra_block(net, c):
+    last = net[-1]
+    ch = last.in_channels
+    extra = [nn.Conv2d(ch, ch, 4, 2, 1, bias=False), nn.BatchNorm2d(ch), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*list(net)[:-1], *extra, last)
 
 
 class SigmoidForwardCritic(Critic):
@@ -28,42 +788,9 @@ class SigmoidForwardCritic(Critic):
         return torch.sigmoid(super().forward(x))
 
 
-class PoolingCritic(Critic):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        layers = []
-        for m in self.net:
-            if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
-                layers += [nn.Conv2d(m.in_channels, m.out_channels, 3, padding=1), nn.MaxPool2d(2)]
-            else:
-                layers.append(m)
-        self.net = nn.Sequential(*layers)
-
-
-class ReluCritic(Critic):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.net = _replace(self.net, lambda m: isinstance(m, nn.LeakyReLU), lambda m: nn.ReLU())
-
-
-class InputBatchNormCritic(Critic):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        first = self.net[0]
-        self.net = nn.Sequential(first, nn.BatchNorm2d(first.out_channels), *list(self.net)[1:])
-
-
-class LinearHeadCritic(Critic):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        last = self.net[-1]
-        size = last.kernel_size[0]
-        self.net[-1] = nn.Sequential(nn.Flatten(), nn.Linear(last.in_channels * size * size, 1))
-
-
-class NoDropoutCritic(Critic):
-    def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
-        super().__init__(channels, image_size, ndf, 0.0)
+class ManualSigmoidCritic(Critic):
+    def forward(self, x):
+        return 1 / (1 + torch.exp(-super().forward(x)))
 
 
 class ColumnCritic(Critic):
@@ -74,6 +801,185 @@ class ColumnCritic(Critic):
 class Only28Critic(Critic):
     def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
         super().__init__(channels, 28, ndf, dropout)
+
+
+class DetachingCritic(Critic):
+    def forward(self, x):
+        return super().forward(x.detach())
+
+
+class NoGradCritic(Critic):
+    def forward(self, x):
+        with torch.no_grad():
+            return super().forward(x)
+
+
+planted(E, "torch.sigmoid in forward", SigmoidForwardCritic, **{OUT: "remove the final sigmoid"})
+planted(E, "1 / (1 + exp(-x)) in forward", ManualSigmoidCritic, **{OUT: "remove the final sigmoid"})
+planted(E, "output (B, 1)", ColumnCritic, **{OUT: "flatten it to (B,)"})
+planted(
+    E,
+    "28x28 only",
+    Only28Critic,
+    **{ARCH: "dcgan_schedule(32) gives n_blocks = 3", OUT: "dcgan_schedule"},
+)
+planted(E, "detaches its input", DetachingCritic, **{OUT: "no gradient reaches the input images"})
+planted(E, "forward under no_grad", NoGradCritic, **{OUT: "does not require grad"})
+
+# -- 3.2 upsample_block -----------------------------------------------------------------------
+E = "upsample_block"
+UP = "check_upsample_block"
+
+
+@planted(E, "a transposed conv in nearest mode", **{UP: "checkerboard"})
+def nearest_with_deconv(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2), nn.ConvTranspose2d(i, o, 3, padding=1, bias=False)
+        )
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "unknown modes fall back", **{UP: "did not raise ValueError"})
+def silent_fallback(i, o, mode="transposed"):
+    return upsample_block(i, o, mode if mode in ("transposed", "nearest") else "transposed")
+
+
+@planted(E, "biases kept", **{UP: "bias=False"})
+def with_bias(i, o, mode="transposed"):
+    if mode == "transposed":
+        return nn.ConvTranspose2d(i, o, 4, 2, 1)
+    return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(i, o, 3, padding=1))
+
+
+@planted(E, "bilinear", **{UP: "(yours uses mode='bilinear')"})
+def bilinear(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(i, o, 3, padding=1, bias=False)
+        )
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "conv before upsample", **{UP: "Upsample first"})
+def conv_first(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.Upsample(scale_factor=2))
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "no padding in nearest mode", **{UP: "expected (2, 4, 14, 14)"})
+def nearest_no_padding(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(i, o, 3, bias=False))
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "5x5 kernel in nearest mode", **{UP: "Conv2d(kernel_size=3, padding=1)"})
+def nearest_kernel_5(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(i, o, 5, padding=2, bias=False))
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "no padding in transposed mode", **{UP: "expected (2, 4, 14, 14)"})
+def transposed_no_padding(i, o, mode="transposed"):
+    if mode == "transposed":
+        return nn.ConvTranspose2d(i, o, 4, 2, 0, bias=False)
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "ignores mode", **{UP: "must not use ConvTranspose2d"})
+def ignores_mode(i, o, mode="transposed"):
+    return upsample_block(i, o, "transposed")
+
+
+@planted(E, "BatchNorm inside", **{UP: "normalisation or an activation"})
+def with_batchnorm(i, o, mode="transposed"):
+    return nn.Sequential(upsample_block(i, o, mode), nn.BatchNorm2d(o))
+
+
+@planted(E, "ReLU inside", **{UP: "normalisation or an activation"})
+def with_relu(i, o, mode="transposed"):
+    return nn.Sequential(upsample_block(i, o, mode), nn.ReLU())
+
+
+@planted(E, "a list instead of Sequential", **{UP: "not an nn.Module"})
+def as_list(i, o, mode="transposed"):
+    block = upsample_block(i, o, mode)
+    return list(block) if mode == "nearest" else block
+
+
+@planted(E, "ValueError without the modes", **{UP: "name the modes"})
+def vague_error(i, o, mode="transposed"):
+    if mode not in ("transposed", "nearest"):
+        raise ValueError("bad mode")
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "KeyError from a dict", **{UP: "raised KeyError"})
+def dict_lookup(i, o, mode="transposed"):
+    return {
+        "transposed": lambda: upsample_block(i, o, "transposed"),
+        "nearest": lambda: upsample_block(i, o, "nearest"),
+    }[mode]()
+
+
+@planted(E, "Upsample to a fixed size", **{UP: "expected (2, 5, 8, 8)"})
+def fixed_size(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(nn.Upsample(size=14), nn.Conv2d(i, o, 3, padding=1, bias=False))
+    return upsample_block(i, o, mode)
+
+
+class _Wrapper(nn.Module):
+    def __init__(self, i, o):
+        super().__init__()
+        self.up, self.conv = nn.Upsample(scale_factor=2), nn.Conv2d(i, o, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return self.conv(self.up(x))
+
+
+@planted(E, "a custom Module for nearest", **{UP: "return nn.Sequential"})
+def custom_module(i, o, mode="transposed"):
+    return _Wrapper(i, o) if mode == "nearest" else upsample_block(i, o, mode)
+
+
+@planted(E, "returns the error", **{UP: "did not raise ValueError"})
+def returns_error(i, o, mode="transposed"):
+    if mode not in ("transposed", "nearest"):
+        return ValueError(f"unknown mode {mode!r}: 'transposed' or 'nearest'")
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "default mode nearest", **{UP: "is the default"})
+def default_nearest(i, o, mode="nearest"):
+    return upsample_block(i, o, mode)
+
+
+# -- 3.3 the generator ------------------------------------------------------------------------
+E = "Generator"
+GOUT, GARCH = "check_generator_output", "check_generator_architecture"
+
+
+def generator_variant(what, **hints):
+    def wrap(edit):
+        class Wrong(Generator):
+            def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+                super().__init__(nz, channels, image_size, ngf, upsample)
+                self.net = edit(
+                    self.net,
+                    dict(
+                        nz=nz, channels=channels, image_size=image_size, ngf=ngf, upsample=upsample
+                    ),
+                )
+
+        Wrong.__name__ = Wrong.__qualname__ = f"Generator_{edit.__name__}"
+        planted(E, what, Wrong, **hints)
+        return Wrong
+
+    return wrap
 
 
 class FlatGenerator(nn.Module):
@@ -90,22 +996,82 @@ class FlatGenerator(nn.Module):
         return self.net(z)
 
 
-class NoTanhGenerator(Generator):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.net = self.net[:-1]
+planted(
+    E,
+    "an MLP, output not reshaped",
+    FlatGenerator,
+    **{GOUT: "(B, 784): reshape", GARCH: "nn.Linear"},
+)
 
 
-class SigmoidGenerator(Generator):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.net[-1] = nn.Sigmoid()
+@generator_variant("no tanh", **{GOUT: "nn.Tanh()", GARCH: "exactly one nn.Tanh"})
+def no_tanh(net, c):
+    return net[:-1]
 
 
-class OutputBatchNormGenerator(Generator):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.net = nn.Sequential(*list(self.net)[:-1], nn.BatchNorm2d(self.channels), nn.Tanh())
+@generator_variant(
+    "a sigmoid at the end", **{GOUT: "ends with a sigmoid", GARCH: "exactly one nn.Tanh"}
+)
+def sigmoid_end(net, c):
+    return nn.Sequential(*list(net)[:-1], nn.Sigmoid())
+
+
+@generator_variant("BatchNorm before the tanh", **{GARCH: "BatchNorm right before the output tanh"})
+def output_bn(net, c):
+    return nn.Sequential(*list(net)[:-1], nn.BatchNorm2d(c["channels"]), nn.Tanh())
+
+
+@generator_variant(
+    "no padding in the upsampling", **{GOUT: "expected 28x28", GARCH: "expected ConvTranspose2d"}
+)
+def upsampling_padding_0(net, c):
+    return _replace(
+        net,
+        lambda m: isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2),
+        lambda m: nn.ConvTranspose2d(m.in_channels, m.out_channels, 4, 2, 0, bias=False),
+    )
+
+
+@generator_variant(
+    "no BatchNorm after the projection", **{GARCH: "after the projection come BatchNorm2d and ReLU"}
+)
+def no_projection_bn(net, c):
+    return nn.Sequential(net[0], *list(net)[2:])
+
+
+@generator_variant("BatchNorm after ReLU", **{GARCH: "BatchNorm after the ReLU"})
+def bn_after_relu(net, c):
+    layers = list(net)
+    for i in range(1, len(layers) - 1):
+        if isinstance(layers[i], nn.BatchNorm2d) and isinstance(layers[i + 1], nn.ReLU) and i > 1:
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return nn.Sequential(*layers)
+
+
+@generator_variant("a block without BatchNorm", **{GARCH: "lacks its BatchNorm2d"})
+def block_without_bn(net, c):
+    layers = list(net)
+    bns = [i for i, m in enumerate(layers) if isinstance(m, nn.BatchNorm2d)]
+    del layers[bns[-1]]
+    return nn.Sequential(*layers)
+
+
+@generator_variant("LeakyReLU", **{GARCH: "LeakyReLU is for the critic"})
+def leaky(net, c):
+    return _replace(net, lambda m: isinstance(m, nn.ReLU), lambda m: nn.LeakyReLU(0.2))
+
+
+@generator_variant("dropout", **{GOUT: "dropout", GARCH: "Dropout"})
+def dropout(net, c):
+    return nn.Sequential(*net[:3], nn.Dropout(0.5), *net[3:])
+
+
+@generator_variant("projection kernel 4", **{GOUT: "expected 28x28", GARCH: "kernel_size=base = 7"})
+def projection_kernel_4(net, c):
+    first = net[0]
+    return nn.Sequential(
+        nn.ConvTranspose2d(first.in_channels, first.out_channels, 4, bias=False), *list(net)[1:]
+    )
 
 
 class IgnoresUpsampleGenerator(Generator):
@@ -113,173 +1079,550 @@ class IgnoresUpsampleGenerator(Generator):
         super().__init__(nz, channels, image_size, ngf, "transposed")
 
 
-class Padding0Generator(Generator):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.net = _replace(
-            self.net,
-            lambda m: isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2),
-            lambda m: nn.ConvTranspose2d(m.in_channels, m.out_channels, 4, 2, 0),
-        )
+class FixedWidthGenerator(Generator):
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__(nz, channels, image_size, 64, upsample)
 
 
-def nearest_with_deconv(i, o, mode="transposed"):
-    if mode == "nearest":
-        return nn.Sequential(nn.Upsample(scale_factor=2), nn.ConvTranspose2d(i, o, 3, padding=1))
-    return upsample_block(i, o, mode)
+class FixedNzGenerator(Generator):
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__(100, channels, image_size, ngf, upsample)
+        self.nz = nz
 
 
-def silent_fallback(i, o, mode="transposed"):
-    return upsample_block(i, o, mode if mode in ("transposed", "nearest") else "transposed")
+class OneChannelGenerator(Generator):
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__(nz, 1, image_size, ngf, upsample)
 
 
-def init_std_one(m):
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 1.0)
-    elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
+class Only28Generator(Generator):
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__(nz, channels, 28, ngf, upsample)
 
 
-def init_noop(m):
-    pass
+class FreshNoiseGenerator(Generator):
+    def forward(self, z):
+        return super().forward(torch.randn_like(z))
 
 
-def init_bn_at_zero(m):
-    init_dcgan_weights(m)
-    if isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 0.0, 0.02)
+class NoisyGenerator(Generator):
+    def forward(self, z):
+        return super().forward(z + 0.1 * torch.randn_like(z))
 
 
-PLANTED = [
-    ("check_transform", lambda: transforms.ToTensor(), "[0, 1]"),
-    (
-        "check_transform",
-        lambda: transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
-        ),
-        "MNIST's mean and std",
+class ConstantGenerator(Generator):
+    """A learned constant input: the same image for every z."""
+
+    def __init__(self, nz=100, **kw):
+        super().__init__(nz, **kw)
+        self.const = nn.Parameter(torch.randn(1, nz))
+
+    def forward(self, z):
+        return super().forward(self.const.expand(z.size(0), -1))
+
+
+class HalfZGenerator(Generator):
+    def forward(self, z):
+        half = z.size(1) // 2
+        return super().forward(torch.cat([z[:, :half], torch.zeros_like(z[:, half:])], 1))
+
+
+class TransposedZGenerator(Generator):
+    def forward(self, z):
+        return self.net(z.t().reshape(z.size(0), -1, 1, 1))
+
+
+class NeedsFourDGenerator(Generator):
+    def forward(self, z):
+        return self.net(z)
+
+
+class DetachedZGenerator(Generator):
+    """Not a mistake: detaching z changes nothing the generator's training needs."""
+
+    def forward(self, z):
+        return super().forward(z.detach())
+
+
+planted(
+    E, "ignores upsample", IgnoresUpsampleGenerator, **{GARCH: "pass upsample on to upsample_block"}
+)
+planted(E, "widths hard-coded", FixedWidthGenerator, **{GARCH: "they follow ngf"})
+planted(E, "nz hard-coded", FixedNzGenerator, **{GOUT: "Generator(nz=16)", GARCH: "z has nz = 20"})
+planted(
+    E,
+    "channels ignored",
+    OneChannelGenerator,
+    **{
+        GOUT: "Generator(channels=3, image_size=32, ngf=8) gives (2, 1, 32, 32)",
+        GARCH: "`channels` at the end",
+    },
+)
+planted(
+    E,
+    "28x28 only",
+    Only28Generator,
+    **{GOUT: "dcgan_schedule(image_size)", GARCH: "dcgan_schedule(32) gives n_blocks = 3"},
+)
+planted(E, "fresh noise in forward", FreshNoiseGenerator, **{GOUT: "do not draw new noise"})
+planted(E, "noise added in forward", NoisyGenerator, **{GOUT: "do not draw new noise"})
+planted(E, "a learned constant input", ConstantGenerator, **{GOUT: "do not depend on z"})
+planted(E, "half of z unused", HalfZGenerator, **{GOUT: "ignore 50 of the nz = 100 coordinates"})
+planted(E, "z transposed", TransposedZGenerator, **{GOUT: "image i must depend on z[i] only"})
+planted(E, "no reshape of z", NeedsFourDGenerator, **{GOUT: "forward must reshape z itself"})
+
+# -- 4.1 critic_loss --------------------------------------------------------------------------
+E = "critic_loss"
+CL = "check_critic_loss"
+BCE = F.binary_cross_entropy_with_logits
+
+
+def _full(x, v):
+    return torch.full_like(x, v)
+
+
+planted(
+    E,
+    "averages the two terms",
+    lambda r, f, real_label=1.0: critic_loss(r, f, real_label) / 2,
+    **{CL: "do not average"},
+)
+planted(
+    E,
+    "swapped targets",
+    lambda r, f, real_label=1.0: critic_loss(f, r, real_label),
+    **{CL: "swapped"},
+)
+planted(
+    E,
+    "sigmoid first",
+    lambda r, f, real_label=1.0: critic_loss(torch.sigmoid(r), torch.sigmoid(f), real_label),
+    **{CL: "a sigmoid before"},
+)
+planted(
+    E,
+    "ignores real_label",
+    lambda r, f, real_label=1.0: critic_loss(r, f),
+    **{CL: "ignores real_label"},
+)
+planted(
+    E,
+    "two-sided smoothing",
+    lambda r, f, real_label=1.0: BCE(r, _full(r, real_label)) + BCE(f, _full(f, 1 - real_label)),
+    **{CL: "one-sided"},
+)
+planted(
+    E,
+    "smoothing on the wrong side",
+    lambda r, f, real_label=1.0: BCE(r, torch.ones_like(r)) + BCE(f, _full(f, 1 - real_label)),
+    **{CL: "wrong side"},
+)
+planted(
+    E,
+    "real targets 1 - real_label",
+    lambda r, f, real_label=1.0: (
+        BCE(r, _full(r, 1 - real_label) if real_label < 1 else torch.ones_like(r))
+        + BCE(f, torch.zeros_like(f))
     ),
-    ("check_transform", lambda: transforms.Compose([transforms.Resize(28)]), "not a tensor"),
-    ("check_scaling", lambda x: x, "unchanged"),
-    ("check_scaling", lambda x: (x + 1) / 2, "clamp"),
-    ("check_scaling", lambda x: x / 2 + 1, "divided by 2 before adding 1"),
-    ("check_count_parameters", lambda m: len(list(m.parameters())), "counted parameter tensors"),
-    ("check_count_parameters", lambda m: sum(p.numel() for p in m.parameters()), "frozen"),
-    ("check_conv_out_size", lambda n, k, s=1, p=0: (n + 2 * p - k) // s, "forgot the + 1"),
-    ("check_conv_out_size", lambda n, k, s=1, p=0: (n + 2 * p - k) / s + 1, "return an int"),
-    ("check_conv_out_size", lambda n, k, s=1, p=0: (n - k) // s + 1, "both sides"),
-    ("check_deconv_out_size", lambda n, k, s=1, p=0: n * s - 2 * p + k, "(n - 1) * stride"),
-    ("check_deconv_out_size", lambda n, k, s=1, p=0: (n + 2 * p - k) // s + 1, "Conv2d formula"),
-    ("check_init", init_std_one, "third argument"),
-    ("check_init", init_noop, "unchanged"),
-    ("check_init", init_bn_at_zero, "centred at 0"),
-    (
-        "check_critic_architecture",
-        PoolingCritic,
-        "MaxPool2d: DCGAN downsamples with stride-2 convolutions",
+    **{CL: "not 1 - real_label"},
+)
+planted(
+    E,
+    "returns a float",
+    lambda r, f, real_label=1.0: critic_loss(r, f, real_label).item(),
+    **{CL: "returned float"},
+)
+planted(
+    E,
+    "BCELoss on sigmoid",
+    lambda r, f, real_label=1.0: (
+        F.binary_cross_entropy(torch.sigmoid(r), _full(r, real_label))
+        + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f))
     ),
-    ("check_critic_architecture", SigmoidModuleCritic, "remove it, the loss expects logits"),
-    ("check_critic_architecture", ReluCritic, "LeakyReLU"),
-    ("check_critic_architecture", InputBatchNormCritic, "first (input) conv"),
-    ("check_critic_architecture", LinearHeadCritic, "nn.Linear"),
-    ("check_critic_architecture", NoDropoutCritic, "dropout"),
-    (
-        "check_critic_output",
-        SigmoidForwardCritic,
-        "critic returns values in (0, 1): remove the final sigmoid",
+    **{CL: "binary_cross_entropy_with_logits"},
+)
+planted(
+    E,
+    "log of sigmoid",
+    lambda r, f, real_label=1.0: (
+        -(
+            real_label * torch.log(torch.sigmoid(r))
+            + (1 - real_label) * torch.log(1 - torch.sigmoid(r))
+        ).mean()
+        - torch.log(1 - torch.sigmoid(f)).mean()
     ),
-    ("check_critic_output", ColumnCritic, "flatten it to (B,)"),
-    ("check_critic_output", Only28Critic, "dcgan_schedule"),
-    ("check_upsample_block", nearest_with_deconv, "checkerboard"),
-    ("check_upsample_block", silent_fallback, "did not raise ValueError"),
-    (
-        "check_generator_output",
-        FlatGenerator,
-        "generator output has shape (B, 784): reshape to (B, 1, 28, 28)",
+    **{CL: "sigmoid saturates"},
+)
+planted(
+    E,
+    "sum instead of mean",
+    lambda r, f, real_label=1.0: (
+        BCE(r, _full(r, real_label), reduction="sum") + BCE(f, torch.zeros_like(f), reduction="sum")
     ),
-    ("check_generator_output", NoTanhGenerator, "nn.Tanh()"),
-    ("check_generator_output", SigmoidGenerator, "ends with a sigmoid"),
-    ("check_generator_output", Padding0Generator, "expected 28x28"),
-    (
-        "check_generator_architecture",
-        OutputBatchNormGenerator,
-        "BatchNorm right before the output tanh",
+    **{CL: "sum over the batch"},
+)
+planted(
+    E,
+    "one mean over both",
+    lambda r, f, real_label=1.0: BCE(
+        torch.cat([r, f]), torch.cat([_full(r, real_label), torch.zeros_like(f)])
     ),
-    ("check_generator_architecture", IgnoresUpsampleGenerator, "upsample argument"),
-    (
-        "check_critic_loss",
-        lambda r, f, real_label=1.0: critic_loss(r, f, real_label) / 2,
-        "do not average",
-    ),
-    (
-        "check_critic_loss",
-        lambda r, f, real_label=1.0: critic_loss(f, r, real_label),
-        "swapped targets",
-    ),
-    (
-        "check_critic_loss",
-        lambda r, f, real_label=1.0: critic_loss(torch.sigmoid(r), torch.sigmoid(f)),
-        "applies a sigmoid",
-    ),
-    ("check_critic_loss", lambda r, f, real_label=1.0: critic_loss(r, f), "ignores real_label"),
-    (
-        "check_critic_loss",
-        lambda r, f, real_label=1.0: (
-            F.binary_cross_entropy_with_logits(r, torch.full_like(r, real_label))
-            + F.binary_cross_entropy_with_logits(f, torch.full_like(f, 1 - real_label))
-        ),
-        "one-sided",
-    ),
-    (
-        "check_critic_loss",
-        lambda r, f, real_label=1.0: critic_loss(r, f, real_label).item(),
-        "returned float",
-    ),
-    (
-        "check_critic_loss",
-        lambda r, f, real_label=1.0: (
-            F.binary_cross_entropy(torch.sigmoid(r), torch.full_like(r, real_label))
-            + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f))
-        ),
-        "binary_cross_entropy_with_logits",
-    ),
-    ("check_generator_loss", lambda f: -F.softplus(f).mean(), "saturating"),
-    (
-        "check_generator_loss",
-        lambda f: F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)),
-        "target 0",
-    ),
-    ("check_generator_loss", lambda f: generator_loss(f).detach(), "without a graph"),
-    ("check_saturating_loss", lambda f: F.softplus(f).mean(), "wrong sign"),
-    ("check_saturating_loss", lambda f: F.softplus(-f).mean(), "non-saturating"),
-    (
-        "check_saturating_loss",
-        lambda f: torch.log(1 - torch.sigmoid(f)).mean(),
-        "sigmoid saturates",
-    ),
-    ("check_generator_loss", lambda f: -torch.log(torch.sigmoid(f)).mean(), "sigmoid saturates"),
-]
+    **{CL: "one mean over the real and fake logits together"},
+)
+planted(
+    E,
+    "wrong sign",
+    lambda r, f, real_label=1.0: -critic_loss(r, f, real_label),
+    **{CL: "wrong sign"},
+)
+planted(
+    E,
+    "no fake term",
+    lambda r, f, real_label=1.0: BCE(r, _full(r, real_label)),
+    **{CL: "the fake term is missing"},
+)
+planted(
+    E,
+    "fake target 1",
+    lambda r, f, real_label=1.0: BCE(r, _full(r, real_label)) + BCE(f, torch.ones_like(f)),
+    **{CL: "expected"},
+)
+planted(
+    E,
+    "targets shaped like the real batch",
+    lambda r, f, real_label=1.0: BCE(r, _full(r, real_label)) + BCE(f, torch.zeros_like(r)),
+    **{CL: "make each target from its own logits"},
+)
+planted(
+    E,
+    "returns both terms",
+    lambda r, f, real_label=1.0: (BCE(r, _full(r, real_label)), BCE(f, torch.zeros_like(f))),
+    **{CL: "returned a tuple"},
+)
+planted(
+    E,
+    "no graph",
+    lambda r, f, real_label=1.0: torch.tensor(critic_loss(r, f, real_label).item()),
+    **{CL: "without a graph"},
+)
+planted(
+    E,
+    "real term halved",
+    lambda r, f, real_label=1.0: BCE(r, _full(r, real_label)) / 2 + BCE(f, torch.zeros_like(f)),
+    **{CL: "the real term is halved"},
+)
+
+# -- 4.2 generator_loss and 4.3 the saturating loss -------------------------------------------
+E = "generator_loss"
+GL = "check_generator_loss"
+planted(E, "saturating", lambda f: -F.softplus(f).mean(), **{GL: "saturating"})
+planted(
+    E,
+    "minus the critic's fake term",
+    lambda f: -BCE(f, torch.zeros_like(f)),
+    **{GL: "-BCE(fake logits, 0)"},
+)
+planted(E, "target 0", lambda f: BCE(f, torch.zeros_like(f)), **{GL: "target 0"})
+planted(E, "no graph", lambda f: generator_loss(f).detach(), **{GL: "without a graph"})
+planted(
+    E, "log of sigmoid", lambda f: -torch.log(torch.sigmoid(f)).mean(), **{GL: "sigmoid saturates"}
+)
+planted(
+    E, "sum", lambda f: BCE(f, torch.ones_like(f), reduction="sum"), **{GL: "sum over the batch"}
+)
+planted(E, "halved", lambda f: generator_loss(f) / 2, **{GL: "do not halve"})
+planted(E, "wrong sign", lambda f: -generator_loss(f), **{GL: "wrong sign"})
+planted(E, "sigmoid first", lambda f: generator_loss(torch.sigmoid(f)), **{GL: "a sigmoid before"})
+planted(
+    E,
+    "no reduction",
+    lambda f: BCE(f, torch.ones_like(f), reduction="none"),
+    **{GL: "reduce to a scalar"},
+)
+planted(E, "returns a float", lambda f: generator_loss(f).item(), **{GL: "returned float"})
+
+E = "saturating_generator_loss"
+SL = "check_saturating_loss"
+planted(E, "wrong sign", lambda f: F.softplus(f).mean(), **{SL: "wrong sign"})
+planted(E, "the non-saturating one", lambda f: F.softplus(-f).mean(), **{SL: "non-saturating"})
+planted(
+    E,
+    "log of sigmoid",
+    lambda f: torch.log(1 - torch.sigmoid(f)).mean(),
+    **{SL: "sigmoid saturates"},
+)
+planted(
+    E,
+    "log1p of sigmoid",
+    lambda f: torch.log1p(-torch.sigmoid(f)).mean(),
+    **{SL: "sigmoid saturates"},
+)
+planted(E, "log D instead", lambda f: -F.softplus(-f).mean(), **{SL: "that is log D(G(z))"})
+planted(E, "sum", lambda f: -F.softplus(f).sum(), **{SL: "sum over the batch"})
+planted(E, "no mean", lambda f: -F.softplus(f), **{SL: "reduce to a scalar"})
+
+# -- 5.1 make_optimizers ------------------------------------------------------------------------
+E = "make_optimizers"
+OPT = "check_optimizers"
+ADAM = torch.optim.Adam
 
 
-# -- chapter 5: the training step -------------------------------------------------------
-from ganlab.latent import lerp, slerp  # noqa: E402
+def _two(c, g, **kw):
+    return ADAM(c.parameters(), **kw), ADAM(g.parameters(), **kw)
 
 
+planted(
+    E,
+    "swapped",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: make_optimizers(g, c, lr, betas, **kw),
+    **{OPT: "wrong optimizer"},
+)
+planted(
+    E,
+    "Adam's default betas",
+    lambda c, g, lr=2e-4, betas=(0.9, 0.999), **kw: make_optimizers(c, g, lr, betas, **kw),
+    **{OPT: "default betas"},
+)
+planted(
+    E,
+    "one for both",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: (lambda o: (o, o))(
+        ADAM(list(c.parameters()) + list(g.parameters()), lr=lr, betas=betas)
+    ),
+    **{OPT: "one optimizer for both"},
+)
+planted(
+    E,
+    "SGD",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: (
+        torch.optim.SGD(c.parameters(), lr=lr),
+        torch.optim.SGD(g.parameters(), lr=lr),
+    ),
+    **{OPT: "DCGAN uses Adam"},
+)
+planted(
+    E,
+    "lr hard-coded",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: _two(c, g, lr=2e-4, betas=betas, **kw),
+    **{OPT: "pass lr on"},
+)
+planted(
+    E,
+    "betas hard-coded",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: _two(c, g, lr=lr, betas=(0.5, 0.999), **kw),
+    **{OPT: "pass betas on"},
+)
+planted(
+    E,
+    "no **adam_options",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999): _two(c, g, lr=lr, betas=betas),
+    **{OPT: "accept **adam_options"},
+)
+planted(
+    E,
+    "options to opt_c only",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: (
+        ADAM(c.parameters(), lr=lr, betas=betas, **kw),
+        ADAM(g.parameters(), lr=lr, betas=betas),
+    ),
+    **{OPT: "(only opt_c got it)"},
+)
+planted(
+    E,
+    "options swallowed",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: _two(c, g, lr=lr, betas=betas),
+    **{OPT: "pass every other keyword argument"},
+)
+planted(
+    E,
+    "lr 1e-3",
+    lambda c, g, lr=1e-3, betas=(0.5, 0.999), **kw: _two(c, g, lr=lr, betas=betas, **kw),
+    **{OPT: "Radford et al. use 2e-4"},
+)
+planted(
+    E,
+    "its own weight decay",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: _two(
+        c, g, lr=lr, betas=betas, **{"weight_decay": 1e-5, **kw}
+    ),
+    **{OPT: "set only lr, betas"},
+)
+planted(
+    E,
+    "opt_g over both",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: (
+        ADAM(c.parameters(), lr=lr, betas=betas, **kw),
+        ADAM(list(g.parameters()) + list(c.parameters()), lr=lr, betas=betas, **kw),
+    ),
+    **{OPT: "opt_g must hold exactly generator.parameters()"},
+)
+planted(
+    E,
+    "betas before lr",
+    lambda c, g, betas=(0.5, 0.999), lr=2e-4, **kw: _two(c, g, lr=lr, betas=betas, **kw),
+    **{OPT: "keep the signature"},
+)
+
+# -- 5.2 critic_step and 5.3 generator_step ------------------------------------------------------
+E = "critic_step"
+CS = "check_critic_step"
+
+
+def _d(real_logits, fake_logits):
+    return torch.sigmoid(real_logits.detach()).mean(), torch.sigmoid(fake_logits.detach()).mean()
+
+
+def _critic_out(loss, real_logits, fake_logits):
+    d_real, d_fake = _d(real_logits, fake_logits)
+    return {"loss_c": loss.detach(), "d_real": d_real, "d_fake": d_fake}
+
+
+@planted(E, "no detach", **{CS: "detach the fakes"})
 def critic_step_no_detach(critic, generator, real, z, opt_c, real_label=1.0):
     opt_c.zero_grad()
-    loss = critic_loss(critic(real), critic(generator(z)), real_label)
+    r, f = critic(real), critic(generator(z))
+    loss = critic_loss(r, f, real_label)
     loss.backward()
     opt_c.step()
-    return {"loss_c": loss.detach(), "d_real": torch.tensor(0.5), "d_fake": torch.tensor(0.5)}
+    return _critic_out(loss, r, f)
 
 
+@planted(E, "no zero_grad", **{CS: "zero_grad()"})
 def critic_step_no_zero_grad(critic, generator, real, z, opt_c, real_label=1.0):
-    loss = critic_loss(critic(real), critic(generator(z).detach()), real_label)
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
     loss.backward()
     opt_c.step()
-    return {"loss_c": loss.detach(), "d_real": torch.tensor(0.5), "d_fake": torch.tensor(0.5)}
+    return _critic_out(loss, r, f)
 
 
+@planted(E, "zero_grad after backward", **{CS: "did not change"})
+def critic_step_zero_grad_late(critic, generator, real, z, opt_c, real_label=1.0):
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.zero_grad()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "real_label not passed on", **{CS: "real_label is not passed on"})
+def critic_step_no_label(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "logits swapped in the loss", **{CS: "the wrong way round"})
+def critic_step_swapped(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(f, r, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "steps twice", **{CS: "ran twice"})
+def critic_step_twice(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "scores the real images only", **{CS: "only the real images were scored"})
+def critic_step_real_only(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = BCE(r, _full(r, real_label))
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "fakes from fresh noise", **{CS: "score real and generator(z).detach()"})
+def critic_step_fresh_noise(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(torch.randn_like(z)).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "d_real and d_fake swapped", **{CS: "real and fake logits mixed up"})
+def critic_step_d_swapped(critic, generator, real, z, opt_c, real_label=1.0):
+    out = critic_step(critic, generator, real, z, opt_c, real_label)
+    out["d_real"], out["d_fake"] = out["d_fake"], out["d_real"]
+    return out
+
+
+@planted(E, "d_real from the logits", **{CS: "not of the raw logits"})
+def critic_step_d_logits(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return {"loss_c": loss.detach(), "d_real": r.detach().mean(), "d_fake": f.detach().mean()}
+
+
+@planted(E, "d_real as sigmoid of the mean", **{CS: "not the sigmoid of the mean logit"})
+def critic_step_d_of_mean(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return {
+        "loss_c": loss.detach(),
+        "d_real": torch.sigmoid(r.detach().mean()),
+        "d_fake": torch.sigmoid(f.detach()).mean(),
+    }
+
+
+@planted(E, ".item() outputs", **{CS: "0-d tensor"})
+def critic_step_items(critic, generator, real, z, opt_c, real_label=1.0):
+    return {
+        k: v.item() for k, v in critic_step(critic, generator, real, z, opt_c, real_label).items()
+    }
+
+
+@planted(E, "loss not detached", **{CS: "still holds the graph"})
+def critic_step_graph(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return {"loss_c": loss, **dict(zip(("d_real", "d_fake"), _d(r, f)))}
+
+
+@planted(E, "loss after the step", **{CS: "before the step"})
+def critic_step_loss_after(critic, generator, real, z, opt_c, real_label=1.0):
+    out = critic_step(critic, generator, real, z, opt_c, real_label)
+    with torch.no_grad():
+        out["loss_c"] = critic_loss(critic(real), critic(generator(z)), real_label)
+    return out
+
+
+@planted(E, "smoothing by default", **{CS: "keep the default real_label=1.0"})
+def critic_step_default_09(critic, generator, real, z, opt_c, real_label=0.9):
+    return critic_step(critic, generator, real, z, opt_c, real_label)
+
+
+E = "generator_step"
+GS = "check_generator_step"
+
+
+@planted(E, "detached fakes", **{GS: "do not detach"})
 def generator_step_detached(critic, generator, z, opt_g):
     opt_g.zero_grad()
     logits = critic(generator(z).detach())
@@ -289,6 +1632,7 @@ def generator_step_detached(critic, generator, z, opt_g):
     return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
 
 
+@planted(E, "no zero_grad", **{GS: "zero_grad()"})
 def generator_step_no_zero_grad(critic, generator, z, opt_g):
     logits = critic(generator(z))
     loss = generator_loss(logits)
@@ -297,6 +1641,7 @@ def generator_step_no_zero_grad(critic, generator, z, opt_g):
     return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
 
 
+@planted(E, "the saturating loss", **{GS: "saturating"})
 def generator_step_saturating(critic, generator, z, opt_g):
     opt_g.zero_grad()
     logits = critic(generator(z))
@@ -306,44 +1651,481 @@ def generator_step_saturating(critic, generator, z, opt_g):
     return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
 
 
-def _adam(params, betas=(0.5, 0.999)):
-    return torch.optim.Adam(params, lr=2e-4, betas=betas)
+@planted(E, "target 0 inline", **{GS: "target 0 is the critic's"})
+def generator_step_target_0(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    logits = critic(generator(z))
+    loss = BCE(logits, torch.zeros_like(logits))
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
 
 
-PLANTED += [
-    ("check_critic_step", critic_step_no_detach, "detach the fakes"),
-    ("check_critic_step", critic_step_no_zero_grad, "zero_grad()"),
-    ("check_generator_step", generator_step_detached, "do not detach"),
-    ("check_generator_step", generator_step_no_zero_grad, "zero_grad()"),
-    ("check_generator_step", generator_step_saturating, "saturating"),
-    (
-        "check_optimizers",
-        lambda c, g: (_adam(g.parameters()), _adam(c.parameters())),
-        "wrong optimizer",
+@planted(E, "leaves the critic frozen", **{GS: "left the critic frozen"})
+def generator_step_freezes(critic, generator, z, opt_g):
+    critic.requires_grad_(False)
+    return generator_step(critic, generator, z, opt_g)
+
+
+@planted(E, "steps twice", **{GS: "ran twice"})
+def generator_step_twice(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    logits = critic(generator(z))
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+@planted(E, "zero_grad after backward", **{GS: "did not change"})
+def generator_step_zero_grad_late(critic, generator, z, opt_g):
+    logits = critic(generator(z))
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.zero_grad()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+@planted(E, "no d_fake_g", **{GS: "must return a dict with keys"})
+def generator_step_no_d(critic, generator, z, opt_g):
+    return {"loss_g": generator_step(critic, generator, z, opt_g)["loss_g"]}
+
+
+@planted(E, ".item() outputs", **{GS: "0-d tensor"})
+def generator_step_items(critic, generator, z, opt_g):
+    return {k: v.item() for k, v in generator_step(critic, generator, z, opt_g).items()}
+
+
+@planted(E, "d_fake_g from the logits", **{GS: "not of the raw logits"})
+def generator_step_d_logits(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    logits = critic(generator(z))
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": logits.detach().mean()}
+
+
+@planted(E, "loss not detached", **{GS: "still holds the graph"})
+def generator_step_graph(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    logits = critic(generator(z))
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss, "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+# -- 5.4 a training run ----------------------------------------------------------------------------
+E = "history"
+TR = "check_training_run"
+planted(
+    E, "NaN losses", dict(HISTORY, loss_c=[1.0] * 50 + [float("nan")] * 50), **{TR: "became NaN"}
+)
+planted(E, "frozen losses", dict(HISTORY, loss_g=[0.7] * 100), **{TR: "never changed"})
+planted(
+    E,
+    "the critic cannot tell",
+    dict(HISTORY, d_real=HISTORY["d_fake"], d_fake=HISTORY["d_real"]),
+    **{TR: ("critic_loss's targets", "critic_step")},
+)
+planted(
+    E,
+    "the critic wins outright",
+    dict(HISTORY, d_real=[0.99] * 100, d_fake=[0.001] * 100, loss_g=[6.0, 7.0] * 50),
+    **{TR: "the critic wins outright"},
+)
+planted(E, "empty", {k: [] for k in HISTORY}, **{TR: "empty"})
+planted(E, "uneven", dict(HISTORY, loss_g=[1.0] * 10), **{TR: "uneven"})
+planted(E, "not a history", [1.0, 2.0], **{TR: "pass the history"})
+
+# -- 6.1 lerp, 6.2 slerp, 6.3 latent_grid -------------------------------------------------------------
+E = "lerp"
+LP = "check_lerp"
+planted(E, "swapped", lambda z0, z1, t: lerp(z1, z0, t), **{LP: "swapped"})
+planted(E, "no broadcasting", lambda z0, z1, t: (1 - t) * z0 + t * z1, **{LP: "broadcast"})
+planted(
+    E,
+    "a Python loop over t",
+    lambda z0, z1, t: (
+        lerp(z0, z1, t)
+        if not isinstance(t, torch.Tensor)
+        else torch.stack([lerp(z0, z1, float(ti)) for ti in t])
     ),
-    (
-        "check_optimizers",
-        lambda c, g: (_adam(c.parameters(), (0.9, 0.999)), _adam(g.parameters(), (0.9, 0.999))),
-        "default betas",
+    **{LP: "one value at a time"},
+)
+planted(
+    E,
+    "t must be a tensor",
+    lambda z0, z1, t: (1 - t.unsqueeze(-1)) * z0 + t.unsqueeze(-1) * z1,
+    **{LP: "torch.as_tensor(t) first"},
+)
+planted(
+    E,
+    "always 2-D",
+    lambda z0, z1, t: lerp(z0, z1, torch.atleast_1d(torch.as_tensor(t))),
+    **{LP: "with shape"},
+)
+planted(E, "eased t", lambda z0, z1, t: lerp(z0, z1, torch.as_tensor(t) ** 2), **{LP: "midpoint"})
+
+E = "slerp"
+SP = "check_slerp"
+
+
+@planted(E, "the lerp formula", **{SP: "that is lerp"})
+def slerp_is_lerp(z0, z1, t, eps=1e-7):
+    return lerp(z0, z1, t)
+
+
+planted(
+    E,
+    "no fallback",
+    lambda z0, z1, t, eps=1e-7: slerp(z0, z1, t, eps=-1.0),
+    **{SP: "sin(omega) is 0 there"},
+)
+
+
+def _slerp_formula(z0, z1, t, omega, eps):
+    so = torch.sin(omega)
+    if so.abs() < eps:
+        return lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=z0.dtype).unsqueeze(-1)
+    return torch.sin((1 - t) * omega) / so * z0 + torch.sin(t * omega) / so * z1
+
+
+@planted(E, "unclamped cosine", **{SP: "clamp it to [-1, 1]"})
+def slerp_unclamped(z0, z1, t, eps=1e-7):
+    return _slerp_formula(z0, z1, t, torch.arccos(torch.dot(z0, z1) / (z0.norm() * z1.norm())), eps)
+
+
+@planted(E, "unclamped cosine of unit vectors", **{SP: "clamp it to [-1, 1]"})
+def slerp_unclamped_units(z0, z1, t, eps=1e-7):
+    return _slerp_formula(z0, z1, t, torch.arccos(torch.dot(z0 / z0.norm(), z1 / z1.norm())), eps)
+
+
+@planted(E, "dot product not normalised", **{SP: "the dot product of the unit vectors"})
+def slerp_raw_dot(z0, z1, t, eps=1e-7):
+    return _slerp_formula(z0, z1, t, torch.arccos(torch.dot(z0, z1).clamp(-1, 1)), eps)
+
+
+@planted(E, "rescaled lerp", **{SP: "keeps the norm but not the speed"})
+def slerp_nlerp(z0, z1, t, eps=1e-7):
+    path = lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=z0.dtype).unsqueeze(-1)
+    norm = (1 - t) * z0.norm() + t * z1.norm()
+    return path / path.norm(dim=-1, keepdim=True) * norm
+
+
+planted(E, "weights swapped", lambda z0, z1, t, eps=1e-7: slerp(z1, z0, t, eps), **{SP: "swapped"})
+
+
+@planted(E, "no broadcasting", **{SP: "broadcast"})
+def slerp_no_broadcast(z0, z1, t, eps=1e-7):
+    omega = torch.arccos((torch.dot(z0, z1) / (z0.norm() * z1.norm())).clamp(-1, 1))
+    if torch.sin(omega).abs() < eps:
+        return lerp(z0, z1, t)
+    return (
+        torch.sin((1 - t) * omega) / torch.sin(omega) * z0
+        + torch.sin(t * omega) / torch.sin(omega) * z1
+    )
+
+
+planted(E, "ignores eps", lambda z0, z1, t, eps=1e-7: slerp(z0, z1, t), **{SP: "ignores eps"})
+
+
+@planted(E, "falls back to z0", **{SP: "must fall back to lerp"})
+def slerp_fallback_z0(z0, z1, t, eps=1e-7):
+    omega = torch.arccos((torch.dot(z0, z1) / (z0.norm() * z1.norm())).clamp(-1, 1))
+    if torch.sin(omega).abs() < eps:
+        t = torch.as_tensor(t)
+        return z0.expand(*t.shape, -1).clone()
+    return slerp(z0, z1, t, eps)
+
+
+E = "latent_grid"
+LG = "check_latent_grid"
+lin = torch.linspace
+
+
+def _grid(z0, z1, z2, a, b):
+    return (z0 + a.view(-1, 1, 1) * (z1 - z0) + b.view(1, -1, 1) * (z2 - z0)).reshape(-1, len(z0))
+
+
+planted(
+    E,
+    "corners swapped",
+    lambda z0, z1, z2, rows, cols: _grid(z0, z2, z1, lin(0, 1, rows), lin(0, 1, cols)),
+    **{LG: "z1 is at the top right"},
+)
+planted(
+    E,
+    "column-major",
+    lambda z0, z1, z2, rows, cols: (
+        _grid(z0, z1, z2, lin(0, 1, rows), lin(0, 1, cols))
+        .view(rows, cols, -1)
+        .transpose(0, 1)
+        .reshape(rows * cols, -1)
     ),
-    (
-        "check_optimizers",
-        lambda c, g: (lambda o: (o, o))(_adam(list(c.parameters()) + list(g.parameters()))),
-        "one optimizer for both",
+    **{LG: "column-major"},
+)
+planted(
+    E,
+    "rows and cols swapped",
+    lambda z0, z1, z2, rows, cols: _grid(z0, z1, z2, lin(0, 1, cols), lin(0, 1, rows)),
+    **{LG: "rows and cols are swapped"},
+)
+planted(
+    E,
+    "arange / n",
+    lambda z0, z1, z2, rows, cols: _grid(
+        z0, z1, z2, torch.arange(rows) / rows, torch.arange(cols) / cols
     ),
-    ("check_lerp", lambda z0, z1, t: lerp(z1, z0, t), "swapped"),
-    ("check_lerp", lambda z0, z1, t: (1 - t) * z0 + t * z1, "broadcast"),
-    ("check_slerp", lerp, "that is lerp"),
-    ("check_slerp", lambda z0, z1, t, eps=0.0: slerp(z0, z1, t, eps=-1.0), "parallel"),
+    **{LG: "never reaches 1"},
+)
+planted(
+    E,
+    "not flattened",
+    lambda z0, z1, z2, rows, cols: _grid(z0, z1, z2, lin(0, 1, rows), lin(0, 1, cols)).view(
+        rows, cols, -1
+    ),
+    **{LG: "flatten it"},
+)
+planted(
+    E,
+    "directions not relative to z0",
+    lambda z0, z1, z2, rows, cols: (
+        z0 + lin(0, 1, rows).view(-1, 1, 1) * z1 + lin(0, 1, cols).view(1, -1, 1) * z2
+    ).reshape(rows * cols, -1),
+    **{LG: "entry (0, 1) is wrong"},
+)
+
+# -- 7.1 gradient_penalty ------------------------------------------------------------------------------
+E = "gradient_penalty"
+GP = "check_gradient_penalty"
+
+
+def _penalty(
+    critic,
+    x_hat,
+    weight=10.0,
+    norm=lambda g: g.flatten(1).norm(dim=1),
+    create_graph=True,
+    reduce=lambda d: (d**2).mean(),
+):
+    x_hat = x_hat.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=create_graph)
+    return weight * reduce(norm(grad) - 1)
+
+
+def _eps(real):
+    return torch.rand(real.size(0), 1, 1, 1)
+
+
+def _mix(real, fake, eps):
+    return eps * real + (1 - eps) * fake
+
+
+planted(
+    E,
+    "norm over the batch",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, _eps(r)), weight, norm=lambda g: g.norm()),
+    **{GP: "over the whole batch"},
+)
+planted(
+    E,
+    "squared norm",
+    lambda c, r, f, weight=10.0: _penalty(
+        c, _mix(r, f, _eps(r)), weight, norm=lambda g: g.flatten(1).pow(2).sum(1)
+    ),
+    **{GP: "squared norm"},
+)
+planted(
+    E,
+    "no weight",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, _eps(r)), 1.0),
+    **{GP: "the weight (lambda) is missing"},
+)
+planted(
+    E,
+    "no create_graph",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, _eps(r)), weight, create_graph=False),
+    **{GP: "create_graph=True"},
+)
+planted(
+    E,
+    "at the real images",
+    lambda c, r, f, weight=10.0: _penalty(c, r, weight),
+    **{GP: "taken at the real images"},
+)
+planted(
+    E,
+    "at the fake images",
+    lambda c, r, f, weight=10.0: _penalty(c, f, weight),
+    **{GP: "taken at the fake images"},
+)
+planted(
+    E,
+    "one eps for the batch",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, torch.rand(1)), weight),
+    **{GP: "the same eps"},
+)
+planted(
+    E,
+    "eps per pixel",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, torch.rand_like(r)), weight),
+    **{GP: "one eps per sample"},
+)
+planted(
+    E,
+    "Gaussian eps",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, torch.randn(r.size(0), 1, 1, 1)), weight),
+    **{GP: "torch.rand"},
+)
+planted(
+    E,
+    "eps fixed at 0.5",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, 0.5), weight),
+    **{GP: "the same eps"},
+)
+planted(
+    E,
+    "one-sided",
+    lambda c, r, f, weight=10.0: _penalty(
+        c, _mix(r, f, _eps(r)), weight, reduce=lambda d: (F.relu(d) ** 2).mean()
+    ),
+    **{GP: "two-sided"},
+)
+planted(
+    E,
+    "mean of the norms",
+    lambda c, r, f, weight=10.0: _penalty(
+        c, _mix(r, f, _eps(r)), weight, reduce=lambda d: d.mean() ** 2
+    ),
+    **{GP: "the mean of the norms"},
+)
+planted(
+    E,
+    "norm over dim 1",
+    lambda c, r, f, weight=10.0: _penalty(
+        c, _mix(r, f, _eps(r)), weight, norm=lambda g: g.norm(dim=1)
+    ),
+    **{GP: "flatten it first"},
+)
+planted(
+    E,
+    "weight hard-coded",
+    lambda c, r, f, weight=10.0: _penalty(c, _mix(r, f, _eps(r)), 10.0),
+    **{GP: "weight argument"},
+)
+planted(
+    E,
+    "sum over the batch",
+    lambda c, r, f, weight=10.0: _penalty(
+        c, _mix(r, f, _eps(r)), weight, reduce=lambda d: (d**2).sum()
+    ),
+    **{GP: "sum over the batch"},
+)
+planted(
+    E,
+    "distance not squared",
+    lambda c, r, f, weight=10.0: _penalty(
+        c, _mix(r, f, _eps(r)), weight, reduce=lambda d: d.abs().mean()
+    ),
+    **{GP: "square the distance"},
+)
+
+
+# Correct variants a student may well write: every check must pass them.
+class AttributeCritic(nn.Module):
+    """Layers as attributes, registered in another order than they run, one LeakyReLU shared."""
+
+    def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
+        super().__init__()
+        n_blocks, base = models.dcgan_schedule(image_size)
+        self.final = nn.Conv2d(ndf * 2 ** (n_blocks - 1), 1, base)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(channels if i == 0 else ndf * 2 ** (i - 1), ndf * 2**i, 4, 2, 1)
+            for i in range(n_blocks)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm2d(ndf * 2**i) for i in range(1, n_blocks))
+        self.act = nn.LeakyReLU(0.2)
+        self.drop = nn.Dropout2d(dropout) if dropout > 0 else None
+        self.apply(init_dcgan_weights)
+
+    def forward(self, x):
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            x = self.act(self.norms[i - 1](x) if i > 0 else x)
+            x = self.drop(x) if self.drop is not None else x
+        return self.final(x).flatten()
+
+
+def _slerp_unit(z0, z1, t, eps=1e-7):
+    u0, u1 = z0 / z0.norm(), z1 / z1.norm()
+    omega = torch.acos(torch.clamp(u0 @ u1, -1.0, 1.0))
+    if torch.sin(omega) < eps:
+        return lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=z0.dtype)[..., None]
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def _grid_loops(z0, z1, z2, rows, cols):
+    a, b = torch.linspace(0, 1, rows), torch.linspace(0, 1, cols)
+    return torch.stack(
+        [z0 + a[i] * (z1 - z0) + b[j] * (z2 - z0) for i in range(rows) for j in range(cols)]
+    )
+
+
+def _penalty_ones(critic, real, fake, weight=10.0):
+    eps = torch.rand(real.size(0), 1, 1, 1)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    out = critic(x_hat)
+    (grad,) = torch.autograd.grad(out, x_hat, grad_outputs=torch.ones_like(out), create_graph=True)
+    return weight * ((grad.view(grad.size(0), -1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def _freeze_and_restore(critic, generator, z, opt_g):
+    critic.requires_grad_(False)
+    try:
+        return generator_step(critic, generator, z, opt_g)
+    finally:
+        critic.requires_grad_(True)
+
+
+def _init_data(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        m.weight.data.normal_(0.0, 0.02)
+        if m.bias is not None:
+            m.bias.data.zero_()
+    elif isinstance(m, nn.BatchNorm2d):
+        m.weight.data.normal_(1.0, 0.02)
+        m.bias.data.fill_(0)
+
+
+CORRECT = [
+    ("Generator", DetachedZGenerator),
+    ("Critic", AttributeCritic),
+    ("lerp", lambda z0, z1, t: z0 + torch.as_tensor(t).unsqueeze(-1) * (z1 - z0)),
+    ("slerp", _slerp_unit),
+    ("latent_grid", _grid_loops),
+    ("to_display", lambda x: torch.clamp(x * 0.5 + 0.5, 0, 1)),
+    ("make_transform", lambda: T.Compose([T.ToTensor(), T.Lambda(lambda x: x * 2 - 1)])),
+    ("conv_out_size", lambda n, k, s=1, p=0: math.floor((n + 2 * p - k) / s) + 1),
+    ("count_parameters", lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)),
+    ("init_dcgan_weights", _init_data),
     (
-        "check_latent_grid",
-        lambda z0, z1, z2, rows, cols: torch.stack(
-            [
-                z0 + a * (z2 - z0) + b * (z1 - z0)
-                for a in torch.linspace(0, 1, rows)
-                for b in torch.linspace(0, 1, cols)
-            ]
+        "critic_loss",
+        lambda r, f, real_label=1.0: (F.softplus(r) - real_label * r).mean() + F.softplus(f).mean(),
+    ),
+    ("generator_loss", lambda f: F.softplus(-f).mean()),
+    (
+        "make_optimizers",
+        lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: list(
+            make_optimizers(c, g, lr, betas, **kw)
         ),
-        "z1 is at the top right",
     ),
+    ("generator_step", _freeze_and_restore),
+    ("gradient_penalty", _penalty_ones),
 ]

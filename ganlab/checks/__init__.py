@@ -11,21 +11,17 @@ lets the same check grade a function defined in a notebook cell.
 """
 
 from ._core import CheckFailed, passed
-from .data import check_scaling, check_transform
+from .data import check_count_parameters, check_scaling, check_transform
 from .further import check_gradient_penalty
-from .latent import check_latent_grid, check_lerp, check_slerp
-from .losses import check_critic_loss, check_generator_loss, check_saturating_loss
-from .models import (
-    check_conv_out_size,
-    check_count_parameters,
-    check_critic_architecture,
-    check_critic_output,
+from .generator import (
     check_deconv_out_size,
     check_generator_architecture,
     check_generator_output,
-    check_init,
     check_upsample_block,
 )
+from .latent import check_latent_grid, check_lerp, check_slerp
+from .losses import check_critic_loss, check_generator_loss, check_saturating_loss
+from .models import check_conv_out_size, check_critic_architecture, check_critic_output, check_init
 from .training import check_critic_step, check_generator_step, check_optimizers, check_training_run
 
 __all__ = [

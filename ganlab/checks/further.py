@@ -1,51 +1,131 @@
-"""Checks for chapter 7 (notebook 07_going_further): the WGAN-GP gradient penalty (optional)."""
+"""Checks for chapter 7 (notebook 07_going_further): the WGAN-GP gradient penalty (optional).
+
+The check's critic is nonlinear, so its gradient differs from point to point, and it
+records the points it is asked about: the check sees where the penalty was taken (on
+x_hat = eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample) and works out
+the penalty there itself.
+"""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ._core import CheckFailed, fail_unless, passed, seeded
+from ._core import CheckFailed, call, diagnose, fail_unless, graded, passed, seeded
+
+B = 16
 
 
-class _LinearCritic(nn.Module):
-    """D(x) = <w, x>: its gradient is w at every point, so the penalty is known exactly."""
+class _SpyCritic(nn.Module):
+    """D(x) = w2 . tanh(W1 x): gradient norms from about 0.3 to 2.5 on the check's images."""
 
-    def __init__(self, norm):
+    def __init__(self, g):
         super().__init__()
-        w = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(5))
-        self.w = nn.Parameter(w / w.norm() * norm)
+        w1, w2 = torch.randn(16, 12, generator=g) * 0.8, torch.randn(12, generator=g)
+        self.w1, self.w2 = nn.Parameter(w1), nn.Parameter(w2 / (w1 @ w2).norm() * 2.5)
+        self.seen = []
+
+    def score(self, x):
+        return torch.tanh(x.flatten(1) @ self.w1) @ self.w2
 
     def forward(self, x):
-        return (x * self.w).flatten(1).sum(1)
+        self.seen.append(x)
+        return self.score(x)
 
 
+def _batch(g):
+    scale = torch.linspace(0.2, 3, B).view(B, 1, 1, 1)  # some points saturate tanh, some do not
+    return torch.randn(B, 1, 4, 4, generator=g) * scale, torch.randn(
+        B, 1, 4, 4, generator=g
+    ) * scale
+
+
+def _where(critic, real, fake):
+    """The point x_hat the penalty was taken at, after checking it is a per-sample interpolation."""
+    points = [x for x in critic.seen if isinstance(x, torch.Tensor) and x.requires_grad]
+    fail_unless(
+        points,
+        "the critic never scored a point that requires grad: make x_hat with "
+        "requires_grad_(True), then take the gradient of critic(x_hat) with respect to it",
+    )
+    x_hat = points[-1].detach()
+    fail_unless(
+        x_hat.shape == real.shape,
+        f"the critic scored a batch of shape {tuple(x_hat.shape)}; x_hat has the shape of real",
+    )
+    d = (real - fake).flatten(1)
+    eps = ((x_hat - fake).flatten(1) * d).sum(1) / (d * d).sum(1)
+    rebuilt = fake + eps.view(-1, 1, 1, 1) * (real - fake)
+    fail_unless(
+        torch.allclose(x_hat, rebuilt, atol=1e-4),
+        "x_hat is not on the line between each real image and its fake: draw one eps per "
+        "sample, shape (B, 1, 1, 1) (not one per pixel), and take eps * real + (1 - eps) * fake",
+    )
+    if torch.allclose(eps, torch.ones(B), atol=1e-4):
+        raise CheckFailed(
+            "the penalty is taken at the real images: interpolate x_hat = eps * real + "
+            "(1 - eps) * fake, with eps ~ U[0, 1] per sample"
+        )
+    if torch.allclose(eps, torch.zeros(B), atol=1e-4):
+        raise CheckFailed(
+            "the penalty is taken at the fake images: interpolate x_hat = eps * real + "
+            "(1 - eps) * fake, with eps ~ U[0, 1] per sample"
+        )
+    fail_unless(
+        eps.min() > -1e-4 and eps.max() < 1 + 1e-4,
+        f"eps goes from {eps.min():.2f} to {eps.max():.2f}: draw it uniformly from [0, 1] "
+        "with torch.rand (torch.randn is Gaussian)",
+    )
+    fail_unless(
+        eps.max() - eps.min() > 1e-4,
+        f"every sample has the same eps ({eps[0]:.2f}): draw one per sample, "
+        "torch.rand(B, 1, 1, 1)",
+    )
+    return x_hat
+
+
+def _penalty(critic, x_hat, weight):
+    x = x_hat.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic.score(x).sum(), x)
+    n = grad.flatten(1).norm(dim=1)
+    want = weight * ((n - 1) ** 2).mean().item()
+    variants = {
+        "the gradient norm was taken over the whole batch: take it per sample "
+        "(grad.flatten(1).norm(dim=1)), then average the squared distances to 1": weight
+        * (grad.norm().item() - 1) ** 2,
+        "you penalised the squared norm: the penalty is (||grad|| - 1)^2, with the plain L2 "
+        "norm": weight * ((n**2 - 1) ** 2).mean().item(),
+        "the weight (lambda) is missing: return weight * mean((||grad|| - 1)^2)": want / weight,
+        "the mean of the norms was penalised: average the squared distances "
+        "(||grad_i|| - 1)^2 instead": weight * (n.mean().item() - 1) ** 2,
+        "sum over the batch instead of the mean": weight * ((n - 1) ** 2).sum().item(),
+        "the penalty is two-sided: (||grad|| - 1)^2 also when the norm is below 1": weight
+        * (F.relu(n - 1) ** 2).mean().item(),
+        "norm(dim=1) of a (B, C, H, W) gradient spans the channels only: flatten it first, "
+        "grad.flatten(1).norm(dim=1)": weight * ((grad.norm(dim=1) - 1) ** 2).mean().item(),
+        "square the distance: (||grad|| - 1)^2": weight * (n - 1).abs().mean().item(),
+    }
+    return want, variants
+
+
+@graded
 def check_gradient_penalty(gradient_penalty):
     """``gradient_penalty(critic, real, fake, weight=10.0)`` of Gulrajani et al. (2017)."""
-    seeded(0)
-    real, fake = torch.randn(8, 1, 4, 4), torch.randn(8, 1, 4, 4)
-    critic = _LinearCritic(norm=3.0)
-    gp = gradient_penalty(critic, real, fake, weight=10.0)
+    g = seeded(70)
+    real, fake = _batch(g)
+    critic = _SpyCritic(g)
+    what = "gradient_penalty(critic, real, fake, weight=10.0)"
+    gp = call(gradient_penalty, what, critic, real, fake, weight=10.0)
     fail_unless(
         isinstance(gp, torch.Tensor) and gp.dim() == 0, "return the penalty as a scalar tensor"
     )
-    value = gp.item()
-    if abs(value - 10 * (3 * 8**0.5 - 1) ** 2) < 1e-2:
+    x_hat = _where(critic, real, fake)
+    want, variants = _penalty(critic, x_hat, 10.0)
+    hint = diagnose(gp.item(), want, variants)
+    if hint is not None:
         raise CheckFailed(
-            "the gradient norm was taken over the whole batch: take it per sample "
-            "(grad.flatten(1).norm(dim=1)), then average the squared distances to 1"
+            f"the penalty is {gp.item():.4f}, expected {want:.4f} = 10 * mean((||grad D(x_hat)|| "
+            "- 1)^2) at the x_hat your code chose" + (f": {hint}" if hint else "")
         )
-    if abs(value - 10 * (9 - 1) ** 2) < 1e-2:
-        raise CheckFailed(
-            "you penalised the squared norm: the penalty is (||grad|| - 1)^2, with the plain L2 norm"
-        )
-    if abs(value - 4.0) < 1e-3:
-        raise CheckFailed(
-            "the weight (lambda = 10) is missing: return weight * mean((||grad|| - 1)^2)"
-        )
-    fail_unless(
-        abs(value - 40.0) < 1e-3,
-        f"for a critic whose gradient has norm 3 everywhere the penalty must be "
-        f"10 * (3 - 1)^2 = 40, got {value:.4f}",
-    )
     fail_unless(
         gp.requires_grad,
         "the penalty has no graph: pass create_graph=True to torch.autograd.grad, "
@@ -53,7 +133,22 @@ def check_gradient_penalty(gradient_penalty):
     )
     gp.backward()
     fail_unless(
-        critic.w.grad is not None and critic.w.grad.abs().sum() > 0,
+        critic.w1.grad is not None and critic.w1.grad.abs().sum() > 0,
         "no gradient reaches the critic's weights: use create_graph=True",
     )
-    passed("gradient_penalty", "40.0 for a critic with gradient norm 3, differentiable")
+    other = _SpyCritic(g)
+    gp = call(
+        gradient_penalty,
+        "gradient_penalty(critic, real, fake, weight=2.5)",
+        other,
+        real,
+        fake,
+        weight=2.5,
+    )
+    want, _ = _penalty(other, _where(other, real, fake), 2.5)
+    fail_unless(
+        abs(gp.item() - want) < 1e-4 * max(1.0, want),
+        f"with weight=2.5 the penalty is {gp.item():.4f}, expected {want:.4f}: multiply by the "
+        "weight argument, not by a fixed 10",
+    )
+    passed("gradient_penalty", "per-sample interpolation, per-sample norms, differentiable")

@@ -1,40 +1,74 @@
-"""Checks for chapter 6 (notebook 06_latent_space): walking between latent vectors."""
+"""Checks for chapter 6 (notebook 06_latent_space): walking between latent vectors.
+
+The slerp check gives slerp the reference ``lerp`` (its parallel fallback calls it), so
+that a bug in lerp costs only check 6.1.
+"""
+
+import math
 
 import torch
 
-from ._core import CheckFailed, fail_unless, passed, seeded
+from . import _reference as ref
+from ._core import CheckFailed, call, fail_unless, graded, passed, seeded, substituted
+
+NO_LOOP = "no Python loop over t: broadcast it against the vectors (t.unsqueeze(-1))"
 
 
-def _pair(nz=16):
-    g = seeded(3)
-    return torch.randn(nz, generator=g), torch.randn(nz, generator=g)
+class _T(torch.Tensor):
+    """A 1-D ``t`` that refuses to be walked through in Python (``for``, ``t[i]``, ``tolist``)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise CheckFailed(f"the interpolation walks through t one value at a time: {NO_LOOP}")
+
+    __iter__ = unbind = tolist = numpy = _refuse
+
+    def __getitem__(self, index):
+        if isinstance(index, int) or (
+            isinstance(index, torch.Tensor) and index.dim() == 0 and not index.is_floating_point()
+        ):
+            self._refuse()
+        return super().__getitem__(index)
+
+
+def _plain(x):
+    return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x
 
 
 def _close(a, b, tol=1e-5):
     return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a, b, atol=tol)
 
 
+def _pair():
+    g = seeded(3)
+    nz = 10 + int(torch.randint(0, 20, (1,), generator=g))
+    return torch.randn(nz, generator=g), torch.randn(nz, generator=g)
+
+
+def _path(fn, name, z0, z1, t, **kwargs):
+    """``fn(z0, z1, t)`` with ``t`` a float or a tensor of values; crashes become hints."""
+    if isinstance(t, torch.Tensor):
+        t = t.as_subclass(_T)
+        what = f"{name}(z0, z1, t) for a tensor t of {len(t)} values"
+        hint = f"t may be a tensor of values: {NO_LOOP}"
+    else:
+        what, hint = f"{name}(z0, z1, {t})", "t may be a Python float: torch.as_tensor(t) first"
+    return _plain(call(fn, what, z0, z1, t, hint=hint, **kwargs))
+
+
 def _check_common(fn, name):
     z0, z1 = _pair()
-    start, end = fn(z0, z1, 0.0), fn(z0, z1, 1.0)
+    nz = len(z0)
+    start, end = _path(fn, name, z0, z1, 0.0), _path(fn, name, z0, z1, 1.0)
     if _close(start, z1) and _close(end, z0):
         raise CheckFailed(f"{name}(z0, z1, 0) gave z1: the weights are swapped, t=0 must give z0")
-    fail_unless(
-        _close(start, z0), f"{name}(z0, z1, 0.0) must be exactly z0 with shape {tuple(z0.shape)}"
-    )
-    fail_unless(_close(end, z1, 1e-4), f"{name}(z0, z1, 1.0) must be z1")
+    fail_unless(_close(start, z0), f"{name}(z0, z1, 0.0) must be exactly z0, with shape ({nz},)")
+    fail_unless(_close(end, z1, 1e-4), f"{name}(z0, z1, 1.0) must be z1, with shape ({nz},)")
     ts = torch.linspace(0, 1, 5)
-    try:
-        path = fn(z0, z1, ts)
-    except RuntimeError as err:
-        raise CheckFailed(
-            f"{name}(z0, z1, t) crashed for a tensor t of 5 values ({err}): broadcast t against "
-            "the vectors with t.unsqueeze(-1)"
-        ) from err
+    path = _path(fn, name, z0, z1, ts)
     fail_unless(
-        isinstance(path, torch.Tensor) and tuple(path.shape) == (5, 16),
-        f"{name}(z0, z1, t) with 5 values of t must return shape (5, 16), got "
-        f"{tuple(getattr(path, 'shape', ()))}: broadcast t against the vectors (t.unsqueeze(-1))",
+        isinstance(path, torch.Tensor) and tuple(path.shape) == (5, nz),
+        f"{name}(z0, z1, t) with 5 values of t must return shape (5, {nz}), got "
+        f"{tuple(getattr(path, 'shape', ()))}: {NO_LOOP}",
     )
     fail_unless(
         _close(path[0], z0) and _close(path[-1], z1, 1e-4),
@@ -43,60 +77,159 @@ def _check_common(fn, name):
     return z0, z1, path
 
 
+@graded
 def check_lerp(lerp):
+    """``lerp(z0, z1, t)`` = (1 - t) z0 + t z1 for a float t, or for a tensor of T values at once."""
     z0, z1, path = _check_common(lerp, "lerp")
     fail_unless(_close(path[2], (z0 + z1) / 2), "lerp at t=0.5 must be the midpoint (z0 + z1) / 2")
+    fail_unless(
+        _close(path[1], 0.75 * z0 + 0.25 * z1),
+        "lerp at t=0.25 must be 0.75 * z0 + 0.25 * z1: (1 - t) * z0 + t * z1",
+    )
     passed("lerp", "endpoints, midpoint, broadcasting over t")
 
 
+def _orthonormal(nz, g):
+    u = torch.randn(nz, generator=g)
+    v = torch.randn(nz, generator=g)
+    u = u / u.norm()
+    v = v - (v @ u) * u
+    return u, v / v.norm()
+
+
+@graded
 def check_slerp(slerp):
-    z0, z1, path = _check_common(slerp, "slerp")
-    u, v = z0 / z0.norm() * 4, z1 / z1.norm() * 4  # equal norms: slerp must keep the norm
-    norms = slerp(u, v, torch.linspace(0, 1, 5)).norm(dim=-1)
-    if norms[2] < 3.9 and torch.allclose(slerp(u, v, 0.5), (u + v) / 2, atol=1e-5):
+    """``slerp(z0, z1, t, eps)``: the great circle from z0 to z1, at constant angular speed;
+    lerp where sin(omega) < eps (parallel vectors)."""
+    with substituted(slerp, lerp=ref.lerp):
+        _check_slerp(slerp)
+    passed("slerp", "endpoints, the great circle at constant speed, parallel vectors")
+
+
+def _check_slerp(slerp):
+    z0, _, _ = _check_common(slerp, "slerp")
+    nz = len(z0)
+    g = seeded(31)
+    u, v = _orthonormal(nz, g)
+    ts = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+    results = {}
+    for degrees in (90, 120, 40):
+        angle = math.radians(degrees)
+        a, b = 4 * u, 4 * (math.cos(angle) * u + math.sin(angle) * v)
+        want = 4 * (torch.cos(ts * angle)[:, None] * u + torch.sin(ts * angle)[:, None] * v)
+        got = _path(slerp, "slerp", a, b, ts)
+        results[degrees] = (got, want, ref.lerp(a, b, ts))
+    wrong = [d for d, (got, want, _) in results.items() if not _close(got, want, 1e-4)]
+    if wrong:
+        degrees = wrong[0]
+        got, want, straight = results[degrees]
+        pair = f"two vectors of norm 4, {degrees} degrees apart"
+        if all(_close(got, line, 1e-4) for got, _, line in results.values()):
+            raise CheckFailed(
+                "slerp returns the straight line: that is lerp, whose norm shrinks in the "
+                "middle; use the sin((1 - t) * omega) / sin(omega) weights"
+            )
+        if len(wrong) < len(results):
+            right = sorted(set(results) - set(wrong))[0]
+            raise CheckFailed(
+                f"slerp is right for two vectors {right} degrees apart but not for {degrees}: "
+                "omega must be the angle between them, arccos(z0 . z1 / (|z0| |z1|)), the dot "
+                "product of the unit vectors"
+            )
+        if not bool(torch.isfinite(got).all()):
+            raise CheckFailed(
+                f"slerp gives NaN for {pair}: is omega = arccos(z0 . z1 / (|z0| |z1|))?"
+            )
+        norms = got.norm(dim=-1)
+        if not torch.allclose(norms, torch.full_like(norms, 4.0), atol=1e-3):
+            raise CheckFailed(
+                f"between {pair}, slerp's norms are {[round(n, 3) for n in norms.tolist()]}; a "
+                "great-circle path keeps the norm"
+            )
         raise CheckFailed(
-            "slerp returns the straight-line midpoint: that is lerp, whose norm shrinks in the "
-            "middle; use the sin((1 - t) * omega) / sin(omega) weights"
+            f"between {pair}, slerp keeps the norm but not the speed: at t=0.25 it must be a "
+            "quarter of the way along the arc (rescaling lerp is not slerp); use the "
+            "sin((1 - t) * omega) / sin(omega) and sin(t * omega) / sin(omega) weights"
         )
-    fail_unless(
-        torch.allclose(norms, torch.full_like(norms, 4.0), atol=1e-3),
-        f"between two vectors of norm 4, slerp's norms are {[round(n, 3) for n in norms.tolist()]}; "
-        "a great-circle path keeps the norm",
-    )
-    same = slerp(z0, z0 * 2, 0.5)
+    # Parallel along an axis: the cosine is exactly 1, so only a missing fallback can give NaN.
+    e = torch.zeros(nz)
+    e[0] = 1.0
+    same = _path(slerp, "slerp", 1.5 * e, 3 * e, 0.5)
     fail_unless(
         bool(torch.isfinite(same).all()),
-        "slerp of two parallel vectors gives NaN: sin(omega) is 0 "
-        "there; fall back to lerp when it is below eps",
+        "slerp of two parallel vectors gives NaN: sin(omega) is 0 there; fall back to lerp "
+        "when it is below eps",
     )
-    fail_unless(_close(same, 1.5 * z0, 1e-4), "slerp of parallel vectors must fall back to lerp")
-    passed("slerp", "endpoints, constant norm, parallel vectors")
-
-
-def check_latent_grid(latent_grid):
-    g = seeded(4)
-    z0, z1, z2 = (torch.randn(8, generator=g) for _ in range(3))
-    grid = latent_grid(z0, z1, z2, 3, 4)
-    fail_unless(
-        isinstance(grid, torch.Tensor) and tuple(grid.shape) == (12, 8),
-        f"latent_grid(z0, z1, z2, rows=3, cols=4) must return (12, 8), got {tuple(getattr(grid, 'shape', ()))}",
-    )
-    fail_unless(_close(grid[0], z0), "the top-left entry must be z0")
-    if _close(grid[3], z1) and _close(grid[8], z2):
-        raise CheckFailed(
-            "z1 is at the top right and z2 at the bottom left: a goes down the rows towards z1, "
-            "b goes across the columns towards z2"
+    fail_unless(_close(same, 2.25 * e, 1e-4), "slerp of parallel vectors must fall back to lerp")
+    # Parallel in general position: rounding can put the cosine a hair above 1.
+    for z in torch.randn(24, nz, generator=g):
+        same = _path(slerp, "slerp", z, 3 * z, ts)
+        fail_unless(
+            bool(torch.isfinite(same).all()),
+            "slerp of two parallel vectors gives NaN although sin(omega) = 0 falls back to lerp: "
+            "rounding puts the cosine a hair above 1, and arccos of that is NaN; clamp it to "
+            "[-1, 1] first",
         )
-    fail_unless(_close(grid[3], z2), "the top-right entry (row 0, last column) must be z2")
+        fail_unless(
+            _close(same, ref.lerp(z, 3 * z, ts), 1e-4),
+            "slerp of parallel vectors must fall back to lerp",
+        )
+    a, b = 4 * u, 4 * v
     fail_unless(
-        _close(grid[8], z1),
-        "the bottom-left entry (last row, column 0) must be z1 (row-major order)",
+        _close(_path(slerp, "slerp", a, b, 0.5, eps=2.0), (a + b) / 2, 1e-4),
+        "slerp ignores eps: with eps=2.0 even sin(omega) = 1 is below it, so slerp must fall back "
+        "to lerp; compare sin(omega) with eps",
     )
-    fail_unless(
-        _close(grid[11], z1 + z2 - z0), "the bottom-right entry must be z0 + (z1 - z0) + (z2 - z0)"
-    )
-    fail_unless(
-        _close(grid[5], z0 + 0.5 * (z1 - z0) + (z2 - z0) / 3),
-        "entry (1, 1) must be z0 + a_1 (z1 - z0) + b_1 (z2 - z0) with evenly spaced a and b",
-    )
-    passed("latent_grid", "corners and spacing of a 3 x 4 grid")
+
+
+def _grid(z0, z1, z2, a, b):
+    return (z0 + a.view(-1, 1, 1) * (z1 - z0) + b.view(1, -1, 1) * (z2 - z0)).reshape(-1, len(z0))
+
+
+@graded
+def check_latent_grid(latent_grid):
+    """``latent_grid(z0, z1, z2, rows, cols)``: the plane through three vectors, row-major, z0 top
+    left, z2 top right, z1 bottom left, evenly spaced."""
+    g = seeded(4)
+    lin = torch.linspace
+    for rows, cols, nz in ((3, 4, 8), (4, 2, 5)):
+        z0, z1, z2 = (torch.randn(nz, generator=g) for _ in range(3))
+        what = f"latent_grid(z0, z1, z2, rows={rows}, cols={cols})"
+        grid = call(latent_grid, what, z0, z1, z2, rows, cols)
+        shape = tuple(getattr(grid, "shape", ()))
+        if shape == (rows, cols, nz):
+            raise CheckFailed(f"{what} has shape {shape}: flatten it to (rows * cols, nz)")
+        fail_unless(
+            isinstance(grid, torch.Tensor) and shape == (rows * cols, nz),
+            f"{what} must return ({rows * cols}, {nz}) for {nz}-dimensional vectors, got {shape}",
+        )
+        want = _grid(z0, z1, z2, lin(0, 1, rows), lin(0, 1, cols))
+        if _close(grid, want):
+            continue
+        variants = {
+            "z1 is at the top right and z2 at the bottom left: a goes down the rows towards z1, "
+            "b goes across the columns towards z2": _grid(
+                z0, z2, z1, lin(0, 1, rows), lin(0, 1, cols)
+            ),
+            "the entries are in column-major order: go along each row first, entry (i, j) is "
+            "number i * cols + j": _grid(z0, z1, z2, lin(0, 1, rows), lin(0, 1, cols))
+            .view(rows, cols, nz)
+            .transpose(0, 1)
+            .reshape(-1, nz),
+            "rows and cols are swapped: a has rows values (down), b has cols values (across)": _grid(
+                z0, z1, z2, lin(0, 1, cols), lin(0, 1, rows)
+            ),
+            "torch.arange(n) / n never reaches 1: use torch.linspace(0, 1, n)": _grid(
+                z0, z1, z2, torch.arange(rows) / rows, torch.arange(cols) / cols
+            ),
+        }
+        hits = [hint for hint, v in variants.items() if _close(grid, v)]
+        if len(hits) == 1:
+            raise CheckFailed(f"{what}: {hits[0]}")
+        bad = next(i for i in range(rows * cols) if not _close(grid[i], want[i]))
+        raise CheckFailed(
+            f"{what}: entry ({bad // cols}, {bad % cols}) is wrong; entry (i, j) is z0 + a_i (z1 - z0) "
+            "+ b_j (z2 - z0), a = linspace(0, 1, rows) down, b = linspace(0, 1, cols) across, "
+            "row-major"
+        )
+    passed("latent_grid", "corners and spacing of 3 x 4 and 4 x 2 grids")

@@ -1,16 +1,19 @@
 """Checks for chapter 5 (notebook 05_training): the optimizers and the two update steps.
 
 The steps are checked on tiny networks with plain SGD, so that every update can be
-predicted exactly: a weight moves by -lr * gradient, nothing else.
+predicted exactly: a weight moves by -lr * gradient, nothing else. They run with the
+reference losses in place of the student's ``critic_loss`` and ``generator_loss``
+(``_core.substituted``): a bug in a loss costs check 4.1 or 4.2, not the step too.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._core import CheckFailed, fail_unless, passed, seeded
+from . import _reference as ref
+from ._core import CheckFailed, call, diagnose, fail_unless, graded, passed, seeded, substituted
 
 NZ, LR = 8, 0.1
+STALE = 100.0  # a gradient left over from "a previous step"
 
 
 def _tiny_pair():
@@ -19,12 +22,15 @@ def _tiny_pair():
         nn.Conv2d(1, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0)
     )
     generator = nn.Sequential(nn.Linear(NZ, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
+    with torch.no_grad():
+        critic[3].weight.mul_(10)  # logits of a few units: sigmoid is far from linear there
     return critic, generator
 
 
 def _batch():
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(6, 1, 8, 8, generator=g) * 2 - 1, torch.randn(6, NZ, generator=g)
+    g = seeded(1)
+    b = 5 + int(torch.randint(0, 3, (1,), generator=g))
+    return torch.rand(b, 1, 8, 8, generator=g) * 2 - 1, torch.randn(b, NZ, generator=g)
 
 
 def _snapshot(model):
@@ -35,18 +41,28 @@ def _changed(model, before):
     return any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
 
 
-STALE = 100.0  # a gradient left over from "a previous step"
-
-
 def _fill_grads(model):
     for p in model.parameters():
         p.grad = torch.full_like(p, STALE)
 
 
-def _sgd_step_was(model, before, grads, stale=0.0):
-    """Did plain SGD move every weight by exactly lr * (grad + stale)?"""
+def _grads(loss, model):
+    grads = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+    return [g.detach() for g in grads]
+
+
+def _moved_by(model, before, grads):
+    """Did plain SGD move every weight by exactly lr * grads?"""
     moved = [b - p.detach() for p, b in zip(model.parameters(), before)]
-    return all(torch.allclose(m, LR * (g + stale), atol=1e-5) for m, g in zip(moved, grads))
+    return all(torch.allclose(m, LR * g, atol=1e-5) for m, g in zip(moved, grads))
+
+
+def _diagnose_move(model, before, want, variants):
+    """None if the model moved by ``want``; else the hint of the variant it moved by, or ""."""
+    if _moved_by(model, before, want):
+        return None
+    hits = [hint for hint, grads in variants.items() if _moved_by(model, before, grads)]
+    return hits[0] if len(hits) == 1 else ""
 
 
 def _check_outputs(out, keys, what):
@@ -66,16 +82,52 @@ def _check_outputs(out, keys, what):
         )
 
 
-def check_optimizers(make_optimizers):
-    """``make_optimizers(critic, generator)`` -> (opt_c, opt_g): two Adams, DCGAN's settings."""
-    critic, generator = _tiny_pair()
-    result = make_optimizers(critic, generator)
-    fail_unless(isinstance(result, tuple) and len(result) == 2, "return a tuple (opt_c, opt_g)")
+def _check_probability(out, key, want, logits, what, other=None):
+    """``out[key]`` must be the mean of sigmoid(logits): D(x) or D(G(z)) before the step."""
+    s = torch.sigmoid
+    hint = diagnose(
+        out[key].item(),
+        s(logits).mean().item(),
+        {
+            f"{key} is the other half's value: real and fake logits mixed up": None
+            if other is None
+            else s(other).mean().item(),
+            f"{key} is the mean of sigmoid(logits), not of the raw logits": logits.mean().item(),
+            f"{key} is the mean of sigmoid(logits), not the sigmoid of the mean logit": s(
+                logits.mean()
+            ).item(),
+        },
+        tol=1e-5,
+    )
+    if hint is not None:
+        raise CheckFailed(
+            f"{what}()[{key!r}] = {out[key].item():.5f}, expected {want} = "
+            f"{s(logits).mean().item():.5f}" + (f": {hint}" if hint else " (before the step)")
+        )
+
+
+# -- exercise 5.1 --------------------------------------------------------------------------
+
+
+def _adam_defaults(**options):
+    group = torch.optim.Adam([torch.zeros(1, requires_grad=True)], **options).param_groups[0]
+    return {k: v for k, v in group.items() if k != "params"}
+
+
+def _check_pair(result, critic, generator, what, lr, betas, options):
+    fail_unless(
+        isinstance(result, (tuple, list)) and len(result) == 2,
+        f"{what} must return the pair (opt_c, opt_g); got {type(result).__name__}",
+    )
     opt_c, opt_g = result
     if opt_c is opt_g:
         raise CheckFailed(
             "one optimizer for both networks: each player needs its own, or the critic's "
             "update would also move the generator"
+        )
+    for name, opt in (("opt_c", opt_c), ("opt_g", opt_g)):
+        fail_unless(
+            isinstance(opt, torch.optim.Adam), f"{name} is {type(opt).__name__}; DCGAN uses Adam"
         )
 
     def ids(opt):
@@ -88,47 +140,115 @@ def check_optimizers(make_optimizers):
         )
     fail_unless(ids(opt_c) == crit, "opt_c must hold exactly critic.parameters()")
     fail_unless(ids(opt_g) == gen, "opt_g must hold exactly generator.parameters()")
+    want = _adam_defaults(lr=lr, betas=betas, **options)
     for name, opt in (("opt_c", opt_c), ("opt_g", opt_g)):
-        fail_unless(
-            isinstance(opt, torch.optim.Adam), f"{name} is {type(opt).__name__}; DCGAN uses Adam"
-        )
-        group = opt.param_groups[0]
-        fail_unless(
-            abs(group["lr"] - 2e-4) < 1e-12, f"{name} has lr={group['lr']}; Radford et al. use 2e-4"
-        )
-        if tuple(group["betas"]) == (0.9, 0.999):
-            raise CheckFailed(
-                f"{name} uses Adam's default betas (0.9, 0.999): Radford et al. found beta1 = 0.9 "
-                "made training oscillate and use betas=(0.5, 0.999)"
+        for group in opt.param_groups:
+            if abs(group["lr"] - lr) > 1e-12:
+                raise CheckFailed(
+                    f"{what}: {name} has lr={group['lr']}"
+                    + (
+                        "; Radford et al. use 2e-4"
+                        if lr == 2e-4
+                        else ": pass lr on to both Adams (2e-4 is only the default)"
+                    )
+                )
+            got_betas = tuple(group["betas"])
+            if tuple(betas) == (0.5, 0.999) and got_betas == (0.9, 0.999):
+                raise CheckFailed(
+                    f"{name} uses Adam's default betas (0.9, 0.999): Radford et al. found beta1 = "
+                    "0.9 made training oscillate and use betas=(0.5, 0.999)"
+                )
+            fail_unless(
+                got_betas == tuple(betas),
+                f"{what}: {name} has betas={got_betas}"
+                + (
+                    "; use (0.5, 0.999)"
+                    if tuple(betas) == (0.5, 0.999)
+                    else ": pass betas on to both Adams ((0.5, 0.999) is only the default)"
+                ),
             )
-        fail_unless(
-            tuple(group["betas"]) == (0.5, 0.999),
-            f"{name} has betas={group['betas']}; use (0.5, 0.999)",
-        )
-    passed("optimizers", "two Adams, lr 2e-4, betas (0.5, 0.999)")
+            for option, value in want.items():
+                if option in ("lr", "betas") or group.get(option) == value:
+                    continue
+                if option in options:
+                    others = "opt_g" if name == "opt_c" else "opt_c"
+                    other = (opt_g if name == "opt_c" else opt_c).param_groups[0].get(option)
+                    raise CheckFailed(
+                        f"{what}: {name} has {option}={group.get(option)!r}"
+                        + (f" (only {others} got it)" if other == value else "")
+                        + ": pass every other keyword argument (**adam_options) on to both "
+                        "Adams unchanged"
+                    )
+                raise CheckFailed(
+                    f"{what}: {name} has {option}={group.get(option)!r}, Adam's default is "
+                    f"{value!r}: set only lr, betas and what adam_options brings"
+                )
 
 
-def _reference_critic_grads(critic, generator, real, z, real_label):
-    """The gradient a correct critic step computes, worked out here with autograd."""
-    critic.zero_grad(set_to_none=True)
-    real_logits, fake_logits = critic(real), critic(generator(z).detach())
-    loss = F.binary_cross_entropy_with_logits(
-        real_logits, torch.full_like(real_logits, real_label)
-    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    grads = torch.autograd.grad(loss, list(critic.parameters()))
-    critic.zero_grad(set_to_none=True)
-    return loss.detach(), grads
+@graded
+def check_optimizers(make_optimizers):
+    """``make_optimizers(critic, generator, lr=2e-4, betas=(0.5, 0.999), **adam_options)``: two
+    Adams, one per network, with lr, betas and every other keyword argument passed on."""
+    critic, generator = _tiny_pair()
+    what = "make_optimizers(critic, generator)"
+    result = call(make_optimizers, what, critic, generator)
+    _check_pair(result, critic, generator, what, 2e-4, (0.5, 0.999), {})
+    what = "make_optimizers(critic, generator, lr=0.001, betas=(0.0, 0.9))"
+    hint = "keep the signature (critic, generator, lr=2e-4, betas=(0.5, 0.999), **adam_options)"
+    result = call(make_optimizers, what, critic, generator, lr=1e-3, betas=(0.0, 0.9), hint=hint)
+    _check_pair(result, critic, generator, what, 1e-3, (0.0, 0.9), {})
+    what = "make_optimizers(critic, generator, 0.001, (0.0, 0.9))"
+    result = call(make_optimizers, what, critic, generator, 1e-3, (0.0, 0.9), hint=hint)
+    _check_pair(result, critic, generator, what, 1e-3, (0.0, 0.9), {})
+    options = {"weight_decay": 0.01, "eps": 1e-6, "amsgrad": True}
+    what = "make_optimizers(critic, generator, weight_decay=0.01, eps=1e-06, amsgrad=True)"
+    result = call(
+        make_optimizers,
+        what,
+        critic,
+        generator,
+        **options,
+        hint="accept **adam_options and pass them on to both Adams",
+    )
+    _check_pair(result, critic, generator, what, 2e-4, (0.5, 0.999), options)
+    passed("optimizers", "two Adams, lr 2e-4, betas (0.5, 0.999); lr, betas and options passed on")
 
 
+# -- exercise 5.2 --------------------------------------------------------------------------
+
+
+@graded
 def check_critic_step(critic_step):
     """One critic update: only the critic moves, by exactly its fresh gradient."""
     critic, generator = _tiny_pair()
     real, z = _batch()
-    want_loss, grads = _reference_critic_grads(critic, generator, real, z, 0.9)
+    real_logits, fake_logits = critic(real), critic(generator(z).detach())
+
+    def grads(loss):
+        return _grads(loss, critic)
+
+    want_loss = ref.critic_loss(real_logits, fake_logits, 0.9)
+    want = grads(want_loss)
+    variants = {
+        "the new gradient was added to the old one: call opt_c.zero_grad() before backward, "
+        "gradients accumulate in PyTorch": [g + STALE for g in want],
+        "real_label is not passed on: critic_loss(real_logits, fake_logits, real_label)": grads(
+            ref.critic_loss(real_logits, fake_logits)
+        ),
+        "the logits are passed to critic_loss the wrong way round: "
+        "critic_loss(real_logits, fake_logits, real_label)": grads(
+            ref.critic_loss(fake_logits, real_logits, 0.9)
+        ),
+        "opt_c.step() ran twice: step once per call": [2 * g for g in want],
+        "only the real images were scored: score the (detached) fakes too": grads(
+            ref.bce(real_logits, 0.9)
+        ),
+    }
     opt_c = torch.optim.SGD(critic.parameters(), lr=LR)
     before_c, before_g = _snapshot(critic), _snapshot(generator)
     _fill_grads(critic)
-    out = critic_step(critic, generator, real, z, opt_c, real_label=0.9)
+    with substituted(critic_step, critic_loss=ref.critic_loss):
+        out = critic_step(critic, generator, real, z, opt_c, real_label=0.9)
     fail_unless(
         not _changed(generator, before_g),
         "the generator's weights changed during the critic step: step only opt_c",
@@ -143,88 +263,104 @@ def check_critic_step(critic_step):
         "the critic's weights did not change: call loss.backward() and then "
         "opt_c.step() (in that order, after opt_c.zero_grad())",
     )
-    if _sgd_step_was(critic, before_c, grads, stale=STALE):
+    hint = _diagnose_move(critic, before_c, want, variants)
+    if hint is not None:
         raise CheckFailed(
-            "the critic step added the new gradient to the old one: call opt_c.zero_grad() before "
-            "backward, gradients accumulate in PyTorch"
+            "the critic moved, but not by the gradient of critic_loss(real_logits, fake_logits, "
+            "real_label) on this batch"
+            + (
+                f": {hint}"
+                if hint
+                else ": score real and generator(z).detach(), pass real_label on, step once"
+            )
         )
-    fail_unless(
-        _sgd_step_was(critic, before_c, grads),
-        "the critic moved, but not by the gradient of critic_loss(real, fake, real_label) on this batch: "
-        "score both real and fake images, pass real_label on, and step once",
-    )
     _check_outputs(out, ("loss_c", "d_real", "d_fake"), "critic_step")
     fail_unless(
-        torch.allclose(out["loss_c"], want_loss, atol=1e-5),
-        f"loss_c = {out['loss_c'].item():.5f}, expected {want_loss.item():.5f} (the loss before the step)",
+        torch.allclose(out["loss_c"], want_loss.detach(), atol=1e-5),
+        f"loss_c = {out['loss_c'].item():.5f}, expected {want_loss.item():.5f} (the loss you "
+        "backpropagated, before the step)",
     )
+    real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
+    _check_probability(out, "d_real", "D(x)", real_logits, "critic_step", fake_logits)
+    _check_probability(out, "d_fake", "D(G(z))", fake_logits, "critic_step", real_logits)
+    # The default real_label is 1: no smoothing unless asked for.
+    critic, generator = _tiny_pair()
+    want = _grads(ref.critic_loss(critic(real), critic(generator(z).detach())), critic)
+    before = _snapshot(critic)
+    with substituted(critic_step, critic_loss=ref.critic_loss):
+        critic_step(critic, generator, real, z, torch.optim.SGD(critic.parameters(), lr=LR))
     fail_unless(
-        0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1,
-        "d_real and d_fake are probabilities: the mean of sigmoid(logits)",
+        _moved_by(critic, before, want),
+        "without real_label the step must use real targets 1: keep the default real_label=1.0",
     )
-    # A few steps on the same batch must teach the critic to separate it.
-    opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
-    first = critic_step(critic, generator, real, z, opt)["loss_c"]
-    for _ in range(30):
-        last = critic_step(critic, generator, real, z, opt)["loss_c"]
-    fail_unless(
-        last < 0.5 * first,
-        f"30 critic steps on one batch moved loss_c only from {first:.3f} to {last:.3f}",
-    )
-    passed("critic_step", f"only the critic learns; loss_c {first:.3f} -> {last:.3f} in 30 steps")
+    passed("critic_step", "only the critic learns, by its fresh gradient; D(x), D(G(z)) reported")
 
 
+# -- exercise 5.3 --------------------------------------------------------------------------
+
+
+@graded
 def check_generator_step(generator_step):
     """One generator update: only the generator moves, along the non-saturating loss."""
     critic, generator = _tiny_pair()
     _, z = _batch()
-    opt_g = torch.optim.SGD(generator.parameters(), lr=LR)
     logits = critic(generator(z))
-    want_loss = F.softplus(-logits).mean()
-    grads = torch.autograd.grad(want_loss, list(generator.parameters()))
+    want_loss = ref.generator_loss(logits)
+    want = _grads(want_loss, generator)
+    saturating = -torch.nn.functional.softplus(logits).mean()
+    variants = {
+        "the new gradient was added to the old one: call opt_g.zero_grad() before backward": [
+            g + STALE for g in want
+        ],
+        "that is the saturating loss log(1 - D(G(z))): use generator_loss (non-saturating)": _grads(
+            saturating, generator
+        ),
+        "opt_g.step() ran twice: step once per call": [2 * g for g in want],
+        "target 0 is the critic's: the generator minimises generator_loss = BCE(fake logits, 1)": _grads(
+            ref.bce(logits, 0.0), generator
+        ),
+    }
+    opt_g = torch.optim.SGD(generator.parameters(), lr=LR)
     before_c, before_g = _snapshot(critic), _snapshot(generator)
     _fill_grads(generator)
-    out = generator_step(critic, generator, z, opt_g)
+    with substituted(generator_step, generator_loss=ref.generator_loss):
+        out = generator_step(critic, generator, z, opt_g)
     fail_unless(
         not _changed(critic, before_c),
         "the critic's weights changed during the generator step: "
         "step only opt_g (wrong optimizer?)",
     )
     fail_unless(
+        all(p.requires_grad for p in critic.parameters()),
+        "the generator step left the critic frozen (requires_grad False): the critic could not "
+        "learn afterwards; leave requires_grad on, stepping only opt_g is enough",
+    )
+    fail_unless(
         _changed(generator, before_g),
         "the generator did not change: do not detach its images in the "
         "generator step, and call opt_g.step() after backward",
     )
-    if _sgd_step_was(generator, before_g, grads, stale=STALE):
+    hint = _diagnose_move(generator, before_g, want, variants)
+    if hint is not None:
         raise CheckFailed(
-            "the generator step added the new gradient to the old one: call opt_g.zero_grad() "
-            "before backward"
+            "the generator moved, but not by the gradient of generator_loss(critic(generator(z)))"
+            + (f": {hint}" if hint else ": backpropagate it through the critic into G, step once")
         )
     _check_outputs(out, ("loss_g", "d_fake_g"), "generator_step")
-    if torch.allclose(out["loss_g"], -F.softplus(logits).mean().detach(), atol=1e-5):
+    if torch.allclose(out["loss_g"], saturating.detach(), atol=1e-5):
         raise CheckFailed(
             "loss_g is the saturating loss log(1 - D(G(z))): use generator_loss (non-saturating)"
         )
     fail_unless(
         torch.allclose(out["loss_g"], want_loss.detach(), atol=1e-5),
-        f"loss_g = {out['loss_g'].item():.5f}, expected {want_loss.item():.5f} = generator_loss(critic(G(z)))",
+        f"loss_g = {out['loss_g'].item():.5f}, expected {want_loss.item():.5f} = "
+        "generator_loss(critic(G(z))), before the step",
     )
-    fail_unless(
-        _sgd_step_was(generator, before_g, grads),
-        "the generator moved, but not by the gradient of generator_loss: backpropagate the loss "
-        "through the critic into the generator and step once",
-    )
-    opt = torch.optim.Adam(generator.parameters(), lr=1e-2)
-    first = generator_step(critic, generator, z, opt)["loss_g"]
-    for _ in range(30):
-        last = generator_step(critic, generator, z, opt)["loss_g"]
-    fail_unless(
-        last < first,
-        f"30 generator steps against a fixed critic did not lower loss_g ({first:.3f} -> {last:.3f})",
-    )
-    passed(
-        "generator_step", f"only the generator learns; loss_g {first:.3f} -> {last:.3f} in 30 steps"
-    )
+    _check_probability(out, "d_fake_g", "D(G(z))", logits.detach(), "generator_step")
+    passed("generator_step", "only the generator learns, along the non-saturating loss")
+
+
+# -- check 5.4 -----------------------------------------------------------------------------
 
 
 def check_training_run(run, steps=None):
@@ -233,8 +369,13 @@ def check_training_run(run, steps=None):
     ``run`` is a ``Trainer`` (the check trains it with ``fit()``, which resumes a run
     already in its folder) or the history dict that ``Trainer.fit()`` returned.
     """
+    # Trained here, outside @graded: a real run wants every thread and the trainer's own seeds.
+    _check_history(run.fit() if hasattr(run, "fit") else run, steps)
+
+
+@graded
+def _check_history(history, steps):
     keys = ("loss_c", "loss_g", "d_real", "d_fake")
-    history = run.fit() if hasattr(run, "fit") else run
     fail_unless(
         isinstance(history, dict) and all(k in history for k in keys),
         f"pass the history returned by Trainer.fit() (a dict with {keys})",
@@ -251,19 +392,21 @@ def check_training_run(run, steps=None):
         )
     fail_unless(
         values["loss_c"].std() > 0 and values["loss_g"].std() > 0,
-        "a loss never changed: are both optimizers stepping?",
+        "a loss never changed: are both optimizers stepping? (make_optimizers, critic_step, "
+        "generator_step: checks 5.1-5.3)",
     )
     tail = max(1, n // 4)
     d_real, d_fake = values["d_real"][-tail:].mean(), values["d_fake"][-tail:].mean()
     fail_unless(
         d_real > d_fake,
         f"at the end D(x) = {d_real:.2f} is not above D(G(z)) = {d_fake:.2f}: the critic "
-        "is not learning to tell real from fake (check the targets of critic_loss)",
+        "is not learning to tell real from fake: check critic_loss's targets (check 4.1) and "
+        "critic_step (check 5.2)",
     )
     if d_fake < 0.005 and values["loss_g"][-tail:].mean() > 5:
         raise CheckFailed(
             f"the critic wins outright (D(G(z)) = {d_fake:.4f}, loss_g > 5): the generator gets no "
-            "signal. Usual causes: a sigmoid at the end of the critic, or a generator that "
-            "does not learn (detached images, wrong optimizer)"
+            "signal. Usual causes: a sigmoid at the end of the critic (check 2.4), or a "
+            "generator that does not learn (detached images, wrong optimizer: checks 5.1, 5.3)"
         )
     passed("training run", f"{n} steps, final D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}")
