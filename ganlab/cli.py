@@ -330,6 +330,13 @@ def _grading_limits(p):
         action="store_true",
         help="run every notebook cell; by default the plots and demos no check needs are left out",
     )
+    p.add_argument(
+        "--isolation",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="run each submission in a bubblewrap sandbox (bwrap), without one (none), or "
+        "with one where bwrap works (auto, the default); the summary says which",
+    )
 
 
 # ---- the parser ----
@@ -443,8 +450,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="the grades CSV to write (not inside SUBMISSIONS_DIR)"
     )
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument(
+        "--force", action="store_true", help="replace --out and --gradebook if they exist"
+    )
     p.add_argument("--feedback-dir", help="write one Markdown feedback file per student here")
+    p.add_argument(
+        "--gradebook",
+        metavar="CSV",
+        help="also write a Moodle grade import CSV (Username, total, Feedback) here",
+    )
+    p.add_argument(
+        "--gradebook-item",
+        default="ganlab",
+        metavar="NAME",
+        help="the grade item's column name in --gradebook (default: ganlab)",
+    )
     p.add_argument(
         "--jobs",
         type=int,
@@ -474,9 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "path",
         nargs="?",
-        default=".",
+        default=None,
         metavar="PATH",
-        help="your copy of the kit (default: the current folder)",
+        help="your copy of the kit (default: the one holding the current folder, else the one "
+        "this ganlab was installed from)",
+    )
+    p.add_argument(
+        "--notebooks",
+        metavar="DIR",
+        help="where your notebooks are, when not in PATH/notebooks (e.g. a Google Drive folder)",
     )
     p.add_argument(
         "--notebook",
@@ -489,17 +515,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-GRADE_HELP = """Grade a class: each sub-folder of SUBMISSIONS_DIR is one student's copy of the kit.
-The check cells of this kit's notebooks/ (never the students' copies) run against each
-student's exercise cells and ganlab/ exercise modules, in a sandboxed kernel per student;
-every check that passed is then re-run outside the kernel with a private copy of the
-checks. Notebook 05 trains for 20 steps (GANLAB_QUICK=1). Writes one CSV row per student
-(points per check, total, max, notes) and, with --feedback-dir, one Markdown file per
-student. ganlab/grading/__init__.py says what the sandbox defends against, and what not."""
+GRADE_HELP = """Grade a class: each entry of SUBMISSIONS_DIR is one student, a copy of the kit (a
+folder) or a zip made by `ganlab submit`. The check cells of this kit's notebooks/ (never
+the students' copies) run against each student's exercise cells and ganlab/ exercise
+modules, in a kernel in a bubblewrap sandbox of its own; every check that passed is then
+re-run in a fresh sandbox with a private copy of the checks. Notebook 05 trains for 20
+steps (GANLAB_QUICK=1). Writes one CSV row per student (points per check, total, max,
+notes), with --gradebook a Moodle import CSV, with --feedback-dir one Markdown file per
+student, and lists at the end what to review. ganlab/grading/__init__.py says what is
+defended against, with and without bubblewrap, and what is not."""
 
 CHECK_HELP = """Run the graded checks on your copy of the kit, the way the instructor's grader does:
 each notebook runs in a fresh sandboxed kernel with your exercise cells and your ganlab/
-exercise modules, then every check that passed is run again outside the kernel."""
+exercise modules, then every check that passed is run again outside the kernel. Only your
+code counts: outputs saved in your notebooks (JupyterLab autosaves them) are ignored."""
 
 
 # ---- errors -> one line ----

@@ -41,6 +41,11 @@ BRANCH = "solutions"
 BRANCH_MARKER = "SOLUTIONS_BRANCH.md"
 KEEP_OUTPUT_TAG = "nbval-check-output"
 
+# The first line of every exercise cell: when a notebook comes back without cell ids (Colab
+# writes none) or with new ones (a retyped cell), the grader finds the student's answer by it.
+EXERCISE_MARKER = "# ganlab:{id} (keep this line: the grader finds your answer by it)"
+MARKER_RE = re.compile(r"^[ \t]*#[ \t]*ganlab:(ex-\d+-\d+)\b", re.MULTILINE)
+
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?: \((?P<ref>[^)]*)\))?[ \t]*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
 
@@ -160,11 +165,19 @@ def derive_notebook(nb, name, keep_solution=False):
             continue
         where = f"this cell of notebooks/{name}"
         cell.source = strip_solutions(cell.source, where, keep_solution).rstrip("\n")
+        if str(cell.get("id", "")).startswith("ex-"):
+            cell.source = mark_exercise(cell.source, cell.id)
         if "graded" in cell.metadata.get("tags", []):  # JupyterLab then protects the check cells
             cell.metadata["editable"], cell.metadata["deletable"] = False, False
         if KEEP_OUTPUT_TAG not in cell.metadata.get("tags", []):
             cell.outputs, cell.execution_count = [], None
     return nb
+
+
+def mark_exercise(source, cell_id):
+    """``source`` with the exercise marker of ``cell_id`` as its first line (exactly once)."""
+    lines = [line for line in source.splitlines() if not MARKER_RE.match(line)]
+    return "\n".join([EXERCISE_MARKER.format(id=cell_id), *lines])
 
 
 # -- the derived files -------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""``python -m ganlab.grading grade ...`` / ``python -m ganlab.grading check ...``."""
+"""``python -m ganlab.grading grade ...`` / ``check ...``: the same as ``ganlab grade|check``."""
 
 import sys
 
-from .commands import main
+from ..cli import main
 
-sys.exit(main())
+sys.exit(main(sys.argv[1:]))

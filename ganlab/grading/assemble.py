@@ -1,9 +1,12 @@
-"""What one submission is graded on, built from the instructor's files and the student's.
+"""Step 2 of grading, the notebooks: what one submission is graded on, from both sides' files.
 
 * The canonical notebooks are the instructor's ``notebooks/*.ipynb``. From the
   student's copy of each notebook we take only the exercise cells (ids ``ex-N-M``),
-  found by cell id, else at the same position among the code cells (nbgrader's
-  approach): deleting or editing a check cell in the student copy changes nothing.
+  found by cell id, else by the marker line the kit writes into each of them
+  (``# ganlab:ex-N-M``), else the exercise is reported missing: deleting or editing a
+  check cell in the student copy changes nothing, and saved outputs are never read.
+* Limits: a student file is read only if it is a regular file within its size limit,
+  a notebook holds at most ``MAX_CELLS`` cells, an exercise cell ``MAX_CELL_CHARS``.
 * The sandbox gets the instructor's ``ganlab`` package with the student's four
   exercise modules dropped in; a missing module stays the stub (not implemented).
 
@@ -12,6 +15,7 @@ the student wrote is executed in the grader's process.
 """
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -21,21 +25,33 @@ from pathlib import Path
 import nbformat
 
 from .._solutions import EXERCISE_MODULES
+from ..instructor import MARKER_RE
 from .deps import needed_cells, strip_magics
+from .intake import file_kind, read_bounded
 
-MAX_FILE_BYTES = 20 * 2**20
+# What the grader reads and parses of a submission, at most (a notebook with plots is a few MB).
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+MAX_MODULE_BYTES = 2**20
+MAX_CANONICAL_BYTES = 50 * 2**20
+MAX_CELLS = 5000
+MAX_CELL_CHARS = 200_000  # one exercise cell's source
 _POINTS = re.compile(r"points-(\d+)")
 # Code that has no business in an exercise; a submission using it is flagged for review.
 RED_FLAGS = {
     "ganlab.checks": r"ganlab\.checks|from ganlab import checks|\bchecks\.\w+\s*=",
-    "ctypes": r"\bctypes\b",
-    "frame inspection": r"_getframe|\bf_back\b|\bf_globals\b|\btb_frame\b",
-    "gc": r"\bgc\.get_",
-    "audit hooks": r"addaudithook",
+    "ctypes or native memory": r"\bctypes\b|_ctypes|\bcffi\b|\bcdll\b|\bCDLL\b|pythonapi"
+    r"|from_address|memmove|/proc/self/mem|memfd",
+    "frame inspection": r"_getframe|\bf_back\b|\bf_globals\b|\bf_locals\b|\btb_frame\b"
+    r"|\bgi_frame\b|\binspect\.(stack|currentframe|getouterframes)|__traceback__",
+    "gc": r"\bgc\b",
+    "process creation or signals": r"\bsubprocess\b|posix_spawn|\bfork\b|\bos\.exec|\bos\.spawn"
+    r"|os\.system|\bpopen\b|\bpty\b|multiprocessing|pidfd|\bos\.kill|\bkillpg\b|\bsignal\.",
+    "audit hooks": r"addaudithook|sys\.audit",
     "os._exit": r"os\._exit",
-    "solutions/": r"solutions/",
-    "grades": r"grades\.csv",
-    "__globals__": r"__globals__|__closure__",
+    "special files or other databases": r"mkfifo|mknod|\bATTACH\b|sqlite3",
+    "files outside the exercise": r"solutions/|grades\.csv|/proc/|from_file|\.\./",
+    "__globals__": r"__globals__|__closure__|__code__|__builtins__",
+    "dynamic code": r"\bexec\(|\beval\(|\bcompile\(|__import__|importlib|base64|codecs\.decode",
 }
 
 
@@ -68,7 +84,11 @@ def points_of(tags):
 
 
 def canonical_notebooks(repo, only=None):
-    """``[(name, notebook)]`` of ``repo/notebooks``; ``only``: name prefixes such as ``["02", "04"]``."""
+    """``[(name, notebook)]`` of ``repo/notebooks``; ``only``: name prefixes such as ``["02", "04"]``.
+
+    A notebook that cannot be read, or whose code cells lack ids, is a ``GradingError``
+    naming the file: the instructor's copy is broken, nobody can be graded on it.
+    """
     paths = sorted(Path(repo, "notebooks").glob("*.ipynb"))
     if only:
         paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in only)]
@@ -77,7 +97,25 @@ def canonical_notebooks(repo, only=None):
             f"no notebooks to grade in {Path(repo, 'notebooks')}"
             + (f" matching {','.join(only)}" if only else "")
         )
-    return [(p.name, nbformat.read(str(p), as_version=4)) for p in paths]
+    books = []
+    for path in paths:
+        data = read_bounded(path, MAX_CANONICAL_BYTES)
+        if data is None:
+            raise GradingError(
+                f"{path}: not a regular file of at most {MAX_CANONICAL_BYTES // 2**20} MB"
+            )
+        try:
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+            nbformat.validate(nb)
+        except Exception as err:  # JSON, encoding, schema: all mean the same to the grader
+            raise GradingError(
+                f"{path} is not a valid notebook ({type(err).__name__}: {str(err)[:200]}); "
+                "restore it (git checkout) or re-derive it (python -m ganlab.instructor stubs)"
+            ) from None
+        if any(c.cell_type == "code" and not c.get("id") for c in nb.cells):
+            raise GradingError(f"{path}: a code cell has no id (re-derive the notebooks)")
+        books.append((path.name, nb))
+    return books
 
 
 def checks_of(name, nb):
@@ -94,115 +132,124 @@ def checks_of(name, nb):
     return checks
 
 
-def _read_student_file(folder, rel, notes):
-    """Text of ``folder/rel``, or None with a note; refuses links and files that lead outside."""
-    path = folder / rel
-    if not path.exists() and not path.is_symlink():
+def _read_student_file(folder, rel, notes, limit):
+    """Text of ``folder/rel``, or None with a note: links, special and oversized files are skipped."""
+    path = Path(folder, rel)
+    kind = file_kind(path)
+    if kind == "missing":
         return None
-    real, root = os.path.realpath(path), os.path.realpath(folder)
-    if path.is_symlink() or not real.startswith(root + os.sep) or not path.is_file():
+    real, root = os.path.realpath(path.parent), os.path.realpath(folder)
+    if kind != "regular" or not (real == root or real.startswith(root + os.sep)):
         notes.append(f"{rel} is a link or not a regular file: ignored")
         return None
-    if path.stat().st_size > MAX_FILE_BYTES:
-        notes.append(f"{rel} is larger than {MAX_FILE_BYTES // 2**20} MB: ignored")
+    data = read_bounded(path, limit)
+    if data is None:
+        notes.append(f"{rel} is larger than {limit // 2**10} KB (or unreadable): ignored")
         return None
-    return path.read_bytes().decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
 
 
-def load_submission(folder, notebook_names):
+def student_cells(text):
+    """The code cells of a student's notebook as ``[(id or "", source)]``, or raises ValueError.
+
+    Plain JSON, not nbformat: whatever wrote the file (JupyterLab, Colab with no ids and
+    its own metadata, nbformat 4.0, an old editor with source as a list of lines), only
+    ``cell_type``, ``id`` and ``source`` are read; outputs are never looked at.
+    """
+    data = json.loads(text)
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("no list of cells")
+    if len(cells) > MAX_CELLS:
+        raise ValueError(f"more than {MAX_CELLS} cells")
+    found = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(part for part in source if isinstance(part, str))
+        cell_id = cell.get("id")
+        found.append((cell_id if isinstance(cell_id, str) else "", str(source)))
+    return found
+
+
+def load_submission(folder, notebook_names, name=None):
     """Read a student's copy; never raises for a malformed one (the notes say what was wrong)."""
     folder = Path(folder)
-    sub = Submission(folder.name, folder)
-    if not any(folder.iterdir()):
+    sub = Submission(name or folder.name, folder)
+    if file_kind(folder) != "folder" or not any(folder.iterdir()):
         sub.notes.append("empty submission")
     for module in EXERCISE_MODULES:
-        text = _read_student_file(folder, f"ganlab/{module}", sub.notes)
+        text = _read_student_file(folder, f"ganlab/{module}", sub.notes, MAX_MODULE_BYTES)
         if text is None:
             sub.notes.append(f"ganlab/{module} missing: graded as not implemented")
         else:
             try:
-                compile(text, f"ganlab/{module}", "exec", dont_inherit=True)
-            except (SyntaxError, ValueError) as err:
+                compile(
+                    text, f"ganlab/{module}", "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST
+                )
+            except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
                 sub.notes.append(
                     f"ganlab/{module} has a syntax error (line {getattr(err, 'lineno', '?')}): "
-                    f"{getattr(err, 'msg', err)}"
+                    f"{getattr(err, 'msg', type(err).__name__)}"
                 )
         sub.modules[module] = text
-    for name in notebook_names:
-        text = _read_student_file(folder, f"notebooks/{name}", sub.notes)
-        nb = None
+    for nb_name in notebook_names:
+        rel = f"notebooks/{nb_name}"
+        text = _read_student_file(folder, rel, sub.notes, MAX_NOTEBOOK_BYTES)
+        cells = None
         if text is None:
-            sub.notes.append(f"notebooks/{name} missing: its exercise cells count as not done")
+            sub.notes.append(f"{rel} missing: its exercise cells count as not done")
         else:
             try:
-                nb = nbformat.reads(text, as_version=4)
-                [
-                    (c.cell_type, c.get("source", "")) for c in nb.cells
-                ]  # the fields we use must exist
-            except Exception as err:  # not JSON, not a notebook, ...
-                nb = None
+                cells = student_cells(text)
+            except (ValueError, RecursionError, MemoryError) as err:
                 sub.notes.append(
-                    f"notebooks/{name} is not a valid notebook ({type(err).__name__}): "
+                    f"{rel} is not a valid notebook ({type(err).__name__}): "
                     "its exercise cells count as not done"
                 )
-        sub.notebooks[name] = nb
+        sub.notebooks[nb_name] = cells
     return sub
 
 
 def splice(canonical, student, name):
-    """The canonical notebook with the student's exercise cells; returns ``(notebook, notes)``."""
+    """The canonical notebook with the student's exercise cells; returns ``(notebook, notes)``.
+
+    Each exercise cell is found by its id, else by its marker line (``ganlab:ex-N-M``, which
+    the kit writes into every exercise cell), else it is missing and says so. A duplicate
+    of a cell keeps the marker but gets a new id: the id decides, then the last marked copy.
+    """
     nb = nbformat.from_dict(canonical)  # a deep copy
     notes = []
-
-    def code(book):
-        return [c for c in book.cells if c.cell_type == "code"]
-
-    student_code = code(student) if student is not None else []
-    by_id = {c.get("id"): c for c in student_code if c.get("id")}
-    canonical_ids = {c.get("id") for c in nb.cells}
-    for index, cell in enumerate(code(nb)):
-        if not str(cell.get("id", "")).startswith("ex-"):
-            continue
-        mine = by_id.get(cell.id)
-        if mine is None and student is not None and index < len(student_code):
-            candidate = student_code[index]  # fallback: same position, if it is no other known cell
-            if candidate.get("id") not in canonical_ids and "graded" not in candidate.get(
-                "metadata", {}
-            ).get("tags", []):
-                mine = candidate
-                notes.append(f"notebooks/{name}: exercise {cell.id} matched by position")
-        if mine is None:
-            if student is not None:
-                notes.append(
-                    f"notebooks/{name}: exercise cell {cell.id} not found: counts as not done"
-                )
-            continue
-        source = mine.get("source", "")
-        cell.source = "".join(source) if isinstance(source, list) else str(source)
-    return nb, notes
-
-
-def split_check_cells(nb):
-    """Cut each graded cell after its ``checks.check_*(...)`` call; the rest becomes ``<id>-after``.
-
-    A check cell often goes on to show something (a grid of samples); an error there
-    must not cost the points the check itself earned.
-    """
-    cells = []
+    if student is None:
+        return nb, notes
+    by_id, by_marker = {}, {}
+    for cell_id, source in student:
+        by_id.setdefault(cell_id, source)
+        for marked in MARKER_RE.findall(source[:2000]):
+            by_marker[marked] = source
     for cell in nb.cells:
-        cells.append(cell)
-        if cell.cell_type != "code" or "graded" not in cell.metadata.get("tags", []):
+        cell_id = str(cell.get("id", ""))
+        if cell.cell_type != "code" or not cell_id.startswith("ex-"):
             continue
-        call = check_call(cell.source)
-        lines = cell.source.splitlines(keepends=True)
-        if call is None or call[0].end_lineno >= len(lines):
+        source = by_id.get(cell_id)
+        if source is None:
+            source = by_marker.get(cell_id)
+        if source is None:
+            notes.append(
+                f"{name}: exercise {cell_id[3:].replace('-', '.')} missing (no cell with id "
+                f"{cell_id} or the line '# ganlab:{cell_id}'): counts as not done"
+            )
             continue
-        rest = "".join(lines[call[0].end_lineno :])
-        cell.source = "".join(lines[: call[0].end_lineno]).rstrip("\n")
-        if rest.strip():
-            cells.append(nbformat.v4.new_code_cell(rest.strip("\n"), id=f"{cell.id}-after"))
-    nb.cells = cells
-    return nb
+        if len(source) > MAX_CELL_CHARS:
+            notes.append(
+                f"{name}: exercise {cell_id[3:].replace('-', '.')} is longer than "
+                f"{MAX_CELL_CHARS // 1000} k characters: counts as not done"
+            )
+            continue
+        cell.source = source
+    return nb, notes
 
 
 def check_call(source):

@@ -1,14 +1,17 @@
-"""Grade one submission: build its sandbox, run nbval on it, verify what passed.
+"""Grade one submission: intake -> notebooks -> execute -> verify, in its own sandboxes.
 
 Layout of one submission's work folder (``work_root/sNNNN``)::
 
     sandbox/    the kernel's world: ganlab/ (instructor's + student's modules), NN_*.ipynb, home/, tmp/, runs/
     verify/     a fresh copy of the same for the verifier (the kernel may have changed sandbox/)
-    private/    the grader's: launcher configs, kernelspec, connection files, per-cell records, logs
+    private/    the grader's: the logs of both runs (never mounted in a sandbox)
 
-Student code can write only inside its sandbox; the kernelspec and the records it
-could otherwise rewrite live in ``private/``.
+With bubblewrap each of the two runs sees its own folder as ``/sandbox`` and nothing
+of the others (``sandbox``); without it, the paths are the real ones and only the audit
+hook of ``kernel.py`` keeps the student's code in its folder.
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -21,28 +24,22 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import assemble, deps, verify
+from . import assemble, deps, intake, sandbox, verify
 
-KERNEL_NAME = "ganlab-grader"
-LAUNCHER = Path(__file__).resolve().with_name("kernel.py")
 PACKAGE = Path(__file__).resolve().parent.parent
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
-# nbformat -> jsonschema imports rfc3987_syntax if it is installed, which compiles a grammar
-# at import: 3.7 s of CPU per pytest process here, for a format notebooks do not use.
-PYTEST = (
-    "import sys; sys.modules.setdefault('rfc3987_syntax', None); import pytest; "
-    "sys.exit(pytest.main(sys.argv[1:]))"
-)
-
+MAX_LOG_BYTES = 4 * 2**20  # what the grader reads of a run's log (the rest is ignored)
 
 _STOP = threading.Event()  # set on Ctrl-C: start nothing new
-_ACTIVE = set()  # the markers of the submissions being graded
+_ACTIVE = {}  # marker -> the Popen objects of the submissions being graded
 
 
 def stop_everything():
     """Kill every process of every submission being graded (they run in sessions of their own)."""
     _STOP.set()
-    for marker in list(_ACTIVE):
+    for marker, procs in list(_ACTIVE.items()):
+        for proc in list(procs):
+            _kill_group(proc)
         _kill_marked(marker)
 
 
@@ -53,6 +50,7 @@ class Options:
     memory_mb: int = 4096
     threads: int = 1
     all_cells: bool = False  # run every cell, not just those the checks need
+    startup: float = 120.0  # seconds for a kernel or verifier to import torch and answer
 
 
 @dataclass
@@ -71,6 +69,7 @@ class Result:
     name: str
     checks: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    flags: list = field(default_factory=list)  # for a human: red flags, crashes, timeouts
 
     @property
     def total(self):
@@ -81,12 +80,13 @@ def _kernel_hint(record, options):
     """The feedback line for a check whose cell failed in the kernel."""
     if record is None:
         return "not run (the notebook could not be run; see the notes)"
-    if record["outcome"] == "skipped":
-        return f"not run: {record['skip_reason'] or 'skipped'}".replace("Skipped: ", "")
-    if record["died"] or record["dead_before"]:
+    outcome = record.get("outcome")
+    if outcome == "skipped":
+        return f"not run: {record.get('reason') or 'skipped'}"
+    if outcome == "died":
         return "kernel died (a crash, os._exit, or running out of memory)"
-    ename, evalue = record["ename"], record["evalue"]
-    if record["timeout"] or ename == "KeyboardInterrupt":
+    ename, evalue = record.get("ename", ""), record.get("evalue", "")
+    if outcome == "timeout" or ename == "KeyboardInterrupt":
         return f"timed out (the limit is {options.timeout_cell:g} s per cell)"
     if ename == "CheckFailed":
         return evalue
@@ -94,28 +94,26 @@ def _kernel_hint(record, options):
         return f"not implemented yet: {evalue}"
     if ename == "MemoryError":
         return f"ran out of memory (the limit is {options.memory_mb} MB above what torch needs)"
-    if ename:
-        return f"{ename}: {evalue}"
-    lines = [line for line in record["message"].splitlines() if line.strip()]
-    return lines[-1][:500] if lines else "failed"
+    return f"{ename}: {evalue}" if ename else "failed"
 
 
 def _explain(check, record, nb, cells, options):
     """The hint of a failed check, with the earlier cell it needed that failed first, if any."""
     hint = _kernel_hint(record, options)
-    if record is None or record["outcome"] != "failed" or record["died"]:
+    if record is None or record.get("outcome") != "failed":
         return hint
     code = [c for c in nb.cells if c.cell_type == "code"]
     index = next(i for i, c in enumerate(code) if c.get("id") == check.cell_id)
     for i in deps.needed_cells([c.source for c in code[: index + 1]], {index})[:-1]:
         earlier = cells.get((check.notebook, code[i].get("id")))
-        graded = "graded" in code[i].metadata.get(
-            "tags", []
-        )  # checks.check_x(...) "changes" checks
-        if earlier is not None and earlier["outcome"] == "failed" and not graded:
+        graded = "graded" in code[i].metadata.get("tags", [])
+        if earlier is not None and earlier.get("outcome") != "passed" and not graded:
             return f"{hint} (cell {code[i].id} failed before it: {_kernel_hint(earlier, options)})"
     if record.get("crashed_before"):
-        hint += f" (the kernel died in cell {', '.join(record['crashed_before'])} and was restarted without it)"
+        hint += (
+            f" (the kernel died in cell {', '.join(map(str, record['crashed_before']))} "
+            "and was restarted without it)"
+        )
     return hint
 
 
@@ -125,17 +123,22 @@ def _environment(extra):
     return env
 
 
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def _kill_marked(marker):
-    """Kill every process still carrying this submission's marker (a kernel, its children)."""
+    """Without bubblewrap: kill every process still carrying this submission's marker."""
     needle = f"GANLAB_GRADE_SANDBOX={marker}".encode()
-    if not os.path.isdir(
-        "/proc"
-    ):  # not Linux: the kernels were stopped by nbval, the verifier killed
+    if not os.path.isdir("/proc"):  # not Linux: the runs were killed by process group only
         return
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
-                marked = needle in f.read().split(b"\0")
+                marked = needle in f.read(2**20).split(b"\0")
         except OSError:
             continue
         if marked and int(pid) != os.getpid():
@@ -145,191 +148,217 @@ def _kill_marked(marker):
                 pass
 
 
-def _launcher_config(path, sandbox, refused, work_root, options, env):
-    config = {
-        "sandbox": str(sandbox),
-        "refused": [str(p) for p in refused],
-        "work_root": str(work_root),
-        "memory_mb": options.memory_mb,
-        "threads": options.threads,
-        "env": env,
-    }
-    Path(path).write_text(json.dumps(config, indent=1))
-    # -E: PYTHONPATH and friends from the environment do not count; the launcher sets sys.path.
-    return [sys.executable, "-E", "-B", str(LAUNCHER), str(path)]
+@dataclass
+class Run:
+    """Where one run of one submission happens, as the grader and as its processes see it."""
 
+    host: Path  # the sandbox folder on this machine
+    isolation: sandbox.Isolation
+    uid: int | None
+    marker: str
+    limits: sandbox.Limits
 
-def _sandbox_env(sandbox, marker, backend):
-    return {
-        "HOME": f"{sandbox}/home",
-        "TMPDIR": f"{sandbox}/tmp",
-        "PYTHONPATH": str(sandbox),
-        "MPLCONFIGDIR": f"{sandbox}/home/.matplotlib",
-        "IPYTHONDIR": f"{sandbox}/home/.ipython",
-        "MPLBACKEND": backend,
-        "GANLAB_QUICK": "1",
-        "GANLAB_RUNS_DIR": f"{sandbox}/runs",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MALLOC_ARENA_MAX": "2",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "GANLAB_GRADE_SANDBOX": marker,
-    }
+    @property
+    def inside(self):  # the sandbox folder as the student's processes see it
+        return sandbox.MOUNT if self.isolation.isolated else str(self.host)
 
+    @property
+    def package(self):  # the grader's own ganlab, as they see it
+        return f"{sandbox.GRADER}/ganlab" if self.isolation.isolated else str(PACKAGE)
 
-def run_kernel(sandbox, private, names, launcher, marker, options):
-    """nbval over the sandbox's notebooks; returns ``{cell id: record}`` (see nbplugin)."""
-    spec = private / "jupyter" / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": launcher + ["kernel", "-f", "{connection_file}"],
-                "display_name": "ganlab grader",
-                "language": "python",
-            }
-        )
-    )
-    for folder in ("runtime", "home", "config", "data"):
-        (private / folder).mkdir(exist_ok=True)
-    record = private / "cells.jsonl"
-    env = _environment(
-        {
-            "JUPYTER_PATH": str(private / "jupyter"),
-            "JUPYTER_RUNTIME_DIR": str(private / "runtime"),
-            "JUPYTER_CONFIG_DIR": str(private / "config"),
-            "JUPYTER_DATA_DIR": str(private / "data"),
-            "HOME": str(private / "home"),
-            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-            "PYTHONPATH": str(PACKAGE.parent),
+    @property
+    def python(self):
+        return sandbox.sandbox_python() if self.isolation.isolated else sys.executable
+
+    def env(self, backend):
+        sb = self.inside
+        return {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": f"{sb}/home",
+            "TMPDIR": f"{sb}/tmp",
+            "MPLCONFIGDIR": f"{sb}/home/.matplotlib",
+            "IPYTHONDIR": f"{sb}/home/.ipython",
+            "JUPYTER_RUNTIME_DIR": f"{sb}/home/.jupyter-runtime",
+            "JUPYTER_CONFIG_DIR": f"{sb}/home/.jupyter",
+            "JUPYTER_DATA_DIR": f"{sb}/home/.jupyter-data",
+            "MPLBACKEND": backend,
+            "GANLAB_QUICK": "1",
+            "GANLAB_RUNS_DIR": f"{sb}/runs",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
             "PYTHONDONTWRITEBYTECODE": "1",
-            "GANLAB_GRADE_SANDBOX": marker,
+            "GANLAB_GRADE_SANDBOX": self.marker,
         }
-    )
-    cmd = [
-        sys.executable,
-        "-c",
-        PYTEST,
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "nbval.plugin",
-        "-p",
-        "ganlab.grading.nbplugin",
-        "--noconftest",
-        "-c",
-        os.devnull,
-        "--rootdir",
-        str(private),
-        "--nbval-lax",
-        "--nbval-kernel-name",
-        KERNEL_NAME,
-        "--nbval-cell-timeout",
-        f"{options.timeout_cell:g}",
-        "--nbval-kernel-startup-timeout",
-        "120",
-        "--ganlab-record",
-        str(record),
-        "--ganlab-total-timeout",
-        f"{options.timeout_total:g}",
-        "-q",
-        *[str(sandbox / n) for n in names],
-    ]
-    with open(private / "nbval.log", "wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=private, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+
+    def launcher(self, refused, work_root, options, env):
+        """``kernel.py CONFIG`` as argv; CONFIG is inline JSON (no file the student could edit)."""
+        config = {
+            "sandbox": self.inside,
+            "refused": [] if self.isolation.isolated else [str(p) for p in refused],
+            "work_root": "/nonexistent" if self.isolation.isolated else str(work_root),
+            "memory_mb": options.memory_mb,
+            "threads": options.threads,
+            "env": env,
+        }
+        # -E: PYTHONPATH and friends from the environment do not count; the launcher sets sys.path.
+        return [self.python, "-E", "-B", f"{self.package}/grading/kernel.py", json.dumps(config)]
+
+    def wrap(self, argv, env):
+        cmd = sandbox.wrap(
+            argv, self.isolation, self.host, PACKAGE, self.uid, self.limits, env, self.cgroup
         )
-        deadline = time.monotonic() + options.timeout_total + 180
-        while proc.poll() is None:  # poll, not wait: a Ctrl-C may come after this kernel started
-            if _STOP.is_set() or time.monotonic() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                break
-            time.sleep(0.1)
-    _kill_marked(marker)
+        return cmd, (_environment({}) if self.isolation.isolated else _environment(env))
+
+    cgroup = None
+
+
+def _start(run, argv, env, **popen):
+    cmd, host_env = run.wrap(argv, env)
+    proc = subprocess.Popen(cmd, env=host_env, start_new_session=True, **popen)
+    _ACTIVE.setdefault(run.marker, []).append(proc)
+    return proc
+
+
+def execute(run, names, refused, work_root, private, options):
+    """Step 3: the notebooks in a kernel (``execute.py`` in the sandbox); ``{(nb, id): record}``."""
+    env = run.env("module://matplotlib_inline.backend_inline")
+    kernel = run.launcher(refused, work_root, options, env) + ["kernel"]
+    config = {
+        "kernel_argv": kernel,
+        "cwd": run.inside,
+        "env": env,
+        "timeout_cell": options.timeout_cell,
+        "timeout_total": options.timeout_total,
+        "startup": options.startup,
+    }
+    runner_env = dict(env, PYTHONPATH=str(Path(run.package).parent))
+    argv = [run.python, "-B", "-m", "ganlab.grading.execute", json.dumps(config)]
+    argv += [f"{run.inside}/{n}" for n in names]
+    log_path = private / "execute.log"
+    with open(log_path, "wb") as log:
+        proc = _start(run, argv, runner_env, stdout=log, stderr=subprocess.STDOUT, cwd=private)
+    deadline = time.monotonic() + options.timeout_total + 2 * options.startup
+    while proc.poll() is None:  # poll, not wait: a Ctrl-C may come after this run started
+        if _STOP.is_set() or time.monotonic() > deadline:
+            _kill_group(proc)
+            proc.wait()
+            break
+        time.sleep(0.1)
+    _kill_group(proc)  # nothing of it may outlive the run (bwrap: the namespace goes with it)
+    _kill_marked(run.marker)
+    return _records(intake.read_bounded(log_path, MAX_LOG_BYTES) or b"", names)
+
+
+def _records(text, names):
+    """The runner's per-cell lines (untrusted: the kernel shares its sandbox)."""
+    from .execute import TAG
+
     cells = {}
-    if record.exists():
-        for line in record.read_text().splitlines():
-            entry = json.loads(line)
-            cells[(entry["notebook"], entry["cell_id"])] = entry
+    for line in text.decode("utf-8", "replace").splitlines():
+        if not line.startswith(TAG + " ") or len(line) > 20000:
+            continue
+        try:
+            entry = json.loads(line[len(TAG) + 1 :])
+            key = (str(entry["notebook"]), str(entry["cell_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if key[0] in names and isinstance(entry, dict):
+            cells[key] = entry
     return cells
 
 
-def grade_submission(folder, canonical, checks, work, refused, options):
-    """Grade one student folder; ``canonical``: ``[(name, notebook)]``; never raises for a bad submission."""
+def grade_submission(entry, canonical, checks, work, refused, options, isolation, index=0):
+    """Grade one intake entry; ``canonical``: ``[(name, notebook)]``; never raises for a bad one."""
     names = [name for name, _ in canonical]
-    sub = assemble.load_submission(folder, names)
-    result = Result(sub.name, notes=list(sub.notes))
+    sub = assemble.load_submission(entry.folder, names, entry.name)
+    result = Result(entry.name, notes=[*entry.notes, *sub.notes])
     spliced = {}
     for name, nb in canonical:
         nb, notes = assemble.splice(nb, sub.notebooks.get(name), name)
-        nb = assemble.split_check_cells(nb)
         spliced[name] = nb if options.all_cells else assemble.prune(nb)
         result.notes += notes
-    result.notes += assemble.red_flags(sub, spliced)
+    result.flags += assemble.red_flags(sub, spliced)
     work_root = Path(work).parent.resolve()
-    sandbox, private, vsandbox = (Path(work, d).resolve() for d in ("sandbox", "private", "verify"))
+    private = Path(work, "private").resolve()
     private.mkdir(parents=True)
-    marker, start, verified = uuid.uuid4().hex, time.monotonic(), {}
-    _ACTIVE.add(marker)
+    limits = sandbox.Limits(
+        memory_mb=options.memory_mb + 1024,  # what torch itself needs
+        cpu_seconds=int(2 * options.timeout_total + 4 * options.startup),
+    )
+    uid = sandbox.uid_for(index) if isolation.isolated else None
+    marker = uuid.uuid4().hex
+    cells, verified, passed = {}, {}, []
+    start = time.monotonic()
     try:
         if _STOP.is_set():
             raise KeyboardInterrupt
-        assemble.build_sandbox(sandbox, PACKAGE, sub, spliced)
-        launcher = _launcher_config(
-            private / "kernel-config.json",
-            sandbox,
-            refused,
-            work_root,
-            options,
-            _sandbox_env(sandbox, marker, "module://matplotlib_inline.backend_inline"),
-        )
-        cells = run_kernel(sandbox, private, names, launcher, marker, options)
+        run = Run(Path(work, "sandbox").resolve(), isolation, uid, marker, limits)
+        run.cgroup = sandbox.make_cgroup(isolation, limits)
+        try:
+            assemble.build_sandbox(run.host, PACKAGE, sub, spliced)
+            sandbox.prepare_writable(run.host, uid)
+            cells = execute(run, names, refused, work_root, private, options)
+        finally:
+            sandbox.remove_cgroup(run.cgroup)
         passed = [
             c
             for c in checks
             if (cells.get((c.notebook, c.cell_id)) or {}).get("outcome") == "passed"
         ]
         if passed and not _STOP.is_set():
-            # A fresh copy: the kernel may have rewritten its sandbox (and is dead by now).
-            assemble.build_sandbox(vsandbox, PACKAGE, sub, spliced)
-            env = _sandbox_env(vsandbox, marker, "Agg")
-            launcher = _launcher_config(
-                private / "verify-config.json", vsandbox, refused, work_root, options, env
-            )
-            jobs = [
-                (
-                    name,
-                    verify.plan(spliced[name], {c.cell_id for c in passed if c.notebook == name}),
+            # A fresh sandbox: the kernel may have rewritten its own (and is dead by now).
+            vrun = Run(Path(work, "verify").resolve(), isolation, uid, marker, limits)
+            vrun.cgroup = sandbox.make_cgroup(isolation, limits)
+            try:
+                assemble.build_sandbox(vrun.host, PACKAGE, sub, spliced)
+                sandbox.prepare_writable(vrun.host, uid)
+                env = vrun.env("Agg")
+                jobs = [
+                    (
+                        name,
+                        verify.plan(
+                            spliced[name], {c.cell_id for c in passed if c.notebook == name}
+                        ),
+                    )
+                    for name in names
+                ]
+                argv = vrun.launcher(refused, work_root, options, env) + ["verify"]
+                cmd, host_env = vrun.wrap(argv, env)
+                verified = verify.verify(
+                    cmd,
+                    host_env,
+                    private,
+                    [job for job in jobs if job[1]["checks"]],
+                    options.timeout_cell,
+                    start + 2 * options.timeout_total,  # the kernel run had its own total
+                    private / "verify.log",
+                    startup=options.startup,
+                    stop=_STOP,
+                    started=lambda proc: _ACTIVE.setdefault(marker, []).append(proc),
                 )
-                for name in names
-            ]
-            deadline = start + 2 * options.timeout_total  # the kernel run had its own total
-            verified = verify.verify(
-                launcher + ["verify"],
-                _environment(env),
-                vsandbox,
-                [job for job in jobs if job[1]["checks"]],
-                options.timeout_cell,
-                deadline,
-                private / "verify.log",
-                stop=_STOP,
-            )
-            _kill_marked(marker)
+            finally:
+                _kill_marked(marker)
+                sandbox.remove_cgroup(vrun.cgroup)
     finally:
-        _ACTIVE.discard(marker)
+        for proc in _ACTIVE.pop(marker, []):
+            _kill_group(proc)
+    for record in cells.values():
+        if record.get("outcome") in ("died", "timeout"):
+            what = "crashed" if record["outcome"] == "died" else "timed out"
+            result.flags.append(f"{record['notebook']} cell {record['cell_id']} {what}")
     for check in checks:
         record = cells.get((check.notebook, check.cell_id))
         if check not in passed:
-            result.checks.append(
-                CheckResult(
-                    check, False, _explain(check, record, spliced[check.notebook], cells, options)
-                )
-            )
+            hint = _explain(check, record, spliced[check.notebook], cells, options)
+            result.checks.append(CheckResult(check, False, hint))
             continue
         ok, hint = verified.get(check.cell_id, (False, "the grader could not re-run this check"))
         if not ok:
             hint = f"passed in the notebook, but not when the grader re-ran it: {hint}"
+            if "timed out" in hint or "died" in hint:
+                result.flags.append(f"verifying {check.cell_id}: {hint.split(': ', 1)[1]}")
         result.checks.append(CheckResult(check, ok, hint))
     return result

@@ -2,14 +2,14 @@
 
 The grader never runs a student's code in a process it did not start with::
 
-    python ganlab/grading/kernel.py CONFIG kernel -f CONNECTION_FILE   # the Jupyter kernel nbval talks to
+    python ganlab/grading/kernel.py CONFIG kernel -f CONNECTION_FILE   # the kernel execute.py talks to
     python ganlab/grading/kernel.py CONFIG verify                      # the out-of-kernel verifier
 
 It is run by absolute path from the grader's own copy of the kit (not ``-m``): the
 sandbox holds a copy of the package that the student's code may rewrite, and the
-launcher must not be one of the files it can replace. CONFIG (in the grader's
-private folder, outside the sandbox) names the sandbox, the paths to refuse and the
-memory budget. Before any student code runs, the launcher
+launcher must not be one of the files it can replace (with bubblewrap it is mounted
+read-only at /grader/ganlab). CONFIG (inline JSON) names the sandbox, the paths to
+refuse and the memory budget. Before any student code runs, the launcher
 
 1. sanitises the environment (no GANLAB_SOLUTIONS*, HOME and TMPDIR in the sandbox)
    and puts the sandbox first on ``sys.path``, so the sandbox's ganlab is imported;
@@ -300,8 +300,7 @@ def protect(config, preload=PRELOAD):
 
 
 def main(argv):
-    with open(argv[0]) as f:
-        config = json.load(f)
+    config = json.loads(argv[0])  # inline: there is no file the student's code could rewrite
     hook = protect(config, PRELOAD + (PRELOAD_KERNEL if argv[1] == "kernel" else ()))
     # Standard output and error were inherited from the grader (its log): point them into the sandbox.
     log = os.open(

@@ -1,12 +1,50 @@
-"""The outputs: one CSV row per student, one Markdown feedback file per student."""
+"""Step 5 of grading, the outputs: the per-check CSV, a Moodle gradebook CSV, one Markdown
+feedback file per student, and the end-of-run summary of what a human should look at.
+
+Everything a student's code could have influenced (hints, notes) is cut to a bounded
+length and has the grader's own paths replaced (``Redactor``) before it is written.
+"""
 
 import csv
 import io
+import os
+import re
 from itertools import groupby
+from pathlib import Path
+
+MAX_HINT = 500  # characters of one hint in the feedback
+MAX_NOTES = 2000  # characters of a row's notes in the CSV
+MAX_FEEDBACK = 64 * 1024  # characters of one feedback file
+# Moodle's grade import (Site administration > Grades > Import > CSV file) maps columns by
+# their header: "Username" to the user, the item column to a grade item, "Feedback" to its
+# feedback. The student's folder (or zip) name is taken as their Moodle username.
+MOODLE_HEADER = ("Username", "{item}", "Feedback")
 
 
-def csv_text(results, checks):
-    """``student, <check id>..., total, max, notes``; rows sorted by student folder name."""
+class Redactor:
+    """Replaces the grader's paths (its checkout, work folders, outputs) in text from a run."""
+
+    def __init__(self, paths):
+        found = {str(p) for p in paths if p} | {os.path.realpath(p) for p in paths if p}
+        self.paths = sorted((p for p in found if len(p) > 1), key=len, reverse=True)
+
+    def __call__(self, text):
+        for path in self.paths:
+            text = text.replace(path, "<grader>")
+        return text
+
+
+def _clean(text, limit):
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _notes(result):
+    return [*result.notes, *result.flags]
+
+
+def csv_text(results, checks, redact=str):
+    """``student, <check id>..., total, max, notes``; rows sorted by student name."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["student", *[c.cell_id for c in checks], "total", "max", "notes"])
@@ -19,13 +57,28 @@ def csv_text(results, checks):
                 *[earned.get(c.cell_id, 0) for c in checks],
                 result.total,
                 maximum,
-                "; ".join(result.notes),
+                _clean(redact("; ".join(_notes(result))), MAX_NOTES),
             ]
         )
     return out.getvalue()
 
 
-def feedback(result):
+def moodle_csv(results, checks, item="ganlab"):
+    """The gradebook import: ``Username,<item>,Feedback``, one row per student."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([h.format(item=item) for h in MOODLE_HEADER])
+    maximum = sum(c.points for c in checks)
+    for result in sorted(results, key=lambda r: r.name):
+        missed = [r.check.cell_id for r in result.checks if not r.passed]
+        summary = f"{result.total}/{maximum} points" + (
+            f"; not passed: {', '.join(missed)}" if missed else ""
+        )
+        writer.writerow([result.name, result.total, _clean(summary, MAX_NOTES)])
+    return out.getvalue()
+
+
+def feedback(result, redact=str):
     """Markdown: the total, the notes, then every check with its points and hint."""
     maximum = sum(r.check.points for r in result.checks)
     lines = [
@@ -34,22 +87,41 @@ def feedback(result):
         f"**Total: {result.total} / {maximum} points**",
         "",
     ]
-    if result.notes:
-        lines += ["Notes:", *[f"- {note}" for note in result.notes], ""]
+    if _notes(result):
+        lines += ["Notes:", *[f"- {_clean(redact(n), MAX_HINT)}" for n in _notes(result)], ""]
     for notebook, group in groupby(result.checks, key=lambda r: r.check.notebook):
         lines += [f"## {notebook}", ""]
         for r in group:
             unit = "point" if r.check.points == 1 else "points"
             mark = "\u2714" if r.passed else "\u2718"
             line = f"- {mark} `{r.check.cell_id}`: {r.earned}/{r.check.points} {unit}"
-            lines.append(
-                line + (f": {' '.join(r.hint.split())}" if not r.passed and r.hint else "")
-            )
+            hint = _clean(redact(" ".join(r.hint.split())), MAX_HINT)
+            lines.append(line + (f": {hint}" if not r.passed and r.hint else ""))
         lines.append("")
-    return "\n".join(lines)
+    return _clean("\n".join(lines), MAX_FEEDBACK)
 
 
-def write_feedback(results, folder):
+def write_atomic(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def write_feedback(results, folder, redact=str):
     folder.mkdir(parents=True, exist_ok=True)
     for result in results:
-        (folder / f"{result.name}.md").write_text(feedback(result))
+        write_atomic(folder / f"{result.name}.md", feedback(result, redact))
+
+
+def summary(results, ignored, isolation_lines):
+    """The end-of-run lines: isolation, entries not graded, then every row to review."""
+    lines = list(isolation_lines)
+    for name, why in ignored:
+        lines.append(f"not graded: {name}: {why}")
+    review = [(r.name, r.flags) for r in results if r.flags]
+    if review:
+        lines.append(f"to review ({len(review)}):")
+        lines += [f"  {name}: {'; '.join(flags)}" for name, flags in review]
+    return lines

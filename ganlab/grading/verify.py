@@ -24,8 +24,10 @@ import ast
 import base64
 import hmac
 import json
+import os
 import queue
 import secrets
+import signal
 import subprocess
 import threading
 import time
@@ -80,12 +82,39 @@ def _mac(key, body):
     return hmac.new(key, body.encode(), "sha256").hexdigest()
 
 
-def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=120.0, stop=None):
+MAX_LINE = 65536  # a longer line is not from the verifier: skipped, never held in memory
+
+
+def _lines(stream):
+    """The lines of ``stream``, each cut at ``MAX_LINE`` bytes (a flood costs no memory)."""
+    while True:
+        line = stream.readline(MAX_LINE)
+        if not line:
+            return
+        if not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):  # skip the rest of an overlong line
+                line = stream.readline(MAX_LINE)
+            continue
+        yield line
+
+
+def verify(
+    argv,
+    env,
+    cwd,
+    notebooks,
+    timeout_cell,
+    deadline,
+    log_path,
+    startup=120.0,
+    stop=None,
+    started=None,
+):
     """Run the verifier until every check of ``notebooks`` (``[(name, job)]``) has a result.
 
     Each message must come within ``timeout_cell`` of the one before (``startup`` for
     the first: the process imports torch). ``stop``, a ``threading.Event``, ends it early
-    (Ctrl-C). Returns ``{check id: (passed, hint)}``.
+    (Ctrl-C); ``started(proc)`` is told of each process. Returns ``{check id: (passed, hint)}``.
     """
     order = [c["id"] for _, job in notebooks for c in job["checks"]]
     results = {}
@@ -105,12 +134,17 @@ def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=
                 env=env,
                 start_new_session=True,
             )
-        lines = queue.Queue()
+        if started is not None:
+            started(proc)
+        lines = queue.Queue(maxsize=1000)  # the pump waits when the grader is behind
 
         def pump(stdout=proc.stdout, lines=lines):
-            for line in stdout:
-                lines.put(line)
-            lines.put(None)
+            try:
+                for line in _lines(stdout):
+                    lines.put(line, timeout=60)
+                lines.put(None, timeout=60)
+            except queue.Full:  # nobody reads any more: the grader has moved on
+                pass
 
         threading.Thread(target=pump, daemon=True).start()
         try:
@@ -150,7 +184,10 @@ def verify(argv, env, cwd, notebooks, timeout_cell, deadline, log_path, startup=
                 results[fields[0]] = (fields[1] == "passed", fields[2])
             elif kind == "done":
                 reason = "finished"
-        proc.kill()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # bwrap: its namespace and all in it go too
+        except OSError:
+            pass
         proc.wait()
         pending = [c for c in order if c not in results]
         if pending and reason != "finished":

@@ -1,0 +1,192 @@
+"""Run a submission's notebooks in a kernel, with nbclient, inside its sandbox.
+
+    python -m ganlab.grading.execute CONFIG_JSON NOTEBOOK...     (PYTHONPATH: the grader's copy)
+
+This file is the runner: it runs in the submission's sandbox (see ``sandbox``), next to
+the kernel it starts, and uses nbclient's public interface only: a ``NotebookClient``
+per notebook sharing one ``KernelManager`` (starting a kernel imports torch: ~3 s of
+CPU, so the namespace is reset between notebooks instead), ``execute_cell`` cell by
+cell, and the ``on_cell_executed`` hook for each cell's reply. The kernel is started
+through the launcher ``kernel.py`` (audit hook, rlimits), named by a kernel spec the
+runner holds in memory, not in a file the kernel could rewrite.
+
+* A dead kernel (crash, ``os._exit``, out of memory) or a timed-out cell: a fresh
+  kernel replays the notebook's cells that passed so far, and the run goes on;
+* a total time limit: each cell's timeout is cut to what is left, later cells skip;
+* saved outputs are dropped before the run and new ones are not kept (only the size
+  of what a cell printed is counted): the run's memory does not grow with them.
+
+One JSON line per cell goes to standard output. The grader treats these lines as
+hints only (the student's kernel shares this sandbox and could forge them); points
+come from ``verify``.
+"""
+
+import json
+import sys
+import time
+
+RESET = """\
+def _ganlab_reset(ip=get_ipython()):
+    import sys
+    for name in [n for n in ip.user_ns if not n.startswith("__") and n not in ip.user_ns_hidden]:
+        del ip.user_ns[name]
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+_ganlab_reset()
+"""
+MAX_RESTARTS = 3
+TAG = "GANLAB-CELL"
+
+
+def _client_classes():
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from nbclient import NotebookClient
+
+    class OneSpec(KernelSpecManager):
+        """The launcher as the only kernel there is."""
+
+        argv = None
+
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(argv=self.argv, display_name="ganlab grader", language="python")
+
+    class CountingClient(NotebookClient):
+        """Keeps no outputs: counts their size, keeps the error (``output`` is nbclient's
+        documented place where each output message becomes part of the cell)."""
+
+        printed = 0
+
+        def output(self, outs, msg, display_id, cell_index):
+            content = msg.get("content", {})
+            self.printed += sum(len(str(v)) for v in content.get("data", {}).values())
+            self.printed += len(str(content.get("text", "")))
+            if msg.get("msg_type") == "error":
+                return {
+                    "output_type": "error",
+                    "ename": str(content.get("ename", ""))[:200],
+                    "evalue": str(content.get("evalue", ""))[:2000],
+                    "traceback": [],
+                }
+            return None
+
+    return OneSpec, CountingClient
+
+
+def run(config, paths, emit):
+    import nbformat
+    from jupyter_client.manager import KernelManager
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    OneSpec, CountingClient = _client_classes()
+    specs = OneSpec()
+    specs.argv = config["kernel_argv"] + ["-f", "{connection_file}"]
+    km = KernelManager(kernel_name="ganlab", kernel_spec_manager=specs)
+    deadline = time.monotonic() + config["timeout_total"]
+    restarts = 0
+
+    def start():
+        km.start_kernel(cwd=config["cwd"], env=config["env"])
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=config["startup"])
+        return kc
+
+    kc = start()
+    try:
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            name = path.rsplit("/", 1)[-1]
+            client = CountingClient(nb, km=km, kc=kc, allow_errors=True, record_timing=False)
+            client.kc = kc
+            replies = {}
+
+            def on_cell_executed(cell, cell_index, execute_reply, replies=replies):
+                replies[cell_index] = execute_reply
+
+            client.on_cell_executed = on_cell_executed
+            try:
+                client.execute_cell(nbformat.v4.new_code_cell(RESET), 0)
+            except Exception:
+                pass
+            passed = []  # sources to replay after a crash
+            crashed = []
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                cell.outputs = []
+                record = {
+                    "notebook": name,
+                    "cell_id": cell.get("id", ""),
+                    "crashed_before": list(crashed),
+                }
+                left = deadline - time.monotonic()
+                if left <= 1:
+                    emit(dict(record, outcome="skipped", reason="total time limit reached"))
+                    continue
+                client.timeout = max(1, int(min(config["timeout_cell"], left)))
+                outcome, ename, evalue = "passed", "", ""
+                try:
+                    client.execute_cell(cell, index)
+                    reply = replies.get(index, {}).get("content", {})
+                    if reply.get("status") != "ok":
+                        outcome = "failed"
+                        ename = str(reply.get("ename", ""))[:200]
+                        evalue = str(reply.get("evalue", ""))[:2000]
+                except CellTimeoutError:
+                    outcome, ename = "timeout", "timeout"
+                except DeadKernelError:
+                    outcome, ename = "died", "died"
+                except Exception as err:  # the kernel stopped answering in some other way
+                    outcome, ename, evalue = "died", "died", f"{type(err).__name__}: {err}"[:500]
+                if outcome in ("timeout", "died") or not km.is_alive():
+                    if outcome == "passed":
+                        outcome = "died"
+                    crashed.append(record["cell_id"])
+                    restarts += 1
+                    _stop(km, kc)
+                    if restarts > MAX_RESTARTS:
+                        emit(dict(record, outcome=outcome, ename=ename, evalue=evalue))
+                        return
+                    kc = start()
+                    client.kc = kc
+                    for source in passed:  # back to where the dead kernel was
+                        try:
+                            client.execute_cell(nbformat.v4.new_code_cell(source), 0)
+                        except Exception:
+                            break
+                elif outcome == "passed":
+                    passed.append(cell.source)
+                emit(
+                    dict(
+                        record, outcome=outcome, ename=ename, evalue=evalue, printed=client.printed
+                    )
+                )
+                client.printed = 0
+    finally:
+        _stop(km, kc)
+
+
+def _stop(km, kc):
+    try:
+        kc.stop_channels()
+    except Exception:
+        pass
+    try:
+        km.shutdown_kernel(now=True)
+    except Exception:
+        pass
+
+
+def main(argv):
+    config = json.loads(argv[0])
+    out = sys.stdout
+
+    def emit(record):
+        out.write(f"{TAG} {json.dumps(record)}\n")
+        out.flush()
+
+    run(config, argv[1:], emit)
+
+
+if __name__ == "__main__":  # run as -m: ganlab.grading's import guards apply first
+    main(sys.argv[1:])

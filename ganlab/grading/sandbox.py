@@ -1,0 +1,267 @@
+"""Operating-system isolation for one submission: bubblewrap, limits, an unprivileged user.
+
+Every process that runs a student's code starts through :func:`wrap`. With bubblewrap
+(``bwrap``, Debian package ``bubblewrap``) the command runs in new namespaces
+(``--unshare-all``: mount, PID, network, IPC, UTS, user, cgroup) where
+
+* the file system is the Python installation and the grader's virtual environment and
+  ``ganlab`` package, all read-only, plus the submission's own sandbox folder, the only
+  writable place (mounted at ``/sandbox``). The instructor's ``solutions/`` and ``.git``,
+  the other submissions, the grades CSV and the feedback folder are simply not there;
+* ``/proc`` shows only the sandbox's own processes (a fresh PID namespace), ``/dev`` holds
+  only null, zero, random and friends, ``/tmp`` is a private tmpfs;
+* there is no network (only a private loopback, for the kernel's own sockets);
+* ``--die-with-parent`` and the PID namespace end every process when the grader's
+  direct child ends: nothing outlives the submission, nothing can signal another one;
+* ``--new-session``: no terminal to inject keystrokes into.
+
+As root, the sandbox runs as its own unprivileged uid (one per submission, via
+``setpriv``), so file permissions and ``RLIMIT_NPROC`` apply per submission too.
+
+Limits come from cgroups v2 where this machine delegates a writable cgroup with the
+memory controller (``memory.max`` counts memfd and tmpfs pages and every thread, ``pids.max``,
+``cpu.max`` one CPU), otherwise from rlimits (``prlimit``: CPU seconds, processes for the
+uid, open files, file size, no core dumps; the kernel launcher adds the address space).
+:func:`describe` says which, and what is then not limited; the grade summary prints it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MOUNT = "/sandbox"  # where the submission's writable folder appears inside
+GRADER = "/grader"  # the grader's ganlab package (read-only): launcher, runner, private checks
+VENV = "/venv"  # the grader's virtual environment, when it runs in one (read-only)
+UID_BASE = 200000  # as root: the sandbox of submission i runs as uid UID_BASE + i
+FILE_LIMIT = 2**30  # bytes per file written (also bounds what a process can print to a log)
+OPEN_FILES = 256
+PROCESSES = 256  # threads count too (per uid)
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass
+class Limits:
+    memory_mb: int = 4096
+    cpu_seconds: int = 1800
+    processes: int = PROCESSES
+
+
+@dataclass
+class Isolation:
+    """How submissions are run: ``mode`` is ``"bwrap"`` or ``"none"``."""
+
+    mode: str
+    cgroup_parent: Path | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def isolated(self):
+        return self.mode == "bwrap"
+
+
+def _bwrap_works():
+    """Whether ``bwrap`` exists and can make its namespaces here (containers may forbid it)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False, "bubblewrap (bwrap) is not installed"
+    probe = [exe, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return False, f"bwrap does not run here ({err})"
+    if done.returncode != 0:
+        return False, f"bwrap cannot create namespaces here: {done.stderr.decode()[:200].strip()}"
+    return True, ""
+
+
+def _cgroup_parent():
+    """A cgroup v2 folder we may create children in, with the memory controller, or None."""
+    if sys.platform != "linux" or not (_CGROUP_ROOT / "cgroup.controllers").is_file():
+        return None  # cgroups v1 or hybrid (memory is then v1 only): not used
+    try:
+        own = next(
+            line.split("::", 1)[1].strip()
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if line.startswith("0::")
+        )
+    except (OSError, StopIteration):
+        return None
+    for parent in (_CGROUP_ROOT / own.lstrip("/"), _CGROUP_ROOT):
+        try:
+            enabled = (parent / "cgroup.subtree_control").read_text().split()
+        except OSError:
+            continue
+        if {"memory", "pids"} <= set(enabled) and os.access(parent, os.W_OK):
+            return parent
+    return None
+
+
+def choose(requested):
+    """The :class:`Isolation` for ``--isolation auto|bwrap|none``; raises ValueError for bwrap
+    where it cannot run."""
+    if requested == "none":
+        return Isolation("none", notes=["isolation off (--isolation none)"])
+    works, why = _bwrap_works() if sys.platform == "linux" else (False, "not Linux")
+    if not works:
+        if requested == "bwrap":
+            raise ValueError(f"--isolation bwrap: {why}")
+        return Isolation("none", notes=[f"not isolated: {why}"])
+    return Isolation("bwrap", cgroup_parent=_cgroup_parent())
+
+
+def describe(isolation, limits):
+    """What the summary says about the isolation of this run (one line each)."""
+    if not isolation.isolated:
+        return [
+            *isolation.notes,
+            "NOT ISOLATED: student code ran as this user, with this user's files and network; "
+            "only the audit hook, rlimits and the grader's own checks stood in its way "
+            "(see ganlab/grading/__init__.py)",
+        ]
+    lines = ["isolation: bubblewrap (own mount, PID, network, IPC and user namespaces)"]
+    if isolation.cgroup_parent is not None:
+        lines.append(
+            f"limits: cgroup v2 per submission: memory {limits.memory_mb} MB (memfd and tmpfs "
+            f"included), {limits.processes} tasks, one CPU"
+        )
+    else:
+        lines.append(
+            "limits: rlimits only (no writable cgroup v2 with the memory controller here): "
+            f"address space {limits.memory_mb} MB beyond torch's, {limits.cpu_seconds} CPU s a "
+            f"process, {OPEN_FILES} open files, {FILE_LIMIT // 2**20} MB a file; NOT limited: "
+            "memory held in memfd or tmpfs files (up to open files x file size), total CPU "
+            "share (threads may use every core until the CPU seconds run out)"
+            + ("" if os.geteuid() == 0 else ", processes (the grader's uid is shared)")
+        )
+    return lines
+
+
+def _python_mounts():
+    """``[(host path, sandbox path)]`` for the interpreter, its libraries and the venv."""
+    mounts = []
+    prefix, base = Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()
+    if prefix != base:  # a virtual environment: mounted at /venv, its path is the grader's
+        mounts.append((prefix, Path(VENV)))
+    mounts.append((base, base))
+    return mounts
+
+
+def sandbox_python():
+    """The interpreter's path inside the sandbox."""
+    prefix, base = Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()
+    exe = Path(sys.executable)
+    if prefix != base and exe.is_relative_to(Path(sys.prefix)):
+        return str(Path(VENV) / exe.relative_to(Path(sys.prefix)))
+    return str(exe)
+
+
+def uid_for(index):
+    return UID_BASE + index if os.geteuid() == 0 else None
+
+
+def prepare_writable(folder, uid):
+    """Give the sandbox folder to the submission's uid (as root); nothing else is theirs."""
+    if uid is None:
+        return
+    for root, dirs, files in os.walk(folder):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            os.lchown(name, uid, uid)
+
+
+def _dirs_above(path):
+    """``--dir`` for each folder above ``path``, traversable (bwrap would make them 0700)."""
+    parts = Path(path).parts[1:-1]
+    out = []
+    for i in range(1, len(parts) + 1):
+        out += ["--perms", "0755", "--dir", "/" + "/".join(parts[:i])]
+    return out
+
+
+def wrap(argv, isolation, writable, package, uid=None, limits=None, env=None, cgroup=None):
+    """The command that runs ``argv`` (paths as seen inside) for one submission.
+
+    ``writable``: the submission's sandbox folder (``/sandbox`` inside); ``package``: the
+    grader's ``ganlab`` folder (``/grader/ganlab``); ``uid``: the submission's own uid
+    (as root). Without isolation ``argv`` runs as it is, under the same rlimits.
+    """
+    limits = limits or Limits()
+    prlimit = shutil.which("prlimit")
+    rlimits = [
+        prlimit,
+        f"--cpu={limits.cpu_seconds}",
+        f"--nofile={OPEN_FILES}",
+        f"--fsize={FILE_LIMIT}",
+        "--core=0",
+        *([f"--nproc={limits.processes}"] if uid is not None else []),
+        "--",
+    ]
+    rlimits = rlimits if prlimit else []
+    if not isolation.isolated:
+        return rlimits + list(argv)
+    namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    namespaces += ["--unshare-cgroup-try"]
+    if uid is None:  # not root: a user namespace is what lets bwrap make the others
+        namespaces += ["--unshare-user", "--cap-drop", "ALL"]
+    cmd = [shutil.which("bwrap"), *namespaces, "--die-with-parent", "--new-session"]
+    cmd += ["--hostname", "sandbox", "--clearenv"]
+    mounted = []
+    for host, inside in [*_python_mounts(), (Path(package), Path(GRADER, "ganlab"))]:
+        cmd += [*_dirs_above(inside), "--ro-bind", str(host), str(inside)]
+        mounted.append(str(inside))
+    for system in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+        if not os.path.exists(system) or any(
+            system == m or m.startswith(system + "/") for m in mounted
+        ):
+            continue
+        if os.path.islink(system):
+            cmd += ["--symlink", os.readlink(system), system]
+        else:
+            cmd += ["--ro-bind", system, system]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    cmd += ["--bind", str(writable), MOUNT, "--chdir", MOUNT, "--remount-ro", "/"]
+    for key, value in (env or {}).items():
+        cmd += ["--setenv", key, value]
+    cmd.append("--")
+    if uid is not None:  # bwrap made the mounts as root; the student's code runs as uid
+        cmd += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        cmd += ["--inh-caps=-all", "--bounding-set=-all", "--"]
+    cmd += [*rlimits, *argv]
+    if cgroup is not None:  # join the cgroup first, then become the sandbox (exec keeps it)
+        cmd = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup), *cmd]
+    return cmd
+
+
+def make_cgroup(isolation, limits):
+    """A fresh cgroup for one submission (or None): memory, tasks and one CPU."""
+    if isolation.cgroup_parent is None:
+        return None
+    group = isolation.cgroup_parent / f"ganlab-{uuid.uuid4().hex[:12]}"
+    try:
+        group.mkdir()
+        (group / "memory.max").write_text(f"{limits.memory_mb * 2**20}\n")
+        (group / "memory.swap.max").write_text("0\n")
+        (group / "pids.max").write_text(f"{limits.processes}\n")
+        if (group / "cpu.max").exists():
+            (group / "cpu.max").write_text("100000 100000\n")
+    except OSError:
+        remove_cgroup(group)
+        return None
+    return group
+
+
+def remove_cgroup(group):
+    """Kill what is left in the cgroup and remove it."""
+    if group is None:
+        return
+    try:
+        if (group / "cgroup.kill").exists():
+            (group / "cgroup.kill").write_text("1\n")
+        group.rmdir()
+    except OSError:
+        pass
