@@ -1,7 +1,8 @@
 """``ganlab grade`` and ``ganlab check``: a class of perfect, planted and hostile submissions.
 
-The class is built at test time from the instructor's files: the perfect copy from
-``solutions/`` (markers stripped), every other student from it with one change. The
+The class is built at test time from the instructor's files (``ganlab.grading.sample_class``):
+the perfect copy from ``solutions/`` (markers stripped), every other student from it with
+one change. Attacks on the sandbox itself: tests/test_grading_hostile.py. The
 slow test grades the class once over notebooks 02 and 04 and compares every CSV row
 with the points written out by hand below.
 """
@@ -18,26 +19,20 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ganlab import instructor
-from ganlab.grading import assemble, deps, engine, report, verify
+from ganlab.grading import assemble, deps, engine, kernel, report, verify
+from ganlab.grading.sample_class import (
+    MEAN_LOSS,
+    SIGMOID_CRITIC,
+    append_to,
+    edit_cell,
+    perfect_copy,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 needs_solutions = pytest.mark.skipif(
     not (REPO / "solutions" / "ganlab").is_dir(), reason="a student copy has no solutions/"
 )
 
-SIGMOID_CRITIC = """
-_DcganCritic = Critic
-class Critic(_DcganCritic):  # planted: a final sigmoid
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.net.append(nn.Sigmoid())
-"""
-MEAN_LOSS = """
-_summed_loss = critic_loss
-def critic_loss(real_logits, fake_logits, real_label=1.0):  # planted: averages the two terms
-    return _summed_loss(real_logits, fake_logits, real_label) / 2
-"""
 PATCH_CHECKS = """
 import ganlab.checks as c
 c.check_critic_output = lambda *a: print("\\u2714 critic output")
@@ -57,43 +52,6 @@ def _grade(*args, cwd=REPO, timeout=600):
         text=True,
         timeout=timeout,
     )
-
-
-def perfect_copy(dest):
-    """A student copy with every exercise done: the reference solutions, markers stripped."""
-    dest = Path(dest)
-    (dest / "ganlab").mkdir(parents=True)
-    (dest / "notebooks").mkdir()
-    for module in instructor.EXERCISE_MODULES:
-        text = (REPO / "solutions" / "ganlab" / module).read_text()
-        (dest / "ganlab" / module).write_text(
-            instructor.strip_solutions(text, "", keep_solution=True)
-        )
-    for src in sorted((REPO / "solutions" / "notebooks").glob("*.ipynb")):
-        nb = instructor.derive_notebook(instructor.read_notebook(src), src.name, keep_solution=True)
-        nbformat.write(nb, str(dest / "notebooks" / src.name))
-    return dest
-
-
-def edit_cell(folder, notebook, cell_id, change):
-    """Replace the source of one cell with ``change(source)``; None deletes the cell."""
-    path = Path(folder, "notebooks", notebook)
-    nb = nbformat.read(str(path), as_version=4)
-    cells = []
-    for cell in nb.cells:
-        if cell.get("id") == cell_id:
-            source = change(cell.source)
-            if source is None:
-                continue
-            cell.source = source
-        cells.append(cell)
-    nb.cells = cells
-    nbformat.write(nb, str(path))
-
-
-def append_to(folder, module, text):
-    path = Path(folder, "ganlab", module)
-    path.write_text(path.read_text() + text)
 
 
 def build_class(root, grades_csv):
@@ -130,7 +88,7 @@ def build_class(root, grades_csv):
         + f"""
 try:
     exec(open({str(REPO / "solutions" / "ganlab" / "models.py")!r}).read())
-except PermissionError as err:
+except OSError as err:  # PermissionError (audit hook) or FileNotFoundError (not mounted)
     print("reading the solutions refused:", err)
 """
     )
@@ -146,7 +104,7 @@ except PermissionError as err:
         "ex-2-1",
         lambda src: (
             "".join(
-                f"try:\n    {a}\nexcept PermissionError as err:\n    print('refused:', err)\n"
+                f"try:\n    {a}\nexcept OSError as err:\n    print('refused:', err)\n"
                 for a in attempts
             )
             + src
@@ -159,53 +117,6 @@ except PermissionError as err:
     (broken / "ganlab" / "losses.py").write_text(
         "def critic_loss(real_logits, fake_logits:\n    pass\n"
     )
-    return root
-
-
-NO_DETACH = """
-def critic_step(critic, generator, real, z, opt_c, real_label=1.0):  # planted: fakes not detached
-    opt_c.zero_grad()
-    real_logits, fake_logits = critic(real), critic(generator(z))
-    loss = critic_loss(real_logits, fake_logits, real_label)
-    loss.backward()
-    opt_c.step()
-    return {"loss_c": loss.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
-"""
-NO_TANH = """
-_DcganGenerator = Generator
-class Generator(_DcganGenerator):  # planted: no tanh at the end
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.net = self.net[:-1]
-"""
-
-
-def build_benchmark_class(root, size=30):
-    """A class for timing ``ganlab grade`` on every notebook: 2 in 3 perfect, the rest broken."""
-    root = Path(root)
-    broken = [
-        lambda f: append_to(f, "models.py", SIGMOID_CRITIC),
-        lambda f: append_to(f, "models.py", NO_TANH),
-        lambda f: append_to(f, "losses.py", MEAN_LOSS),
-        lambda f: append_to(f, "training.py", NO_DETACH),
-        lambda f: append_to(
-            f, "latent.py", "\n_lerp = lerp\ndef lerp(z0, z1, t):\n    return _lerp(z1, z0, t)\n"
-        ),
-        lambda f: edit_cell(
-            f, "01_data.ipynb", "ex-1-2", lambda src: src.replace(".clamp(0, 1)", "")
-        ),
-        lambda f: edit_cell(
-            f, "00_setup.ipynb", "ex-0-1", lambda src: src.replace("p.numel()", "1")
-        ),
-        lambda f: shutil.rmtree(f / "ganlab"),  # notebooks done, modules never written
-        lambda f: shutil.rmtree(f / "notebooks"),
-        lambda f: (f / "ganlab" / "losses.py").write_text("def critic_loss(:\n"),
-    ]
-    for i in range(size):
-        folder = perfect_copy(root / f"student{i:02d}")
-        if i % 3 == 2:
-            broken[(i // 3) % len(broken)](folder)
     return root
 
 
@@ -344,6 +255,9 @@ def test_check_on_a_perfect_and_a_broken_copy(tmp_path):
     assert "\u2714 `check-3-1`: 1/1 point" in run.stdout
 
 
+RUNNER = "ganlab.grading.execute"  # in the command line of every notebook run, inside or not
+
+
 def _processes_mentioning(*texts):
     """PIDs whose command line mentions every one of ``texts`` (Linux /proc)."""
     found = []
@@ -404,7 +318,7 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
         text=True,
     )
     deadline = time.monotonic() + 120
-    while not _processes_mentioning(str(work), "kernel-config.json"):  # a sandboxed kernel runs
+    while not _processes_mentioning(str(work), "kernel.py"):  # a sandboxed kernel runs
         assert grader.poll() is None, (
             "the grader ended before any kernel started: " + grader.stderr.read()
         )
@@ -413,7 +327,7 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
     grader.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     interrupted = time.monotonic()
     # Promptly: the kernels are killed, not left to finish their notebooks (that takes far longer).
-    while _processes_mentioning(str(work), "kernel-config.json"):
+    while _processes_mentioning(str(work), "kernel.py") or _processes_mentioning(RUNNER):
         assert time.monotonic() - interrupted < 10, (
             f"sandboxed kernels still run 10 s after Ctrl-C (this "
             f"process's SIGINT handler, blocked: {inherited})"
@@ -426,7 +340,7 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
     assert "interrupted; no grades written" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists(), "an interrupted run must not write a grades file"
     time.sleep(1)
-    left = _processes_mentioning(str(work))
+    left = _processes_mentioning(str(work)) + _processes_mentioning(RUNNER)
     assert not left, f"processes of the interrupted grading still run: {left}"
 
 
@@ -474,6 +388,10 @@ def _notebook(*cells):
     return nb
 
 
+def _student(nb):
+    return assemble.student_cells(nbformat.writes(nb))
+
+
 def test_splice_takes_only_exercise_cells_by_id():
     canonical = _notebook(
         ("setup", "from ganlab import checks", []),
@@ -486,38 +404,13 @@ def test_splice_takes_only_exercise_cells_by_id():
         ("ex-1-1", "def f(): return 1", []),
         ("check-1-1", "print('\u2714')", []),
     )
-    nb, notes = assemble.splice(canonical, student, "01.ipynb")
+    nb, notes = assemble.splice(canonical, _student(student), "01.ipynb")
     assert [c.source for c in nb.cells] == [
         "from ganlab import checks",
         "def f(): return 1",
         "checks.check_a(f)",
     ]
     assert notes == []
-
-
-def test_splice_falls_back_to_the_position_then_to_the_stub():
-    canonical = _notebook(
-        ("setup", "s", []), ("ex-1-1", "stub", []), ("check-1-1", "c", ["graded", "points-1"])
-    )
-    renamed = _notebook(("a", "s", []), ("b", "mine", []), ("c", "c", []))
-    nb, notes = assemble.splice(canonical, renamed, "01.ipynb")
-    assert nb.cells[1].source == "mine" and notes == [
-        "notebooks/01.ipynb: exercise ex-1-1 matched by position"
-    ]
-    shorter = _notebook(("setup", "s", []))
-    nb, notes = assemble.splice(canonical, shorter, "01.ipynb")
-    assert nb.cells[1].source == "stub" and "ex-1-1 not found" in notes[0]
-    nb, notes = assemble.splice(canonical, None, "01.ipynb")  # missing or invalid notebook
-    assert nb.cells[1].source == "stub" and notes == []
-
-
-def test_check_cells_are_cut_after_the_call():
-    nb = _notebook(("check-1-1", "x = 1\nchecks.check_a(f)\nshow(x)", ["graded", "points-1"]))
-    cells = assemble.split_check_cells(nb).cells
-    assert [(c.id, c.source) for c in cells] == [
-        ("check-1-1", "x = 1\nchecks.check_a(f)"),
-        ("check-1-1-after", "show(x)"),
-    ]
 
 
 def test_names_and_needed_cells():
@@ -537,17 +430,13 @@ def test_names_and_needed_cells():
 
 def test_pruning_keeps_what_the_checks_need():
     nb = dict(assemble.canonical_notebooks(REPO, ["04"]))["04_losses.ipynb"]
-    kept = [
-        c.id for c in assemble.prune(assemble.split_check_cells(nb)).cells if c.cell_type == "code"
-    ]
+    kept = [c.id for c in assemble.prune(nb).cells if c.cell_type == "code"]
     assert "grad-plot" not in kept and "setup" in kept
     assert {"import-losses", "check-4-1", "check-4-2", "ex-4-3", "check-4-3"} <= set(kept)
 
 
 def test_verification_plan():
-    nb = assemble.split_check_cells(
-        dict(assemble.canonical_notebooks(REPO, ["02"]))["02_critic.ipynb"]
-    )
+    nb = dict(assemble.canonical_notebooks(REPO, ["02"]))["02_critic.ipynb"]
     job = verify.plan(nb, {"check-2-1", "check-2-4"})
     plans = {
         c["id"]: ([job["cells"][i]["id"] for i in c["run"]], c["function"], c["args"])
@@ -684,7 +573,7 @@ def test_the_launcher_protects_a_real_process(tmp_path):
     }
     env = dict(os.environ, GANLAB_SOLUTIONS="1")
     run = subprocess.run(
-        [sys.executable, "-c", PROBES, str(engine.LAUNCHER), json.dumps(config)],
+        [sys.executable, "-c", PROBES, kernel.__file__, json.dumps(config)],
         env=env,
         capture_output=True,
         text=True,

@@ -1,0 +1,390 @@
+"""Hostile submissions, one per class of attack, graded with bubblewrap next to honest students.
+
+Each attack runs in a process the audit hook cannot see into: a child started with
+``_posixsubprocess.fork_exec`` (no audit event), which is a fresh interpreter without
+the hook, so what stops it is the operating system (``ganlab.grading.sandbox``). Every
+attack is written so that, if it fails, its author still gets the grade of their
+(correct) exercise code: the hostile rows come out exactly like the honest ones, and
+anything that got through shows up as a file, a process, a leaked string or a wrong row.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ganlab import submission
+from ganlab.grading import sandbox
+from ganlab.grading.sample_class import SIGMOID_CRITIC, append_to, edit_cell, perfect_copy
+
+REPO = Path(__file__).resolve().parent.parent
+needs_bwrap = pytest.mark.skipif(
+    not sandbox.choose("auto").isolated,
+    reason="bubblewrap is missing or cannot make namespaces here (apt-get install bubblewrap)",
+)
+needs_solutions = pytest.mark.skipif(
+    not (REPO / "solutions" / "ganlab").is_dir(), reason="a student copy has no solutions/"
+)
+SECRET = "GANLAB-GRADER-SECRET-8d1f"  # in the grader's environment: must never reach feedback
+CLASSMATE = "CLASSMATE-TOKEN-41c7"  # in an honest student's models.py
+TOKEN = "ganlab-hostile-6b2e"  # in every hostile process's command line (found with ps after)
+
+# Starts `python -c CODE` detached (own session, fds closed) without any audit event.
+SPAWN = f'''
+def _spawn(code):
+    import _posixsubprocess, os, sys
+    r, w = os.pipe()
+    args = [sys.executable, "-c", code, "{TOKEN}"]
+    exe = [os.fsencode(sys.executable)]
+    head = (True, (), None, None, -1, -1, -1, -1, -1, -1, r, w, True, True, -1)
+    tails = [(None, None, None, -1, None, False), (None, None, None, -1, None),
+             (None, None, None, None)]  # 3.11-3.12, 3.13, older
+    try:
+        for tail in tails:
+            try:
+                pid = _posixsubprocess.fork_exec(args, exe, *head, *tail)
+                break
+            except TypeError:
+                continue
+    finally:
+        os.close(w)
+    os.read(r, 100)  # empty once the child has exec'd
+    os.close(r)
+    return pid
+'''
+
+
+def attack(code, wait=0.0):
+    """An exercise-cell prefix: run ``code`` in a hook-free child, wait ``wait`` s for it."""
+    return (
+        SPAWN
+        + f"try:\n    _pid = _spawn({code!r})\n    __import__('time').sleep({wait})\n"
+        + "except BaseException as _err:\n    print('attack failed:', _err)\n"
+    )
+
+
+def in_cell(folder, code, wait=0.0):
+    edit_cell(folder, "02_critic.ipynb", "ex-2-1", lambda src: attack(code, wait) + src)
+
+
+def build(root, targets):
+    """The class: honest students, then one hostile student per attack class."""
+    honest = perfect_copy(root / "honest_a")
+    append_to(honest, "models.py", f"\n# {CLASSMATE}\n")
+    perfect_copy(root / "honest_b")
+    wrong = perfect_copy(root / "honest_wrong")  # an honest mistake: must cost exactly its points
+    append_to(wrong, "models.py", SIGMOID_CRITIC)
+    dot = perfect_copy(root / ".hidden_student")
+    del dot
+    # A zip from `ganlab submit`.
+    zipped = perfect_copy(root.parent / "zipped_src")
+    files, _ = submission.collect(zipped)
+    submission.pack(files, root / "zipped.zip", "0.1.0")
+
+    grades, out_dir = targets["grades"], targets["outside"]
+    # Processes: a detached child that outlives the kernel and rewrites grades.csv later.
+    in_cell(
+        perfect_copy(root / "x_detached_writer"),
+        "import time\nfor _ in range(120):\n    time.sleep(0.5)\n    try:\n"
+        f"        open({str(grades)!r}, 'w').write('hacked')\n"
+        f"        open({str(out_dir / 'detached.txt')!r}, 'w').write('out')\n"
+        "    except OSError:\n        pass\n",
+    )
+    # Native reads: the instructor's solutions/ and a classmate's files, with torch.from_file.
+    secrets = [
+        REPO / "solutions" / "ganlab" / "models.py",
+        root / "honest_a" / "ganlab" / "models.py",
+    ]
+    leak = (
+        "import torch, sys\nfound = []\n"
+        f"for p in {[str(p) for p in secrets]!r}:\n"
+        "    try:\n"
+        "        t = torch.from_file(p, size=4000, dtype=torch.uint8)\n"
+        "        found.append(bytes(t.tolist()).decode(errors='replace'))\n"
+        "    except Exception as err:\n        pass\n"
+        f"open('/sandbox/leak.txt' if __import__('os').path.isdir('/sandbox') else 'leak.txt', 'w')"
+        ".write(''.join(found))\n"
+    )
+    f = perfect_copy(root / "x_from_file")
+    edit_cell(
+        f,
+        "02_critic.ipynb",
+        "ex-2-1",
+        lambda src: (
+            attack(leak, wait=10)
+            + "import os\n"
+            + "_t = open('leak.txt').read() if os.path.exists('leak.txt') else ''\n"
+            + "if 'SOLUTION' in _t or 'CLASSMATE' in _t:\n    raise RuntimeError('LEAKED ' + _t[:3000])\n"
+            + src
+        ),
+    )
+    # Special files outside the sandbox: FIFOs, a device node, an SQLite ATTACH.
+    special = "import os, sqlite3\n"
+    for path in targets["special"]:
+        special += f"try:\n    os.mkfifo({str(path)!r})\nexcept OSError:\n    pass\n"
+    special += (
+        f"try:\n    os.mknod({str(targets['special'][0]) + '.dev'!r}, 0o600 | 0o20000, os.makedev(1, 3))\n"
+        "except OSError:\n    pass\n"
+        "try:\n    c = sqlite3.connect(':memory:')\n"
+        f"    c.execute(\"ATTACH DATABASE '{out_dir / 'attached.db'}' AS x\")\n"
+        "    c.execute('CREATE TABLE x.t (a)')\n    c.commit()\nexcept Exception:\n    pass\n"
+    )
+    in_cell(perfect_copy(root / "x_special_files"), special, wait=2)
+    # Signals: kill every kernel it can see but its own parent (the honest students' kernels).
+    in_cell(
+        perfect_copy(root / "x_killer"),
+        "import os, signal, time\nme = os.getpid()\nfor _ in range(40):\n"
+        "    for p in filter(str.isdigit, os.listdir('/proc')):\n"
+        "        try:\n            cmd = open(f'/proc/{p}/cmdline', 'rb').read()\n"
+        "        except OSError:\n            continue\n"
+        "        if b'\\0kernel\\0-f\\0' in cmd and int(p) not in (me, os.getppid()):\n"
+        "            try:\n                os.kill(int(p), signal.SIGKILL)\n"
+        "            except OSError:\n                pass\n"
+        "            try:\n                fd = os.pidfd_open(int(p))\n"
+        "                signal.pidfd_send_signal(fd, signal.SIGKILL)\n"
+        "            except (OSError, AttributeError):\n                pass\n"
+        "    time.sleep(0.25)\n",
+        wait=1,
+    )
+    # The grader's environment and paths from /proc, into the student's own feedback.
+    environ = perfect_copy(root / "x_proc_environ")
+    edit_cell(
+        environ,
+        "02_critic.ipynb",
+        "ex-2-1",
+        lambda src: (
+            "import os\n_seen = []\n"
+            "for _p in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    for _f in ('environ', 'cmdline'):\n"
+            "        try:\n"
+            "            _seen.append(open(f'/proc/{_p}/{_f}', 'rb').read().decode(errors='replace'))\n"
+            "        except OSError:\n            pass\n"
+            "raise RuntimeError('SEEN ' + ' | '.join(_seen)[:100000])\n" + src
+        ),
+    )
+    # Memory outside RLIMIT_AS: 2 GiB in a memfd (never mapped).
+    in_cell(
+        perfect_copy(root / "x_memfd"),
+        "import os\nfd = os.memfd_create('hog')\nblock = b'x' * 2**24\n"
+        "for _ in range(128):\n    os.write(fd, block)\n",
+        wait=3,
+    )
+    # Unbounded output: 100 MB printed by a cell (and by a child on the inherited output).
+    flood = perfect_copy(root / "x_output_flood")
+    edit_cell(
+        flood,
+        "02_critic.ipynb",
+        "ex-2-1",
+        lambda src: (
+            "import sys\nfor _ in range(100):\n    sys.stdout.write('y' * 2**20)\n"
+            + attack("import os\nfor _ in range(100):\n    os.write(1, b'z' * 2**20)\n", wait=1)
+            + src
+        ),
+    )
+    # Huge cells: one over the cell limit, and a notebook over the file limit.
+    huge = perfect_copy(root / "x_huge_cell")
+    edit_cell(huge, "02_critic.ipynb", "ex-2-1", lambda src: src + "\n#" + "h" * 300_000)
+    big = perfect_copy(root / "x_huge_notebook")
+    nb_path = big / "notebooks" / "02_critic.ipynb"
+    data = json.loads(nb_path.read_text())
+    data["cells"].append(
+        {"cell_type": "raw", "metadata": {}, "source": "b" * (25 * 2**20), "id": "big"}
+    )
+    nb_path.write_text(json.dumps(data))
+    # Frame walking in the verifier: replaces the private check it finds up the stack.
+    frames = perfect_copy(root / "x_frames")
+    append_to(
+        frames,
+        "models.py",
+        SIGMOID_CRITIC + "\nimport sys as _s\n_f = _s._getframe(0)\nwhile _f is not None:\n"
+        "    for _k, _v in list(_f.f_locals.items()):\n"
+        "        if _k == 'functions' and isinstance(_v, dict):\n"
+        "            for _c in _v:\n                _v[_c] = lambda *a, **k: None\n"
+        "    _f = _f.f_back\n",
+    )
+    return root
+
+
+HONEST = "1,1,2,2,6,6,"  # check-2-1..2-4, total, max, (no notes)
+
+
+@pytest.fixture(scope="module")
+def hostile_class(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hostile")
+    outside = base / "outside"
+    outside.mkdir()
+    grades = base / "grades.csv"
+    targets = {
+        "grades": grades,
+        "outside": outside,
+        "special": [
+            REPO / "notebooks" / "99_fifo.ipynb",  # the instructor's copy
+            base / "class" / "honest_b" / "notebooks" / "99_fifo.ipynb",  # a classmate
+            outside / "fifo",
+        ],
+    }
+    build(base / "class", targets)
+    env = {k: v for k, v in os.environ.items() if k != "GANLAB_SOLUTIONS"}
+    env["GANLAB_TEST_SECRET"] = SECRET
+    start = time.monotonic()
+    try:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ganlab",
+                "grade",
+                base / "class",
+                "--out",
+                grades,
+                "--gradebook",
+                base / "moodle.csv",
+                "--feedback-dir",
+                base / "feedback",
+                "--notebooks",
+                "02",
+                "--jobs",
+                "2",
+                "--timeout-cell",
+                "60",
+                "--isolation",
+                "bwrap",
+                "--no-progress",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        seconds = time.monotonic() - start
+        time.sleep(5)  # a detached writer would strike now, after the grader wrote the CSV
+        snapshot = grades.read_text() if grades.is_file() else None
+        survivors = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        made = [p for p in targets["special"] if os.path.lexists(p)]
+        yield base, run, seconds, snapshot, survivors, made
+    finally:
+        for path in targets["special"]:
+            for p in (path, Path(str(path) + ".dev")):
+                if os.path.lexists(p):
+                    os.remove(p)
+
+
+def _rows(text):
+    return {line.split(",", 1)[0]: line.split(",", 1)[1] for line in text.splitlines()[1:]}
+
+
+pytestmark = [pytest.mark.slow, needs_bwrap, needs_solutions]
+
+
+def test_the_run_finishes_and_every_entry_has_a_row(hostile_class):
+    base, run, seconds, snapshot, _, _ = hostile_class
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = _rows(snapshot)
+    names = {p.name for p in (base / "class").iterdir() if p.is_dir()} | {"zipped"}
+    assert set(rows) == names, "every folder (dot-names too) and every zip is a row"
+    assert "isolation: bubblewrap" in run.stdout
+
+
+def test_honest_students_are_graded_exactly(hostile_class):
+    rows = _rows(hostile_class[3])
+    assert rows["honest_a"] == HONEST
+    assert rows["honest_b"] == HONEST
+    assert rows["honest_wrong"] == "1,1,0,0,2,6,", "the sigmoid costs checks 2.3 and 2.4 only"
+    assert rows["zipped"].startswith("1,1,2,2,6,6,from zipped.zip")
+    assert rows[".hidden_student"].startswith("1,1,2,2,6,6,the folder's name starts with '.'")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x_detached_writer",
+        "x_from_file",
+        "x_special_files",
+        "x_killer",
+        "x_memfd",
+        "x_output_flood",
+    ],
+)
+def test_attacks_that_fail_leave_the_attacker_their_own_grade(hostile_class, name):
+    row = _rows(hostile_class[3])[name]
+    assert row.startswith("1,1,2,2,6,6,"), f"{name}: {row}"
+    assert "flagged for review" in row, f"{name} used process creation and must be flagged: {row}"
+
+
+def test_no_process_outlives_the_grading_and_the_csv_stays_the_graders(hostile_class):
+    base, _, _, snapshot, survivors, _ = hostile_class
+    assert TOKEN not in survivors, "a student's process outlived the grader"
+    assert "hacked" not in snapshot
+    assert not (base / "outside" / "detached.txt").exists()
+
+
+def test_native_reads_find_neither_solutions_nor_classmates(hostile_class):
+    base = hostile_class[0]
+    text = (base / "feedback" / "x_from_file.md").read_text()
+    assert "LEAKED" not in text and "SOLUTION" not in text and CLASSMATE not in text
+
+
+def test_no_special_file_or_database_appears_outside_the_sandbox(hostile_class):
+    base, made = hostile_class[0], hostile_class[5]
+    assert made == [], f"special files made outside the sandbox: {made}"
+    assert not (base / "outside" / "attached.db").exists()
+    assert not list(base.glob("**/*.dev"))
+
+
+def test_the_graders_environment_and_paths_do_not_reach_feedback(hostile_class):
+    base = hostile_class[0]
+    text = (base / "feedback" / "x_proc_environ.md").read_text()
+    assert "SEEN" in text, "the leak attempt ran (its message is the student's own)"
+    assert SECRET not in text and str(REPO) not in text and str(base) not in text
+    assert len(text) < 70_000, "feedback is bounded"
+
+
+def test_huge_cells_and_notebooks_are_limited_and_noted(hostile_class):
+    rows = _rows(hostile_class[3])
+    assert "exercise 2.1 is longer than 200 k characters" in rows["x_huge_cell"]
+    assert rows["x_huge_cell"].startswith("0,1,2,2,5,6,")
+    assert "notebooks/02_critic.ipynb is larger than" in rows["x_huge_notebook"]
+    assert rows["x_huge_notebook"].startswith("0,1,2,2,5,6,")
+
+
+def test_frame_walking_is_flagged_in_the_row_and_the_summary(hostile_class):
+    _, run, _, snapshot, _, _ = hostile_class
+    row = _rows(snapshot)["x_frames"]
+    assert "frame inspection" in row
+    review = run.stdout.split("to review", 1)[1]
+    assert "x_frames" in review and "frame inspection" in review
+    assert "x_detached_writer" in review
+
+
+def test_the_moodle_gradebook_has_a_row_per_student(hostile_class):
+    base = hostile_class[0]
+    lines = (base / "moodle.csv").read_text().splitlines()
+    assert lines[0] == "Username,ganlab,Feedback"
+    assert "honest_a,6,6/6 points" in lines
+
+
+def test_grading_stays_within_its_time(hostile_class):
+    assert hostile_class[2] < 600, f"{hostile_class[2]:.0f} s for the hostile class"
+
+
+def test_zip_intake_is_the_submission_module(tmp_path):
+    """A zip that is not ours is a row with a note, never a crash."""
+    (tmp_path / "class").mkdir()
+    with zipfile.ZipFile(tmp_path / "class" / "junk.zip", "w") as z:
+        z.writestr("../../escape.py", "x")
+    (tmp_path / "class" / "notazip.zip").write_text("plain text")
+    from ganlab.grading import intake
+
+    entries, ignored = intake.entries(tmp_path / "class", tmp_path / "work")
+    notes = {e.name: " ".join(e.notes) for e in entries}
+    assert "ignored 1 file(s)" in notes["junk"]
+    assert "could not be unpacked" in notes["notazip"]
+    assert not (tmp_path / "escape.py").exists()
+    shutil.rmtree(tmp_path / "work")

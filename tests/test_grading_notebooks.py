@@ -1,0 +1,193 @@
+"""Step 2 of grading: notebooks however they come back (Colab, JupyterLab, edited by hand).
+
+The exercise cell is found by its id, else by the marker line the kit writes into it,
+else the exercise is reported missing by number; saved outputs never matter. Fast: no
+kernel runs here (the graded runs are in tests/test_grading.py).
+"""
+
+import copy
+import json
+import os
+
+import nbformat
+import pytest
+
+from ganlab import cli, instructor
+from ganlab.grading import assemble, commands
+from ganlab.grading.sample_class import perfect_copy
+
+REPO = commands.REPO
+needs_solutions = pytest.mark.skipif(
+    not (REPO / "solutions" / "ganlab").is_dir(), reason="a student copy has no solutions/"
+)
+
+
+def _canonical(name="02_critic.ipynb"):
+    return dict(assemble.canonical_notebooks(REPO, [name[:2]]))[name]
+
+
+def _exercise(nb, cell_id):
+    return next(c.source for c in nb.cells if c.get("id") == cell_id)
+
+
+def _student_json(tmp_path, transform):
+    """The perfect copy's notebook 02 as JSON, changed by ``transform(dict)``."""
+    folder = perfect_copy(tmp_path / "s")
+    data = json.loads((folder / "notebooks" / "02_critic.ipynb").read_text())
+    transform(data)
+    return json.dumps(data)
+
+
+def _splice(text):
+    return assemble.splice(_canonical(), assemble.student_cells(text), "02_critic.ipynb")
+
+
+def test_the_kit_marks_every_exercise_cell():
+    for name, nb in assemble.canonical_notebooks(REPO):
+        for cell in nb.cells:
+            if cell.cell_type == "code" and str(cell.get("id", "")).startswith("ex-"):
+                first = cell.source.splitlines()[0]
+                assert instructor.MARKER_RE.match(first).group(1) == cell.id, (name, first)
+    assert instructor.mark_exercise(instructor.mark_exercise("x = 1", "ex-1-1"), "ex-1-1") == (
+        instructor.EXERCISE_MARKER.format(id="ex-1-1") + "\nx = 1"
+    ), "marking twice writes the line once"
+
+
+def as_colab(data):
+    """What Colab writes back: no cell ids, its own metadata, nbformat 4.0, sources as lists."""
+    data["nbformat_minor"] = 0
+    data["metadata"] = {"colab": {"provenance": []}, "kernelspec": {"name": "python3"}}
+    for i, cell in enumerate(data["cells"]):
+        cell.pop("id", None)
+        cell["metadata"] = {"id": f"Xy{i}Q", "colab": {"base_uri": "https://localhost:8080/"}}
+        if cell["cell_type"] == "code":
+            cell["outputs"] = [
+                {"output_type": "stream", "name": "stdout", "text": ["x\n"], "metadata": {}}
+            ]
+            cell["outputs"][0]["outputId"] = f"out-{i}"
+        source = cell["source"]
+        cell["source"] = source.splitlines(keepends=True) if isinstance(source, str) else source
+
+
+@needs_solutions
+def test_a_notebook_saved_by_colab_is_graded_by_its_markers(tmp_path):
+    nb, notes = _splice(_student_json(tmp_path, as_colab))
+    assert notes == []
+    assert "return (n + 2 * padding - kernel) // stride + 1" in _exercise(nb, "ex-2-1")
+
+
+@needs_solutions
+def test_autosaved_outputs_are_never_read(tmp_path):
+    def autosaved(data):
+        for cell in data["cells"]:
+            if cell["cell_type"] == "code":  # a check cell "passed" in the saved outputs
+                cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "\u2714"}]
+                cell["execution_count"] = 7
+
+    text = _student_json(tmp_path, autosaved)
+    nb, _ = _splice(text)
+    assert all(c.get("outputs", []) == [] for c in nb.cells if c.cell_type == "code")
+    assert nb.cells == _splice(_student_json(tmp_path / "again", lambda d: None))[0].cells
+
+
+@needs_solutions
+def test_duplicated_reordered_and_retyped_cells(tmp_path):
+    def edit(data):
+        code = [c for c in data["cells"] if c["cell_type"] == "code"]
+        ex = next(c for c in code if c.get("id") == "ex-2-1")
+        # Retyped: a new cell (new id) with the marker line; the original emptied and moved last.
+        retyped = copy.deepcopy(ex)
+        retyped["id"] = "a1b2c3"
+        ex_index = data["cells"].index(ex)
+        data["cells"].remove(ex)
+        data["cells"].insert(0, retyped)
+        data["cells"].append(dict(ex, source="# my scratch copy\n"))
+        data["cells"].insert(ex_index, dict(copy.deepcopy(retyped), id="dup1"))  # a duplicate
+
+    nb, notes = _splice(_student_json(tmp_path, edit))
+    assert _exercise(nb, "ex-2-1") == "# my scratch copy\n", "the id decides first"
+
+    # Without the id, the marked copies: the last one wins.
+    def no_id(data):
+        edit(data)
+        data["cells"] = [c for c in data["cells"] if c.get("id") != "ex-2-1"]
+        data["cells"][-1]["source"] = instructor.EXERCISE_MARKER.format(id="ex-2-1") + "\nlast = 1"
+
+    nb, notes = _splice(_student_json(tmp_path / "b", no_id))
+    assert _exercise(nb, "ex-2-1").endswith("last = 1") and notes == []
+
+
+@needs_solutions
+def test_a_deleted_exercise_is_named_missing(tmp_path):
+    def delete(data):
+        data["cells"] = [c for c in data["cells"] if c.get("id") != "ex-2-1"]
+
+    nb, notes = _splice(_student_json(tmp_path, delete))
+    assert notes == [
+        "02_critic.ipynb: exercise 2.1 missing (no cell with id ex-2-1 or the line "
+        "'# ganlab:ex-2-1'): counts as not done"
+    ]
+    assert "NotImplementedError" in _exercise(nb, "ex-2-1"), "the stub stays"
+
+
+def test_limits_on_what_is_parsed(tmp_path):
+    too_many = {"cells": [{"cell_type": "code", "source": ""}] * (assemble.MAX_CELLS + 1)}
+    with pytest.raises(ValueError, match="more than"):
+        assemble.student_cells(json.dumps(too_many))
+    folder = tmp_path / "s"
+    (folder / "notebooks").mkdir(parents=True)
+    (folder / "ganlab").mkdir()
+    big = folder / "notebooks" / "02_critic.ipynb"
+    with open(big, "wb") as f:
+        f.truncate(assemble.MAX_NOTEBOOK_BYTES + 1)
+    (folder / "ganlab" / "models.py").write_text("x = (" * 300_000)  # over the module limit
+    os.mkfifo(folder / "ganlab" / "losses.py")  # would block a naive reader forever
+    sub = assemble.load_submission(folder, ["02_critic.ipynb"])
+    notes = "\n".join(sub.notes)
+    assert "notebooks/02_critic.ipynb is larger than" in notes
+    assert "ganlab/models.py is larger than" in notes
+    assert "ganlab/losses.py is a link or not a regular file: ignored" in notes
+    deep = folder / "ganlab" / "latent.py"
+    deep.write_text("x = " + "(" * 5000 + ")" * 5000)
+    sub = assemble.load_submission(folder, [])
+    assert "ganlab/latent.py has a syntax error" in "\n".join(sub.notes)
+
+
+def _broken_kit(tmp_path, how):
+    kit = tmp_path / "kit"
+    (kit / "notebooks").mkdir(parents=True)
+    path = kit / "notebooks" / "02_critic.ipynb"
+    if how == "fifo":
+        os.mkfifo(path)
+    elif how == "json":
+        path.write_text('{"cells": [')
+    else:
+        nb = nbformat.v4.new_notebook()
+        nb.cells.append(nbformat.v4.new_code_cell("x = 1"))
+        data = json.loads(nbformat.writes(nb))
+        del data["cells"][0]["id"]
+        data["nbformat_minor"] = 4
+        path.write_text(json.dumps(data))
+    return kit
+
+
+@pytest.mark.parametrize("how", ["fifo", "json", "no ids"])
+def test_a_broken_canonical_notebook_is_one_error_line(tmp_path, monkeypatch, capsys, how):
+    kit = _broken_kit(tmp_path, how)
+    monkeypatch.setattr(commands, "REPO", kit)
+    (tmp_path / "class" / "alice").mkdir(parents=True)
+    status = cli.main(["grade", str(tmp_path / "class"), "--out", str(tmp_path / "g.csv")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: ") and "02_critic.ipynb" in err, err
+    assert "Traceback" not in err and not (tmp_path / "g.csv").exists()
+
+
+def test_check_finds_the_kit_from_inside_it(tmp_path):
+    kit = tmp_path / "kit"
+    (kit / "ganlab").mkdir(parents=True)
+    (kit / "notebooks").mkdir()
+    assert commands.kit_root(kit / "notebooks") == kit, "JupyterLab's cwd is notebooks/"
+    assert commands.kit_root(kit) == kit, "Colab's set-up cell changes into the clone"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert commands.kit_root(elsewhere) in (REPO, elsewhere)
