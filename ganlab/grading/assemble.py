@@ -44,8 +44,8 @@ RED_FLAGS = {
     "frame inspection": r"_getframe|\bf_back\b|\bf_globals\b|\bf_locals\b|\btb_frame\b"
     r"|\bgi_frame\b|\binspect\.(stack|currentframe|getouterframes)|__traceback__",
     "gc": r"\bgc\b",
-    "process creation or signals": r"\bsubprocess\b|_posixsubprocess|fork_exec|posix_spawn|\bfork\b|\bos\.exec|\bos\.spawn"
-    r"|os\.system|\bpopen\b|\bpty\b|multiprocessing|pidfd|\bos\.kill|\bkillpg\b|\bsignal\.",
+    "process creation or signals": r"\bsubprocess\b|_posixsubprocess|fork_exec|posix_spawn"
+    r"|\bfork\b|\bos\.exec|\bos\.spawn|os\.system|\bpopen\b|\bpty\b|multiprocessing|pidfd|\bos\.kill|\bkillpg\b|\bsignal\.",
     "audit hooks": r"addaudithook|sys\.audit",
     "os._exit": r"os\._exit",
     "special files or other databases": r"mkfifo|mknod|\bATTACH\b|sqlite3",
