@@ -1,11 +1,11 @@
 """Time ``ganlab grade`` on a class of 30 submissions over every notebook (BENCHMARKS.md).
 
-    python scripts/grading_benchmark.py [--size 30] [--jobs 2] [--keep DIR]
+    python scripts/grading_benchmark.py [--size 30] [--jobs 2] [--isolation auto] [--keep DIR]
 
-The class is ``build_benchmark_class`` of tests/test_grading.py: copies of the reference
-solutions, one in three broken in a different way (a planted bug, a syntax error, a
-missing folder). Prints the wall time, the score distribution and the CSV's path.
-Run it from an instructor's checkout (it needs solutions/).
+The class is ``ganlab.grading.sample_class.build_benchmark_class`` (the tests build theirs
+there too): copies of the reference solutions, one in three broken in a different way (a
+planted bug, a syntax error, a missing folder). Prints the wall time, the score
+distribution and the CSV's path. Run it from an instructor's checkout (it needs solutions/).
 """
 
 import argparse
@@ -17,16 +17,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from ganlab.grading.sample_class import build_benchmark_class
 
-from test_grading import build_benchmark_class  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--isolation", default="auto", choices=("auto", "bwrap", "none"))
     parser.add_argument("--keep", help="build the class and write grades.csv and feedback/ here")
     args = parser.parse_args(argv)
     base = Path(args.keep or tempfile.mkdtemp(prefix="ganlab-grading-bench-"))
@@ -45,6 +45,8 @@ def main(argv=None) -> int:
         str(args.jobs),
         "--feedback-dir",
         str(base / "feedback"),
+        "--isolation",
+        args.isolation,
         "--no-progress",
     ]
     print("$", " ".join(command), flush=True)

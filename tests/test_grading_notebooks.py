@@ -191,3 +191,27 @@ def test_check_finds_the_kit_from_inside_it(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     assert commands.kit_root(elsewhere) in (REPO, elsewhere)
+
+
+def test_the_moodle_gradebook_and_redacted_feedback():
+    from ganlab.grading import engine, report
+
+    checks = [
+        assemble.Check("02.ipynb", "check-2-1", 1),
+        assemble.Check("02.ipynb", "check-2-2", 2),
+    ]
+    bob = engine.Result("bob", notes=[f"saw {REPO}/solutions"])
+    bob.checks = [engine.CheckResult(checks[0], True), engine.CheckResult(checks[1], False, "x")]
+    alice = engine.Result("alice")
+    alice.checks = [engine.CheckResult(c, True) for c in checks]
+    text = report.moodle_csv([bob, alice], checks, "DCGAN lab")
+    assert text.splitlines() == [
+        "Username,DCGAN lab,Feedback",
+        "alice,3,3/3 points",
+        "bob,1,1/3 points; not passed: check-2-2",
+    ]
+    redact = report.Redactor([REPO])
+    assert str(REPO) not in report.feedback(bob, redact)
+    assert "<grader>/solutions" in report.csv_text([bob], checks, redact)
+    bob.checks[1].hint = "y" * 10**6  # a hint the student's code made as long as it liked
+    assert len(report.feedback(bob)) < report.MAX_FEEDBACK + 100
