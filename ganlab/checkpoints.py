@@ -247,7 +247,9 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     missing = [key for key in KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path} is incomplete, it lacks {missing}.{_fallback(path)}")
-    bad = nonfinite({k: state[k] for k in ("generator", "critic", "opt_g", "opt_c")})
+    bad = nonfinite(
+        {k: state.get(k) for k in ("generator", "generator_ema", "critic", "opt_g", "opt_c")}
+    )
     if bad:
         raise CheckpointError(
             f"{path} holds NaN or infinite values ({', '.join(bad[:3])}): the run had "
@@ -261,7 +263,8 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 def load_generator(path, device="cpu") -> nn.Module:
-    """The generator of a checkpoint (or an exported ``.pt2``), on ``device``, in eval mode."""
+    """The generator of a checkpoint (or an exported ``.pt2``), on ``device``, in eval mode: the
+    moving average of its weights if the run kept one (``ema``), else the trained weights."""
     path = Path(path)
     if path.suffix == EXPORTED:
         from .pretrained import load_exported
@@ -271,7 +274,8 @@ def load_generator(path, device="cpu") -> nn.Module:
     config = TrainConfig.from_dict(state["config"])
     generator, _ = build_models(config, *state["image_shape"])
     try:
-        generator.load_state_dict(state["generator"])
+        # ema > 0: the moving average of its weights (with its own BatchNorm statistics)
+        generator.load_state_dict(state.get("generator_ema") or state["generator"])
     except RuntimeError as err:
         raise CheckpointError(
             f"{path}: its generator weights do not fit the Generator its config builds "

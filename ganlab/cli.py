@@ -265,12 +265,14 @@ def cmd_evaluate(args) -> int:
         )
     if args.json:
         json_out = _check_out(Path(args.json), True, (".json",))
+    real = metrics.reference_data(args.dataset, args.real, args.data_root)
+    n = args.n or metrics.reference_size(real, args.data_root)  # default: the whole test set
     if path.suffix == ".npy":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         fake = _npy_samples(path)
     else:
-        fake = _samples(path, args.n, args.seed, "cpu")  # same seed, same samples
+        fake = _samples(path, n, args.seed, "cpu")  # same seed, same samples
     try:
         fake = metrics.check_images(fake, f"samples of {path}")
     except ValueError as err:
@@ -280,8 +282,8 @@ def cmd_evaluate(args) -> int:
         report = metrics.evaluate(
             fake,
             dataset=args.dataset,
-            n=args.n,
-            real=args.real,
+            n=n,
+            real=real,
             data_root=args.data_root,
             inception=args.inception,
             seed=args.seed,
@@ -413,7 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint .pt or generator .pt2 (samples drawn with --seed), or .npy of "
         "(N, 1, 28, 28) in [-1, 1]",
     )
-    p.add_argument("--n", type=_positive, default=1000, help="images per set (default: 1000)")
+    p.add_argument(
+        "--n",
+        type=_positive,
+        default=None,
+        help="images per set (default: the size of the real test set, 10,000 for MNIST)",
+    )
     p.add_argument(
         "--dataset",
         choices=("mnist", "fashion-mnist"),
@@ -422,9 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--real",
-        choices=("mnist-offline", "mnist", "fashion-mnist"),
-        default=None,
-        help="reference data (default: mnist-offline, the shipped slice, for mnist)",
+        choices=("auto", "mnist-offline", "mnist", "fashion-mnist"),
+        default="auto",
+        help="real data whose test split is the reference (auto: for mnist the full MNIST test "
+        "set if its files are in --data-root, else the shipped slice)",
     )
     p.add_argument(
         "--data-root", default="data", help="where the real datasets are (default: data)"

@@ -80,6 +80,13 @@ class TrainConfig:
     lr: Annotated[float, POSITIVE] = 2e-4
     beta1: Annotated[float, FRACTION] = 0.5  # 0.5, not Adam's usual 0.9: momentum destabilises GANs
     beta2: Annotated[float, FRACTION] = 0.999
+    # The two-timescale update rule (TTUR, Heusel et al. 2017): the critic may learn at its own
+    # rate, usually faster than the generator. None: the same rate as the generator, ``lr``.
+    lr_critic: Annotated[Optional[float], POSITIVE] = None
+    lr_decay: Literal["none", "linear"] = "none"  # linear: both rates fall to 0 at the last step
+    # Sample from an exponential moving average of the generator's weights (decay per step,
+    # e.g. 0.999; 0 = off): it smooths out the last steps' oscillations (Yazici et al. 2019).
+    ema: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     real_label: Annotated[float, Range(0, 1, low_open=True)] = 1.0  # 0.9 = one-sided smoothing
     steps: Annotated[Optional[int], POSITIVE] = None  # training steps; None: `epochs` passes
     epochs: Annotated[int, POSITIVE] = 5
@@ -148,6 +155,9 @@ RUN_DEFINING = (
     "lr",
     "beta1",
     "beta2",
+    "lr_critic",
+    "lr_decay",
+    "ema",
     "real_label",
     "seed",
 )

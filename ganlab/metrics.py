@@ -11,8 +11,11 @@ the real data: there, distances reflect what a digit *is*, not raw pixel differe
   do they cover all of the real data (recall)?
 * ``class_histogram``   which digits the generator draws; mode collapse = missing classes.
 
-A figure means little alone, so ``evaluate`` also scores held-out *real* images against
-the same reference: the floor, the best a perfect generator could hope for.
+``evaluate`` scores samples against a real *test* set, as an independent judge would:
+all 10,000 MNIST test images when the MNIST files are in the data folder, else the
+1,000 test images of the slice shipped with the kit. A figure means little alone, so it
+also scores as many real *training* images against the same test set: the floor, what
+a generator that drew the training data itself would score.
 """
 
 from __future__ import annotations  # `int | None` annotations on Python 3.9
@@ -25,6 +28,9 @@ import torch
 from torch import Tensor, nn
 
 FEATURE_NETS = ("mnist", "fashion-mnist")  # datasets with shipped FeatureNet weights
+# A class counts as drawn only if it holds at least 5 % of the samples (a balanced generator
+# gives each of 10 classes 10 %): a lower bar, like 2 %, hides a generator that starves a class.
+COVERED = 0.05
 
 
 class MetricUnavailable(RuntimeError):
@@ -235,7 +241,7 @@ def class_histogram(fake_images: Tensor, feature_net: FeatureNet, batch_size: in
     return torch.bincount(logits.argmax(dim=1), minlength=logits.shape[1])
 
 
-def classes_covered(counts, min_fraction: float = 0.02) -> int:
+def classes_covered(counts, min_fraction: float = COVERED) -> int:
     """Number of classes holding at least ``min_fraction`` of the images (mode collapse: < 10)."""
     counts = torch.as_tensor(counts, dtype=torch.float64)
     return int((counts >= min_fraction * counts.sum()).sum())
@@ -279,47 +285,77 @@ def _scores(reference_features: Tensor, images: Tensor, net: FeatureNet) -> dict
     }
 
 
+def reference_data(dataset: str = "mnist", real: str | None = None, data_root="data") -> str:
+    """The real data a report compares with: ``real`` if given (and not "auto"); for "mnist"
+    the full MNIST if its files are in ``data_root`` (never downloaded), else the shipped slice."""
+    from .data import DatasetUnavailable, load_dataset
+
+    if real not in (None, "auto"):
+        return real
+    if dataset != "mnist":
+        return dataset
+    try:
+        load_dataset("mnist", data_root, train=False, download=False)
+    except DatasetUnavailable:
+        return "mnist-offline"
+    return "mnist"
+
+
+def reference_size(real: str, data_root="data") -> int:
+    """How many images the test split of ``real`` holds: ``evaluate``'s default ``n``."""
+    from .data import load_dataset
+
+    return len(load_dataset(real, data_root, train=False, download=False))
+
+
 def evaluate(
     fake_images: Tensor,
     real_images: Tensor | None = None,
     dataset: str = "mnist",
-    n: int = 1000,
+    n: int | None = None,
     real: str | None = None,
     data_root="data",
     inception: bool = False,
     seed: int = 0,
 ) -> dict:
-    """Score up to ``n`` fake images, each figure next to its floor: what real images score.
+    """Score ``n`` fake images against real test images, each figure next to its floor.
 
-    The reference is ``real_images`` or ``n`` images of the train split of ``real``
-    (default: the shipped offline MNIST slice for "mnist", else ``dataset`` itself, read
-    from ``data_root``). The floor scores ``n`` held-out real images (the test split of
-    ``real``) against the same reference, as if they were a generator's samples.
-    ``dataset`` picks the FeatureNet. All sets have the same size where possible
-    (FD and the k-NN radii depend on it).
+    The reference is ``real_images`` or the test split of ``real`` (``reference_data``: by
+    default the full MNIST test set if it is in ``data_root``, else the shipped slice's).
+    ``n`` defaults to the reference's size (10,000 for MNIST); a smaller ``n`` takes a
+    seeded random subset. The floor scores ``n`` real *train* images of ``real`` against
+    the same reference, as if they were a generator's samples. ``dataset`` picks the
+    FeatureNet. All sets have the same size where possible (FD and the k-NN radii depend
+    on it).
     """
     from .data import as_tensors, load_dataset
 
     net = load_feature_net(dataset)
-    real = real or ("mnist-offline" if dataset == "mnist" else dataset)
+    real = reference_data(dataset, real, data_root)
 
-    def split(train):  # n random images of a split of `real`, the same ones every run (seeded)
+    def split(train, n):  # n random images of a split of `real`, the same ones every run (seeded)
         images = as_tensors(load_dataset(real, data_root, train=train))[0]
+        if n is None or n >= len(images):
+            return images
         return images[
             torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
         ]
 
+    if real_images is None:
+        reference = split(False, n)
+    else:
+        reference = check_images(real_images[:n], "real_images")
+    n = n or len(reference)
     fake = check_images(fake_images[:n], "fake_images")
     if fake.min() >= 0:  # a background of 0 instead of -1: probably scaled to [0, 1] only
         warnings.warn(
             "fake_images has no negative values: scaled to [0, 1]? Expected [-1, 1].", stacklevel=2
         )
-    reference = split(True) if real_images is None else check_images(real_images[:n], "real_images")
-    held_out = split(False)
+    held_out = split(True, n)
     report = {
         "dataset": dataset,
-        "reference": "given" if real_images is not None else f"{real} train",
-        "floor": f"{real} test vs reference",
+        "reference": "given" if real_images is not None else f"{real} test",
+        "floor": f"{real} train vs reference",
         "n_fake": len(fake),
         "n_real": len(reference),
         "n_floor": len(held_out),
@@ -342,7 +378,7 @@ def format_report(report: dict) -> str:
         ("Inception FID", "inception_fid", "{:.2f}"),
         ("precision", "precision", "{:.3f}"),
         ("recall", "recall", "{:.3f}"),
-        ("classes covered", "classes_covered", "{}/10"),
+        (f"classes >= {COVERED:.0%}", "classes_covered", "{}/10"),
     ]
     lines = [f"{'metric':<18}{'samples':>10}{'real floor':>12}"]
     lines += [
@@ -354,4 +390,21 @@ def format_report(report: dict) -> str:
         f"{'images':<18}{report['n_fake']:>10}{report['n_floor']:>12}"
         f"   (reference: {report['n_real']} images, {report['reference']})"
     )
-    return "\n".join(lines + [f"class counts: {report['class_counts']}"])
+    lines.append(
+        f"classes covered: those holding >= {COVERED:.0%} of the samples (10% each when balanced)"
+    )
+    return "\n".join(lines + [class_table(report["class_counts"], report["class_counts_floor"])])
+
+
+def class_table(counts, floor_counts=None) -> str:
+    """The class histogram as percentages of the samples, one column per class."""
+
+    def percents(values):
+        total = max(sum(values), 1)
+        return "".join(f"{100 * v / total:>6.1f}" for v in values)
+
+    lines = [f"{'class %':<12}" + "".join(f"{c:>6}" for c in range(len(counts)))]
+    lines.append(f"{'samples':<12}" + percents(counts))
+    if floor_counts is not None:
+        lines.append(f"{'real floor':<12}" + percents(floor_counts))
+    return "\n".join(lines)

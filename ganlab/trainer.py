@@ -18,6 +18,11 @@ wrote is what trains. Three ideas keep runs reproducible and safe:
 * Losses stay on the device and are copied to the host every ``log_every`` steps:
   ``.item()`` each step would make a GPU wait for every kernel.
 
+Three options of the recipe (notebook 07) act here, each a few lines: ``lr_critic`` (the
+two-timescale update rule) and ``lr_decay`` set the optimizers' rates before each step
+(a pure function of the step, so resuming stays exact), and ``ema`` keeps a moving
+average of the generator's weights, the generator that snapshots and checkpoints show.
+
 The fast paths (``data_on_device``, ``amp``, ``channels_last``, ``fused_adam``,
 ``compile``) and multi-GPU training (launch with ``torchrun``) are switches of this
 same loop; all are off, or "auto", by default. ``compile`` costs a minute or more of
@@ -26,6 +31,7 @@ start-up time, so it pays off only on long runs.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import signal
@@ -111,6 +117,11 @@ class Trainer:
         )
         # What the steps call: the same networks, maybe wrapped for speed or for several GPUs.
         self.g_net, self.c_net = self._wrap(self.generator), self._wrap(self.critic)
+        # ema > 0: a copy whose weights follow the generator's slowly; it is never trained itself.
+        self.generator_ema = None
+        if cfg.ema:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        self._ema_norm_step = None  # the step its BatchNorm statistics were measured at
 
         self.step, self.history, self._saved_step = 0, {k: [] for k in HISTORY_KEYS}, None
         # A fixed noise batch: every snapshot shows the same z, so they can be compared.
@@ -154,10 +165,13 @@ class Trainer:
                     self._snapshot()  # the untrained generator: the GIF's first frame
                 batches = self._batches(self.step) if self.step < self.total_steps else ()
                 for real in batches:
+                    self._set_learning_rates()
                     z = torch.randn(real.size(0), cfg.nz, device=device)
                     stats = critic_step(self.c_net, self.g_net, real, z, self.opt_c, cfg.real_label)
                     z = torch.randn(real.size(0), cfg.nz, device=device)
                     stats.update(generator_step(self.c_net, self.g_net, z, self.opt_g))
+                    if self.generator_ema is not None:
+                        self._update_ema()
                     pending.append(stats)
                     self.step += 1
                     bar.update()
@@ -200,6 +214,39 @@ class Trainer:
                 torch.distributed.destroy_process_group()
             self._lock.release()
         return self.history
+
+    def _set_learning_rates(self):
+        """The critic's rate is ``lr_critic`` (TTUR) or ``lr``; ``lr_decay: linear`` scales both
+        by the fraction of the run still to go (reaching 0 at ``steps``)."""
+        cfg = self.config
+        left = 1.0 - self.step / self.schedule_steps if cfg.lr_decay == "linear" else 1.0
+        for opt, lr in ((self.opt_c, cfg.lr_critic or cfg.lr), (self.opt_g, cfg.lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * max(left, 0.0)
+
+    @torch.no_grad()
+    def _update_ema(self):
+        """Move the averaged weights a step towards the generator's: ema <- decay*ema + (1-decay)*w.
+
+        The decay starts low and rises to ``ema`` ((1 + t) / (10 + t) at step t), so the
+        average soon forgets the random initial weights instead of dragging them along.
+        """
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        for averaged, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            averaged.lerp_(current, 1.0 - decay)
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator that pictures and checkpoints show: the averaged one when ``ema`` > 0.
+
+        Averaged weights never ran during training, so the BatchNorm statistics gathered
+        along the way belong to other weights: they are measured afresh on its own samples.
+        """
+        if self.generator_ema is None:
+            return self.generator
+        if self._ema_norm_step != self.step:
+            recompute_batchnorm(self.generator_ema, self.config.nz, self.config.seed + self.step)
+            self._ema_norm_step = self.step
+        return self.generator_ema
 
     def _checkpoint_due(self) -> bool:
         """Every ``checkpoint_every`` steps, and whenever ``checkpoint_seconds`` have passed."""
@@ -272,11 +319,13 @@ class Trainer:
     def sample(self, z: torch.Tensor | None = None) -> torch.Tensor:
         """Images from the generator in eval mode (BatchNorm uses its running statistics), on the CPU."""
         z = self.fixed_z if z is None else z
-        self.generator.eval()
+        generator = self.sampling_generator()
+        generator.eval()
         try:
-            return self.generator(z.to(self.device)).float().cpu()
+            return generator(z.to(self.device)).float().cpu()
         finally:
-            self.generator.train()
+            if generator is self.generator:
+                generator.train()
 
     def _write(self, save, *args, **kwargs):
         """A picture write that says "disk full" plainly (the checkpoints are untouched by it)."""
@@ -335,6 +384,7 @@ class Trainer:
             step=self.step,
             image_shape=[self.channels, self.image_size],
             generator=self.generator.state_dict(),
+            generator_ema=self.sampling_generator().state_dict() if self.config.ema else None,
             critic=self.critic.state_dict(),
             opt_g=self.opt_g.state_dict(),
             opt_c=self.opt_c.state_dict(),
@@ -342,7 +392,9 @@ class Trainer:
             history=self.history,
             fixed_z=self.fixed_z,
         )
-        bad = nonfinite({k: state[k] for k in ("generator", "critic", "opt_g", "opt_c")})
+        bad = nonfinite(
+            {k: state[k] for k in ("generator", "generator_ema", "critic", "opt_g", "opt_c")}
+        )
         if bad:
             self._diverged(f"{', '.join(bad[:3])} at step {self.step}")
         atomic_save(state, self.checkpoint_path)
@@ -352,6 +404,8 @@ class Trainer:
         path = self.checkpoint_path
         try:
             self.generator.load_state_dict(state["generator"])
+            if self.generator_ema is not None:  # a run that had none: start the average here
+                self.generator_ema.load_state_dict(state.get("generator_ema") or state["generator"])
             self.critic.load_state_dict(state["critic"])
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_c.load_state_dict(state["opt_c"])
@@ -404,6 +458,7 @@ class Trainer:
             len(self.dataset), cfg.batch_size, cfg.seed, self.rank, self.world_size
         )
         self.total_steps = cfg.steps or cfg.epochs * self.sampler.steps_per_epoch
+        self.schedule_steps = self.total_steps  # lr_decay's horizon, whatever fit() is asked to do
         on_device = cfg.data_on_device
         if on_device == "auto":  # on a GPU, if the whole dataset takes < 25% of its free memory
             nbytes = len(self.dataset) * self.dataset[0][0].numel() * 4
@@ -449,6 +504,33 @@ class Trainer:
                 if self.config.channels_last
                 else real
             )
+
+
+@torch.no_grad()
+def recompute_batchnorm(
+    generator: nn.Module, nz: int, seed: int, batches: int = 8, size: int = 128
+):
+    """Reset ``generator``'s BatchNorm running statistics and measure them on its own samples.
+
+    Training-mode forwards of ``batches`` x ``size`` latent vectors (drawn from their own
+    seeded generator: the training noise stays untouched), averaged with equal weights
+    (``momentum=None``); the generator is left in eval mode.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    device = next(generator.parameters()).device
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: every batch counts the same
+    noise = torch.Generator().manual_seed(seed)
+    generator.train()
+    for _ in range(batches):
+        generator(torch.randn(size, nz, generator=noise).to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    generator.eval()
 
 
 def train(config: TrainConfig, resume: bool | None = None, overwrite: bool = False) -> Trainer:

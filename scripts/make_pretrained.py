@@ -2,10 +2,12 @@
 
     GANLAB_SOLUTIONS=1 python scripts/make_pretrained.py --data-root data --out runs/pretrained
 
-1. trains the mnist preset (ganlab/configs/mnist.yaml: full MNIST, the DCGAN paper's settings) with the kit's trainer;
-   killed and started again, it resumes from the last checkpoint in --out;
-2. scores 1,000 samples with ``ganlab.metrics.evaluate`` (FD in the kit's MNIST classifier's
-   feature space, precision, recall, classes covered; reference: the shipped offline slice);
+1. trains a preset (default: ganlab/configs/mnist.yaml, full MNIST), changed by ``--set
+   key=value`` options, with the kit's trainer; killed and started again, it resumes from
+   the last checkpoint in --out (``--steps 0``: no training, export the checkpoint as it is);
+2. scores 10,000 samples with ``ganlab.metrics.evaluate`` (FD in the kit's MNIST classifier's
+   feature space, precision, recall, class histogram) against the 10,000 MNIST test images,
+   next to the floor of 10,000 real training images;
 3. exports the generator with ``torch.export`` and writes the scores into the ``.json``
    beside it, so the asset says how it was made and how good it is.
 
@@ -32,31 +34,36 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--steps", type=int, default=2400, help="training steps (default: 2400, about 5 epochs)"
     )
+    parser.add_argument("--set", action="append", default=[], help="config override key=value")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--out", default="runs/pretrained", help="the training run's folder")
     parser.add_argument("--asset", default=str(REPO / "ganlab" / "assets" / "generator_mnist.pt2"))
     args = parser.parse_args(argv)
 
-    config = load_config(
-        None,
-        [
-            f"steps={args.steps}",
-            f"data_root={args.data_root}",
-            f"out_dir={args.out}",
-            "progress=false",
-            "log_every=100",
-        ],
-        preset=args.preset,
-    )
-    started = time.monotonic()
-    trainer = train(config, resume=None)  # resumes a matching run in --out, else starts one
-    print(f"trained to step {trainer.step} ({time.monotonic() - started:.0f} s in this call)")
-
     checkpoint = Path(args.out) / "checkpoint.pt"
-    fake = sample_checkpoint(
-        checkpoint, 1000, seed=0
-    )  # the samples `ganlab evaluate CHECKPOINT` scores
-    report = metrics.evaluate(fake, dataset="mnist", n=1000, data_root=args.data_root)
+    device = "cpu"
+    if args.steps:
+        config = load_config(
+            None,
+            [
+                *args.set,
+                f"steps={args.steps}",
+                f"data_root={args.data_root}",
+                f"out_dir={args.out}",
+                "progress=false",
+                "log_every=100",
+            ],
+            preset=args.preset,
+        )
+        started = time.monotonic()
+        trainer = train(config, resume=None)  # resumes a matching run in --out, else starts one
+        print(f"trained to step {trainer.step} ({time.monotonic() - started:.0f} s in this call)")
+        device = str(trainer.device)
+
+    real = metrics.reference_data("mnist", "mnist", args.data_root)
+    n = metrics.reference_size(real, args.data_root)
+    fake = sample_checkpoint(checkpoint, n, seed=0)  # the samples `ganlab evaluate` scores
+    report = metrics.evaluate(fake, dataset="mnist", real=real, data_root=args.data_root)
     print(metrics.format_report(report))
     scores = {
         key: report[key]
@@ -65,6 +72,7 @@ def main(argv=None) -> int:
             "precision",
             "recall",
             "classes_covered",
+            "class_counts",
             "fd_floor",
             "precision_floor",
             "recall_floor",
@@ -72,8 +80,8 @@ def main(argv=None) -> int:
     }
     notes = {
         "made_by": "scripts/make_pretrained.py",
-        "device": str(trainer.device),
-        "quality": {"n": 1000, "seed": 0, "reference": report["reference"], **scores},
+        "device": device,
+        "quality": {"n": n, "seed": 0, "reference": report["reference"], **scores},
     }
     export_generator(checkpoint, args.asset, notes=notes)
     print(f"wrote {args.asset} and {Path(args.asset).with_suffix('.json')}")

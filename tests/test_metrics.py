@@ -129,7 +129,11 @@ def test_class_histogram_shows_mode_collapse(net, offline):
     assert classes_covered(class_histogram(test, net)) == 10, (
         "the real test slice should cover all 10 digits"
     )
-    assert classes_covered([50, 50, 1, 0]) == 2, "1% of the images is below min_fraction=2%"
+    assert classes_covered([50, 50, 1, 0]) == 2, "1% of the images is below the 5% bar"
+    assert classes_covered([48, 48, 4]) == 2, (
+        "a class with 4% of the samples is starved, not covered: the bar is 5%"
+    )
+    assert classes_covered([19, 19, 19, 19, 19, 5]) == 6, "exactly 5% of the samples counts"
 
 
 class StandIn(nn.Module):
@@ -169,6 +173,62 @@ def test_inception_fid_unavailable(monkeypatch, failure, offline):
         assert needed in message, (
             f"the MetricUnavailable message should mention {needed!r}: {message}"
         )
+
+
+def write_idx(path, array):
+    """A numpy uint8 array -> an uncompressed IDX file, the format of torchvision's MNIST/raw/."""
+    magic = (8).to_bytes(1, "big") + bytes([array.ndim])
+    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(b"\0\0" + magic + dims + array.astype(np.uint8).tobytes())
+
+
+def fake_mnist_root(tmp_path, n_train, n_test):
+    """A data root holding a tiny stand-in for the full MNIST (real slice digits, MNIST's file layout)."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    train, test = OfflineMNIST(train=True), OfflineMNIST(train=False)
+    for split, data, n in (("train", train, n_train), ("t10k", test, n_test)):
+        write_idx(raw / f"{split}-images-idx3-ubyte", data.images[:n].numpy())
+        write_idx(raw / f"{split}-labels-idx1-ubyte", data.labels[:n].numpy())
+    return tmp_path
+
+
+def test_evaluate_uses_the_whole_real_test_set_by_default(tmp_path):
+    noise = torch.rand(1200, 1, 28, 28) * 2 - 1
+    report = evaluate(noise, data_root=tmp_path)  # no MNIST files there: the shipped slice
+    assert report["reference"] == "mnist-offline test" and report["n_real"] == 1000, (
+        f"without MNIST in data_root the reference is the slice's 1,000 test images: {report}"
+    )
+    assert report["n_fake"] == report["n_floor"] == 1000, (
+        "n defaults to the reference's size, for the samples and the floor alike"
+    )
+    root = fake_mnist_root(tmp_path, n_train=700, n_test=300)
+    assert metrics.reference_data("mnist", "auto", root) == "mnist", (
+        "MNIST files in data_root: the full test set must become the reference"
+    )
+    report = evaluate(noise, data_root=root)
+    assert (report["reference"], report["n_real"], report["n_fake"], report["n_floor"]) == (
+        "mnist test",
+        300,
+        300,
+        300,
+    ), f"reference = all of MNIST's test split, as many fakes and train images: {report}"
+    assert metrics.reference_size("mnist", root) == 300
+    assert metrics.reference_data("mnist", "mnist-offline", root) == "mnist-offline", (
+        "an explicit real= wins over auto"
+    )
+
+
+def test_report_shows_the_class_histogram_and_the_coverage_bar(offline):
+    report = evaluate(offline[2][:200], n=200)
+    text = metrics.format_report(report)
+    assert "5%" in text and "classes covered" in text, (
+        f"the table must say a class counts only at >= 5% of the samples: {text}"
+    )
+    shares = text.splitlines()[-2].split()[1:]
+    assert len(shares) == 10 and abs(sum(map(float, shares)) - 100) < 0.2, (
+        f"the class row should give each class's share of the samples in %: {text}"
+    )
 
 
 def test_evaluate_reports_each_metric_with_its_floor():

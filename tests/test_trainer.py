@@ -18,6 +18,7 @@ import yaml
 import ganlab.training
 from ganlab.benchmodels import DropoutCritic, ResizeConvGenerator
 from ganlab.checkpoints import load_checkpoint, load_generator
+from ganlab.config import ConfigError
 from ganlab.trainer import EpochSampler, Trainer, TrainingDiverged, TrainingInterrupted, train
 
 from runs import assert_same_weights, tiny, weights
@@ -58,12 +59,11 @@ def test_short_run_writes_outputs(tmp_path):
     )
 
 
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
-    straight = train(tiny(tmp_path, "straight", steps=8, checkpoint_every=4))
-
+def killed_at_step_6(monkeypatch, config):
+    """Train ``config`` until a "kill" in the middle of step 6 (after the checkpoint at step 4)."""
     real_step, calls = ganlab.training.generator_step, []
 
-    def dies_at_step_6(*args):  # a "kill" in the middle of step 6, after the checkpoint at step 4
+    def dies_at_step_6(*args):
         calls.append(1)
         if len(calls) == 6:
             raise KeyboardInterrupt
@@ -71,8 +71,14 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ganlab.training, "generator_step", dies_at_step_6)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny(tmp_path, "resumed", steps=8, checkpoint_every=4)).fit()
+        Trainer(config).fit()
     monkeypatch.setattr(ganlab.training, "generator_step", real_step)
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
+    straight = train(tiny(tmp_path, "straight", steps=8, checkpoint_every=4))
+
+    killed_at_step_6(monkeypatch, tiny(tmp_path, "resumed", steps=8, checkpoint_every=4))
 
     resumed = Trainer(tiny(tmp_path, "resumed", steps=8, checkpoint_every=4), resume=True)
     assert resumed.step == 4, f"should resume from the step-4 checkpoint, not step {resumed.step}"
@@ -84,6 +90,44 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     assert resumed.history == straight.history, (
         "the resumed history differs from the uninterrupted one"
     )
+
+
+RECIPE = dict(lr_critic=4e-4, lr_decay="linear", ema=0.9)  # TTUR, a schedule, an averaged G
+
+
+def test_recipe_options_resume_exactly_and_the_average_is_what_is_sampled(tmp_path, monkeypatch):
+    straight = train(tiny(tmp_path, "straight", steps=8, checkpoint_every=4, **RECIPE))
+    rates = [g["lr"] for g in straight.opt_c.param_groups + straight.opt_g.param_groups]
+    assert rates == [pytest.approx(4e-4 / 8), pytest.approx(2e-4 / 8)], (
+        f"lr_critic (TTUR) and lr_decay=linear: step 7 of 8 should use 1/8 of each rate, got {rates}"
+    )
+    killed_at_step_6(monkeypatch, tiny(tmp_path, "resumed", steps=8, checkpoint_every=4, **RECIPE))
+    resumed = train(tiny(tmp_path, "resumed", steps=8, checkpoint_every=4, **RECIPE), resume=True)
+    for net in ("generator", "generator_ema", "critic"):
+        assert_same_weights(
+            weights(getattr(straight, net)), weights(getattr(resumed, net)), f"{net} after resume"
+        )
+
+    ema, trained = weights(straight.generator_ema), weights(straight.generator)
+    assert not torch.equal(ema["net.0.weight"], trained["net.0.weight"]), (
+        "ema=0.9: the averaged weights should lag behind the trained ones"
+    )
+    state = load_checkpoint(straight.checkpoint_path)
+    assert_same_weights(ema, state["generator_ema"], "the checkpoint's generator_ema")
+    loaded = weights(load_generator(straight.checkpoint_path))
+    assert_same_weights(ema, loaded, "load_generator should return the averaged generator")
+    bn_mean = [k for k in ema if k.endswith("running_mean")][0]
+    assert not torch.equal(ema[bn_mean], trained[bn_mean]), (
+        "the averaged generator's BatchNorm statistics must be measured on its own samples"
+    )
+
+
+@pytest.mark.parametrize(
+    "key, value", [("ema", 1.0), ("ema", -0.1), ("lr_critic", 0), ("lr_decay", "cosine")]
+)
+def test_recipe_options_are_checked(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=key):
+        tiny(tmp_path, **{key: value})
 
 
 def test_resume_can_extend_a_finished_run(tmp_path):
