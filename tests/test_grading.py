@@ -203,7 +203,7 @@ def test_feedback_names_the_cause(graded_class):
 
 @pytest.mark.slow
 @needs_solutions
-def test_grading_twice_gives_the_same_csv(graded_class, tmp_path):
+def test_grading_twice_gives_the_same_csv_with_or_without_isolation(graded_class, tmp_path):
     base, out, _, _ = graded_class
     subset = (
         "a_perfect",
@@ -224,6 +224,8 @@ def test_grading_twice_gives_the_same_csv(graded_class, tmp_path):
         "2",
         "--timeout-cell",
         "20",
+        "--isolation",
+        "none",  # the first run used bubblewrap where it works
         "--no-progress",
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -253,6 +255,29 @@ def test_check_on_a_perfect_and_a_broken_copy(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "\u2718 `check-3-3`: 0/2 points" in run.stdout and "nn.Tanh()" in run.stdout
     assert "\u2714 `check-3-1`: 1/1 point" in run.stdout
+
+
+@pytest.mark.slow
+@needs_solutions
+def test_check_needs_no_nbval_and_finds_the_kit_from_notebooks(tmp_path):
+    """A student's `ganlab check` with nbval not installed, run from notebooks/ (JupyterLab's cwd)."""
+    blocker = tmp_path / "no-nbval" / "nbval"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('nbval is not installed')\n")
+    copy = perfect_copy(tmp_path / "kit")
+    env = {k: v for k, v in os.environ.items() if k != "GANLAB_SOLUTIONS"}
+    env["PYTHONPATH"] = f"{blocker.parent}{os.pathsep}{REPO}"
+    run = subprocess.run(
+        [sys.executable, "-m", "ganlab", "check", "--notebook", "00"],
+        cwd=copy / "notebooks",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"checking {copy.resolve()} " in run.stderr, run.stderr[-2000:]
+    assert "**Total: 1 / 1 points**" in run.stdout, run.stdout
 
 
 RUNNER = "ganlab.grading.execute"  # in the command line of every notebook run, inside or not

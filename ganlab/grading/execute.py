@@ -74,42 +74,57 @@ def _client_classes():
 
 def run(config, paths, emit):
     import nbformat
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.util import run_sync
 
     OneSpec, CountingClient = _client_classes()
     specs = OneSpec()
     specs.argv = config["kernel_argv"] + ["-f", "{connection_file}"]
-    km = KernelManager(kernel_name="ganlab", kernel_spec_manager=specs)
     deadline = time.monotonic() + config["timeout_total"]
-    restarts = 0
+    restarts, kc, km = 0, None, None
 
-    def start():
-        km.start_kernel(cwd=config["cwd"], env=config["env"])
-        kc = km.client()
-        kc.start_channels()
-        kc.wait_for_ready(timeout=config["startup"])
-        return kc
+    def start(client):
+        """A fresh kernel for ``client``: a new manager each time (a shut-down one is spent).
 
-    kc = start()
+        Async, as nbclient's own: its timeouts need an event loop that never blocks."""
+        nonlocal km
+        km = client.km = AsyncKernelManager(kernel_name="ganlab", kernel_spec_manager=specs)
+        client.startup_timeout = int(config["startup"])
+        client.start_new_kernel(cwd=config["cwd"], env=config["env"])
+        return client.start_new_kernel_client()
+
+    def alive():
+        return run_sync(km.is_alive)()
+
+    def stop():
+        if kc is not None:
+            kc.stop_channels()
+        try:
+            run_sync(km.shutdown_kernel)(now=True)
+        except Exception:  # already dead, or never started
+            pass
+
     try:
         for path in paths:
             nb = nbformat.read(path, as_version=4)
             name = path.rsplit("/", 1)[-1]
-            client = CountingClient(nb, km=km, kc=kc, allow_errors=True, record_timing=False)
-            client.kc = kc
+            client = CountingClient(nb, allow_errors=True, record_timing=False)
             replies = {}
 
             def on_cell_executed(cell, cell_index, execute_reply, replies=replies):
                 replies[cell_index] = execute_reply
 
             client.on_cell_executed = on_cell_executed
-            try:
-                client.execute_cell(nbformat.v4.new_code_cell(RESET), 0)
-            except Exception:
-                pass
-            passed = []  # sources to replay after a crash
-            crashed = []
+            if kc is None:
+                kc = start(client)
+            else:
+                client.km, client.kc = km, kc
+                try:
+                    client.execute_cell(nbformat.v4.new_code_cell(RESET), 0)
+                except Exception:  # a kernel that cannot reset: the next cell finds it dead
+                    pass
+            passed, crashed = [], []  # sources to replay after a crash; ids of the crashes
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -138,23 +153,22 @@ def run(config, paths, emit):
                     outcome, ename = "died", "died"
                 except Exception as err:  # the kernel stopped answering in some other way
                     outcome, ename, evalue = "died", "died", f"{type(err).__name__}: {err}"[:500]
-                if outcome in ("timeout", "died") or not km.is_alive():
-                    if outcome == "passed":
-                        outcome = "died"
+                if outcome in ("timeout", "died") or not alive():
+                    outcome = "died" if outcome == "passed" else outcome
+                    emit(dict(record, outcome=outcome, ename=ename, evalue=evalue))
                     crashed.append(record["cell_id"])
                     restarts += 1
-                    _stop(km, kc)
+                    stop()
                     if restarts > MAX_RESTARTS:
-                        emit(dict(record, outcome=outcome, ename=ename, evalue=evalue))
                         return
-                    kc = start()
-                    client.kc = kc
+                    kc = start(client)
                     for source in passed:  # back to where the dead kernel was
                         try:
                             client.execute_cell(nbformat.v4.new_code_cell(source), 0)
                         except Exception:
                             break
-                elif outcome == "passed":
+                    continue
+                if outcome == "passed":
                     passed.append(cell.source)
                 emit(
                     dict(
@@ -163,18 +177,7 @@ def run(config, paths, emit):
                 )
                 client.printed = 0
     finally:
-        _stop(km, kc)
-
-
-def _stop(km, kc):
-    try:
-        kc.stop_channels()
-    except Exception:
-        pass
-    try:
-        km.shutdown_kernel(now=True)
-    except Exception:
-        pass
+        stop()
 
 
 def main(argv):
