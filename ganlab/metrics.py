@@ -322,10 +322,10 @@ def evaluate(
 
     The reference is ``real_images`` or the test split of ``real`` (``reference_data``: by
     default the full MNIST test set if it is in ``data_root``, else the shipped slice's).
-    ``n`` defaults to the reference's size (10,000 for MNIST); a smaller ``n`` takes a
-    seeded random subset. The floor scores ``n`` real *train* images of ``real`` against
-    the same reference, as if they were a generator's samples. ``dataset`` picks the
-    FeatureNet. All sets have the same size where possible (FD and the k-NN radii depend
+    ``n`` defaults to the reference's size (10,000 for MNIST), or fewer if there are fewer
+    fake images; a smaller ``n`` takes a seeded random subset. The floor scores ``n`` real
+    *train* images of ``real`` against the same reference, as if they were a generator's
+    samples. ``dataset`` picks the FeatureNet. All sets have the same size where possible (FD and the k-NN radii depend
     on it).
     """
     from .data import as_tensors, load_dataset
@@ -333,19 +333,17 @@ def evaluate(
     net = load_feature_net(dataset)
     real = reference_data(dataset, real, data_root)
 
-    def split(train, n):  # n random images of a split of `real`, the same ones every run (seeded)
+    def split(train, n):  # n random images of a split of `real` (all: None), seeded, shuffled
         images = as_tensors(load_dataset(real, data_root, train=train))[0]
-        if n is None or n >= len(images):
-            return images
-        return images[
-            torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
-        ]
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+        return images[order[:n]]
 
     if real_images is None:
         reference = split(False, n)
     else:
         reference = check_images(real_images[:n], "real_images")
-    n = n or len(reference)
+    n = min(n or len(reference), len(fake_images))  # fewer samples than n: as few real images
+    reference = reference[:n]  # already a random subset (or the given images' first n)
     fake = check_images(fake_images[:n], "fake_images")
     if fake.min() >= 0:  # a background of 0 instead of -1: probably scaled to [0, 1] only
         warnings.warn(

@@ -5,6 +5,8 @@
 1. trains a preset (default: ganlab/configs/mnist.yaml, full MNIST), changed by ``--set
    key=value`` options, with the kit's trainer; killed and started again, it resumes from
    the last checkpoint in --out (``--steps 0``: no training, export the checkpoint as it is);
+   ``--init OLD.pt2`` starts a new run's generator (and its average) from an exported
+   generator's weights, the critic from scratch: training continues where that one stopped;
 2. scores 10,000 samples with ``ganlab.metrics.evaluate`` (FD in the kit's MNIST classifier's
    feature space, precision, recall, class histogram) against the 10,000 MNIST test images,
    next to the floor of 10,000 real training images;
@@ -15,15 +17,18 @@ Needs the MNIST files in --data-root (torchvision downloads them on first use).
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 from ganlab import metrics
 from ganlab.checkpoints import sample_checkpoint
 from ganlab.config import load_config
 from ganlab.pretrained import export_generator
-from ganlab.trainer import train
+from ganlab.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,6 +40,7 @@ def main(argv=None) -> int:
         "--steps", type=int, default=2400, help="training steps (default: 2400, about 5 epochs)"
     )
     parser.add_argument("--set", action="append", default=[], help="config override key=value")
+    parser.add_argument("--init", metavar="PT2", help="a new run's generator starts from this one")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--out", default="runs/pretrained", help="the training run's folder")
     parser.add_argument("--asset", default=str(REPO / "ganlab" / "assets" / "generator_mnist.pt2"))
@@ -56,7 +62,13 @@ def main(argv=None) -> int:
             preset=args.preset,
         )
         started = time.monotonic()
-        trainer = train(config, resume=None)  # resumes a matching run in --out, else starts one
+        trainer = Trainer(config, resume=None)  # resumes a matching run in --out, else starts one
+        if args.init and trainer.step == 0:
+            weights = torch.export.load(args.init).state_dict  # the same names as a Generator's
+            for generator in (trainer.generator, trainer.generator_ema):
+                if generator is not None:
+                    generator.load_state_dict(weights)
+        trainer.fit()
         print(f"trained to step {trainer.step} ({time.monotonic() - started:.0f} s in this call)")
         device = str(trainer.device)
 
@@ -80,9 +92,12 @@ def main(argv=None) -> int:
     }
     notes = {
         "made_by": "scripts/make_pretrained.py",
+        "command": "scripts/make_pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "device": device,
         "quality": {"n": n, "seed": 0, "reference": report["reference"], **scores},
     }
+    if args.init:  # how the generator it started from was made, kept with this one
+        notes["initialised_from"] = json.loads(Path(args.init).with_suffix(".json").read_text())
     export_generator(checkpoint, args.asset, notes=notes)
     print(f"wrote {args.asset} and {Path(args.asset).with_suffix('.json')}")
     return 0

@@ -214,6 +214,10 @@ def test_evaluate_uses_the_whole_real_test_set_by_default(tmp_path):
         300,
     ), f"reference = all of MNIST's test split, as many fakes and train images: {report}"
     assert metrics.reference_size("mnist", root) == 300
+    few = evaluate(noise[:120], data_root=root)
+    assert few["n_fake"] == few["n_real"] == few["n_floor"] == 120, (
+        "fewer samples than the test set: score as many real images (the k-NN radii depend on n)"
+    )
     assert metrics.reference_data("mnist", "mnist-offline", root) == "mnist-offline", (
         "an explicit real= wins over auto"
     )
