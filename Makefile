@@ -1,10 +1,8 @@
 # ganlab: one command sets up and runs each job. Every target creates the virtual
-# environment .venv on first use (torch pinned to the release tested here).
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.ganlab-installed
-TORCH  := torch==2.14.1 torchvision==0.29.1
+# environment .venv on first use (setup.mk; the student copy's Makefile shares it).
+.DEFAULT_GOAL := help
+EXTRAS := dev
+include setup.mk
 # The reference solutions, for the jobs that need a working DCGAN (see ganlab/_solutions.py).
 SOLVED := GANLAB_SOLUTIONS=1
 
@@ -13,21 +11,11 @@ SOLVED := GANLAB_SOLUTIONS=1
 help:
 	@echo "make demo              set up, then train the reference DCGAN on the offline MNIST slice (~1 min CPU)"
 	@echo "make test              set up, then run the whole test suite (unit tests, checks, nbval)"
-	@echo "make lab               set up, then open JupyterLab on the notebooks"
+	@echo "make lab               set up, then open JupyterLab on the kit (notebooks/ and ganlab/)"
 	@echo "make check             run the graded checks on this copy, as the instructor's grader does"
 	@echo "make stubs             re-derive ganlab/ stubs and notebooks/ from solutions/ (instructors)"
 	@echo "make solutions-branch  (re)create the git branch 'solutions' from HEAD (instructors)"
-	@echo "make student-copy DEST=../ganlab-student   export a copy without solutions (instructors)"
-
-setup: $(STAMP)
-
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else "ganlab needs Python >= 3.9; set PYTHON=python3.11")'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	@echo "make student-copy DEST=../ganlab-student REPO=owner/name   a copy for students' own repository (instructors)"
 
 demo: $(STAMP)
 	$(SOLVED) $(PY) -m ganlab train --preset demo  # run again: resumes or reports it done
@@ -42,8 +30,9 @@ test-fast: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -m "not slow"
 
+# The whole folder, not only notebooks/: the notebooks send students to ganlab/*.py.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m jupyterlab --ServerApp.root_dir="$(CURDIR)" notebooks/00_setup.ipynb
 
 check: $(STAMP)
 	$(PY) -m ganlab check .
@@ -58,8 +47,8 @@ solutions-branch: $(STAMP)
 	$(PY) -m ganlab.instructor solutions-branch
 
 student-copy: $(STAMP)
-	@test -n "$(DEST)" || { echo "usage: make student-copy DEST=path/to/new/folder"; exit 2; }
-	$(PY) -m ganlab.instructor export-student "$(DEST)"
+	@test -n "$(DEST)" -a -n "$(REPO)" || { echo "usage: make student-copy DEST=path/to/new/folder REPO=owner/name [BRANCH=main]"; exit 2; }
+	$(PY) -m ganlab.instructor export-student "$(DEST)" --repo "$(REPO)" --branch "$(or $(BRANCH),main)"
 
 clean:
 	rm -rf runs/demo .pytest_cache

@@ -1,4 +1,4 @@
-"""The ``ganlab`` command: train, sample, interpolate, export, evaluate, grade, check.
+"""The ``ganlab`` command: train, sample, interpolate, export, evaluate, grade, check, submit.
 
     ganlab train --preset demo [--set steps=500 ...] [--resume | --overwrite] [--out DIR]
     ganlab train my.yaml                                (a config file; presets: ganlab/configs/)
@@ -8,6 +8,7 @@
     ganlab evaluate runs/demo/checkpoint.pt              (or samples.npy, or a .pt2 generator)
     ganlab grade submissions/ --out grades.csv           (instructors: a whole class)
     ganlab check                                         (students: self-check before submitting)
+    ganlab submit [--notebooks DIR]                      (students: the zip to hand in)
 
 Every sub-command's options are defined here; the modules that do the work are
 imported only when their command runs, so ``ganlab train`` starts without loading
@@ -311,6 +312,15 @@ def cmd_check(args) -> int:
     return commands.run_check(args)
 
 
+def cmd_submit(args) -> int:
+    from .submission import submit
+
+    out, manifest = submit(args.kit, args.notebooks, args.out, args.force)
+    print(f"wrote {out}: {len(manifest['files'])} files, kit {manifest['kit_version']}")
+    print("Hand in this one file. Save your notebooks first: the zip holds what is on disk.")
+    return 0
+
+
 def _grading_limits(p):
     p.add_argument(
         "--timeout-cell", type=float, default=120.0, help="seconds per notebook cell (default 120)"
@@ -520,6 +530,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _grading_limits(p)
     p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser(
+        "submit",
+        help="pack your exercise modules and notebooks into one zip to hand in (students)",
+        description=SUBMIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "kit",
+        nargs="?",
+        metavar="KIT",
+        help="your copy of the kit (default: the one at or above the current folder)",
+    )
+    p.add_argument(
+        "--notebooks",
+        metavar="DIR",
+        help="where your notebooks are (default: Drive's Colab Notebooks on Colab, else KIT/notebooks)",
+    )
+    p.add_argument(
+        "--out", metavar="FILE", help="the zip to write (default: KIT/ganlab-submission.zip)"
+    )
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(run=cmd_submit)
     return parser
 
 
@@ -532,6 +565,10 @@ steps (GANLAB_QUICK=1). Writes one CSV row per student (points per check, total,
 notes), with --gradebook a Moodle import CSV, with --feedback-dir one Markdown file per
 student, and lists at the end what to review. ganlab/grading/__init__.py says what is
 defended against, with and without bubblewrap, and what is not."""
+
+SUBMIT_HELP = """Pack your ganlab/ exercise modules and the course notebooks into one zip, with a
+manifest (kit version, files, their SHA-256, time), for your instructor's `ganlab grade`.
+Refuses, naming each file, when something is missing. Save your notebooks first."""
 
 CHECK_HELP = """Run the graded checks on your copy of the kit, the way the instructor's grader does:
 each notebook runs in a fresh sandboxed kernel with your exercise cells and your ganlab/
@@ -547,8 +584,11 @@ def _explain(err: BaseException) -> tuple[int, str] | None:
     from .trainer import TrainingDiverged
 
     usage = (ConfigError, UsageError)
+    from .submission import SubmissionError
+
     runtime = (
         BadInput,
+        SubmissionError,
         CheckpointError,
         DatasetUnavailable,
         DiskFull,

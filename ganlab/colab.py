@@ -1,57 +1,189 @@
-"""Colab: the one place that says where the course lives, and the set-up cell built from it.
+"""Colab: where the course lives, the set-up cell built from it, and what that cell runs.
 
-Forks change REPOSITORY (and BRANCH) here, then run ``make stubs``: every notebook's
-"Open in Colab" badge and first code cell are regenerated from these two lines, and
-``tests/test_colab.py`` fails if a badge anywhere (README included) points elsewhere.
+Forks change REPOSITORY (and BRANCH) here, then run ``make stubs``; an instructor who hands
+out a separate student repository runs ``make student-copy DEST=... REPO=owner/name``, which
+writes these two lines into the copy. Every notebook's "Open in Colab" badge and first code
+cell come from them, and ``tests/test_colab.py`` fails if a badge anywhere points elsewhere.
+
+Colab's runtime is not ours: it preinstalls torch, torchvision, ipywidgets 7.7.1, IPython
+7.34, notebook 6.5 and more, every notebook gets a fresh runtime, and *Runtime -> Restart
+session* keeps the disk but forgets every import. The set-up cell (``SETUP_TEMPLATE``)
+therefore only finds or clones the kit, then calls :func:`finish_setup` from it, which:
+
+* installs the kit with ``--no-deps`` (never another torch, never a pip resolver error), as
+  a plain path entry, so a folder named ``ganlab`` in the working directory cannot shadow it
+  as a namespace package after a restart;
+* installs, also with ``--no-deps``, exactly those of :data:`COLAB_ADDITIONS` that are missing;
+* with Drive on, keeps the student's copy of the kit (the ``ganlab/*.py`` they edit) and their
+  runs in Drive, so a disconnect loses neither; a new runtime finds both there again.
+
+Every step checks before it acts, so running the cell again (after a restart, or in the next
+notebook) does only what is still missing.
 """
+
+import importlib.metadata
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 REPOSITORY = "ganlab-course/ganlab"  # GitHub owner/name
 BRANCH = "main"
 SOLUTIONS_BRANCH = "solutions"
-KIT_DIR = "/content/ganlab"  # where the set-up cell clones the kit on Colab
-DRIVE_RUNS = "/content/drive/MyDrive/ganlab-runs"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
+DRIVE = "/content/drive"
+KIT_DIR = "/content/ganlab"  # the kit's clone when Drive is off (lost with the runtime)
+DRIVE_KIT_DIR = "/content/drive/MyDrive/ganlab"  # ... and when Drive is on (kept)
+DRIVE_RUNS = "/content/drive/MyDrive/ganlab-runs"
+# Where Colab's "File -> Save a copy in Drive" puts the student's notebooks.
+DRIVE_NOTEBOOKS = "/content/drive/MyDrive/Colab Notebooks"
 
-def repository_url():
-    return f"https://github.com/{REPOSITORY}"
+# What the kit needs that Colab's runtime does not ship: {import name: pip requirement}.
+# Installed with --no-deps; their own dependencies (numpy, packaging, typing_extensions) are on Colab.
+COLAB_ADDITIONS = {
+    "torchmetrics": "torchmetrics>=1.2",
+    "lightning_utilities": "lightning-utilities>=0.8",
+    "nbclient": "nbclient>=0.8",  # `ganlab check` runs each notebook in a kernel
+}
 
 
-def notebook_url(path, branch=BRANCH):
+def repository_url(repository=REPOSITORY):
+    return f"https://github.com/{repository}"
+
+
+def notebook_url(path, branch=BRANCH, repository=REPOSITORY):
     """Colab's address for a notebook of this repository, e.g. ``notebooks/05_training.ipynb``."""
-    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/{branch}/{path}"
+    return f"https://colab.research.google.com/github/{repository}/blob/{branch}/{path}"
 
 
-def badge(path, branch=BRANCH):
-    return f"[![Open In Colab]({BADGE_IMAGE})]({notebook_url(path, branch)})"
+def badge(path, branch=BRANCH, repository=REPOSITORY):
+    return f"[![Open In Colab]({BADGE_IMAGE})]({notebook_url(path, branch, repository)})"
 
 
+# The cell is a Colab form (#@title, cellView "form" in its metadata): Colab shows only its
+# title and the check box, so the notebook's first idea is what the student sees first.
 SETUP_TEMPLATE = """\
-# Colab set-up (generated from ganlab/colab.py). On Colab: installs the kit beside the torch
-# Colab already has, enables ipywidgets, and can keep your runs on Google Drive. Elsewhere: nothing.
-KEEP_RUNS_ON_DRIVE = True  # then a disconnect loses at most one checkpoint interval
-import importlib.util, os, subprocess, sys
-if importlib.util.find_spec("google.colab") is not None:
-    KIT_DIR = "{kit_dir}"
-    if importlib.util.find_spec("ganlab") is None:
-        if not os.path.isdir(KIT_DIR):
-            subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}", "{url}", KIT_DIR], check=True)
-        # --no-deps: Colab already has torch, torchvision, matplotlib, ipywidgets, imageio, tqdm
-        # and PyYAML; this must never download another torch. torchmetrics accepts Colab's torch.
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", KIT_DIR], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "torchmetrics"], check=True)
-        sys.path.insert(0, KIT_DIR)
-    os.chdir(os.path.join(KIT_DIR, "notebooks"))
-    from google.colab import output
-    output.enable_custom_widget_manager()  # ipywidgets 8 widgets need Colab's custom manager
-    if KEEP_RUNS_ON_DRIVE:
+#@title Set-up: run this cell first (on Colab it installs the kit; elsewhere it does nothing)
+KEEP_ON_DRIVE = True  #@param {{type:"boolean"}}
+# KEEP_ON_DRIVE: your copy of the kit (the ganlab/*.py you edit) and your runs live in Google
+# Drive and survive a disconnect. Safe to run again. What each step does: ganlab/colab.py.
+import os, subprocess, sys
+try:
+    import google.colab  # only Colab has it
+except ImportError:
+    pass
+else:
+    KIT = "{kit_dir}"
+    if KEEP_ON_DRIVE:
         from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["GANLAB_RUNS_DIR"] = "{drive_runs}"
-        print("runs and checkpoints go to", os.environ["GANLAB_RUNS_DIR"])"""
+        drive.mount("{drive}")
+        KIT = "{drive_kit_dir}"
+    if not os.path.isfile(os.path.join(KIT, "ganlab", "colab.py")):
+        subprocess.run(["rm", "-rf", KIT + ".partial"], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "{branch}",
+                        "{url}", KIT + ".partial"], check=True)
+        os.rename(KIT + ".partial", KIT)
+    sys.path.insert(0, KIT)
+    if getattr(sys.modules.get("ganlab"), "__file__", "") is None:
+        del sys.modules["ganlab"]  # a folder named ganlab imported as a namespace package
+    from ganlab.colab import finish_setup
+    finish_setup(KIT, keep_on_drive=KEEP_ON_DRIVE)"""
 
 
-def setup_cell_source(branch=BRANCH):
+def setup_cell_source(branch=BRANCH, repository=REPOSITORY):
     return SETUP_TEMPLATE.format(
-        kit_dir=KIT_DIR, branch=branch, url=repository_url(), drive_runs=DRIVE_RUNS
+        kit_dir=KIT_DIR,
+        drive=DRIVE,
+        drive_kit_dir=DRIVE_KIT_DIR,
+        branch=branch,
+        url=repository_url(repository),
     )
+
+
+SETUP_METADATA = {"cellView": "form"}  # Colab: show the form, hide the code
+
+
+# -- what the cell runs, from the kit it has just found or cloned -------------------------
+
+
+def _pip(*args):
+    """Run pip quietly; on failure print its output (the student needs it) and raise."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *args],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        print(result.stdout + result.stderr, file=sys.stderr)
+        raise RuntimeError(f"pip install {' '.join(args)} failed (its output is above)")
+
+
+def installed_kits():
+    """The folders that installed ``ganlab`` distributions point at (editable installs)."""
+    import json
+    from urllib.parse import unquote
+
+    kits = set()
+    for dist in importlib.metadata.distributions():
+        if (dist.metadata["Name"] or "").lower() != "ganlab":
+            continue
+        url = json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
+        if url.startswith("file://"):
+            kits.add(Path(unquote(url.removeprefix("file://"))))
+    return kits
+
+
+def _build_options():
+    """``--no-build-isolation`` (no download of setuptools) where this runtime's setuptools can
+    build the kit itself, as Colab's can; otherwise pip's isolated build."""
+    try:
+        import setuptools
+    except ImportError:
+        return []
+    from .environment import _version_tuple
+
+    if _version_tuple(setuptools.__version__) >= (70, 1) or importlib.util.find_spec("wheel"):
+        return ["--no-build-isolation"]
+    return []
+
+
+def missing_additions():
+    """The requirements of :data:`COLAB_ADDITIONS` whose module this runtime cannot import."""
+    return [req for name, req in COLAB_ADDITIONS.items() if importlib.util.find_spec(name) is None]
+
+
+def finish_setup(kit, keep_on_drive=True, quiet=False):
+    """Install what is missing, then point the notebook at the kit (see the module docstring)."""
+    kit = Path(kit).resolve()
+    done = []
+    if kit not in installed_kits():
+        # compat mode: a path entry in site-packages (a regular package found on sys.path always
+        # wins over a namespace folder), no import hook.
+        _pip(*_build_options(), "--config-settings", "editable_mode=compat", "-e", str(kit))
+        done.append(f"installed the kit from {kit}")
+    missing = missing_additions()
+    if missing:
+        _pip(*missing)
+        importlib.invalidate_caches()
+        done.append("added " + ", ".join(missing))
+    os.chdir(kit / "notebooks")
+    if keep_on_drive:  # the kit is in MyDrive: the runs and the saved notebooks are beside it
+        runs = kit.parent / Path(DRIVE_RUNS).name
+        os.environ["GANLAB_RUNS_DIR"] = str(runs)
+        os.environ["GANLAB_NOTEBOOKS_DIR"] = str(kit.parent / Path(DRIVE_NOTEBOOKS).name)
+    import ipywidgets
+
+    if int(ipywidgets.__version__.split(".")[0]) >= 8:
+        from google.colab import output  # Colab renders ipywidgets 8 with its custom manager
+
+        output.enable_custom_widget_manager()
+    if not quiet:
+        import ganlab
+
+        print(f"ganlab {ganlab.__version__} ready: the kit in {kit}", end="")
+        print(f", runs in {runs}" if keep_on_drive else " (Drive off: lost at disconnect)")
+        for line in done:
+            print(" ", line)
+    return done

@@ -5,17 +5,49 @@ import platform
 
 from . import SOLUTIONS_ACTIVE
 
+# What the notebooks import, as {import name: (pip name, oldest version that works)}. The
+# minimums are the kit's real needs, which Colab's runtime meets (ipywidgets 7.7.1 included;
+# tests/test_environment.py checks against .ci/colab-constraints.txt); pyproject.toml agrees.
 MINIMUM = {
-    "torch": "2.1",
-    "torchvision": "0.16",
-    "matplotlib": "3.7",
-    "ipywidgets": "8.0",
-    "imageio": "2.31",
+    "torch": ("torch", "2.1"),
+    "torchvision": ("torchvision", "0.16"),
+    "matplotlib": ("matplotlib", "3.7"),
+    "ipywidgets": ("ipywidgets", "7.7.1"),
+    "imageio": ("imageio", "2.31"),
+    "tqdm": ("tqdm", "4.65"),
+    "yaml": ("PyYAML", "6.0"),
+    "torchmetrics": ("torchmetrics", "1.2"),
 }
 
 
 def _version_tuple(text):
-    return tuple(int(part) for part in text.split("+")[0].split(".")[:2] if part.isdigit())
+    """``"2.14.1+cu130"`` -> ``(2, 14, 1)``; ``"1.2rc1"`` -> ``(1, 2)`` (leading digits of each part)."""
+    import re
+
+    parts = []
+    for part in text.split("+")[0].split(".")[:3]:
+        digits = re.match(r"\d*", part).group()
+        if not digits:
+            break
+        parts.append(int(digits))
+        if digits != part:  # a pre-release tag ends the comparable part
+            break
+    return tuple(parts)
+
+
+def on_colab():
+    """True inside a Colab runtime. Never imports ``google`` (absent on most machines)."""
+    import sys
+
+    return "google.colab" in sys.modules
+
+
+def advice(requirements):
+    """How to install ``requirements`` (pip specifiers) here: Colab, the kit's venv, or any."""
+    if on_colab():
+        return "Run the set-up cell (the first code cell of the notebook) again, then restart."
+    wanted = " ".join(f"'{r}'" for r in requirements)
+    return f"Install them with `pip install {wanted}` (or `make setup` in the kit's folder)."
 
 
 def pick_device(name="auto"):
@@ -34,21 +66,21 @@ def pick_device(name="auto"):
 def check_environment(verbose=True):
     """Report versions and the device; raise ``RuntimeError`` naming what is missing or too old."""
     report = {"python": platform.python_version()}
-    problems = []
-    for name, minimum in MINIMUM.items():
+    problems, requirements = [], []
+    for name, (pip_name, minimum) in MINIMUM.items():
         try:
             version = importlib.import_module(name).__version__
         except ImportError:
-            problems.append(f"{name} is not installed (need >= {minimum})")
+            problems.append(f"{pip_name} is not installed (need >= {minimum})")
+            requirements.append(f"{pip_name}>={minimum}")
             continue
         report[name] = version
         if _version_tuple(version) < _version_tuple(minimum):
-            problems.append(f"{name} {version} is too old (need >= {minimum})")
+            problems.append(f"{pip_name} {version} is too old (need >= {minimum})")
+            requirements.append(f"{pip_name}>={minimum}")
     if problems:
         raise RuntimeError(
-            "environment check failed: "
-            + "; ".join(problems)
-            + ". Install the kit with `pip install -e .` from the repository root."
+            "environment check failed: " + "; ".join(problems) + ". " + advice(requirements)
         )
     report["device"] = pick_device()
     report["solutions"] = SOLUTIONS_ACTIVE

@@ -15,7 +15,8 @@ Commands (also behind ``make``)::
 
     python -m ganlab.instructor stubs [--check]     # write ganlab/*.py and notebooks/ from solutions/
     python -m ganlab.instructor solutions-branch    # (re)create git branch `solutions` from HEAD
-    python -m ganlab.instructor export-student DEST # a copy for students, no solutions in it
+    python -m ganlab.instructor export-student DEST --repo OWNER/NAME [--branch B]
+                                                    # a copy for students, no solutions in it
 
 ``stubs`` swaps each block for a ``NotImplementedError`` that names the function, the
 file and the notebook, and strips notebook outputs (except cells whose output nbval
@@ -140,26 +141,33 @@ def notebook_text(nb):
     return nbformat.writes(nb) + "\n"
 
 
-def derive_notebook(nb, name, keep_solution=False):
-    """The student (or, with ``keep_solution``, the completed) version of a solution notebook.
-
-    Also puts the "Open in Colab" badge and the Colab set-up cell (both from ganlab/colab.py)
-    at the top, pointing at the branch that holds this version.
-    """
-    import copy
-
+def place_colab_cells(nb, name, branch, repository):
+    """Put (or replace) the "Open in Colab" badge and the Colab set-up cell, both from
+    ganlab/colab.py, at the top of ``nb``, pointing at ``repository``'s ``branch``."""
     from nbformat.v4 import new_code_cell, new_markdown_cell
+
+    from . import colab
+
+    badge = new_markdown_cell(colab.badge(f"notebooks/{name}", branch, repository))
+    setup = new_code_cell(colab.setup_cell_source(branch, repository))
+    setup.metadata.update(colab.SETUP_METADATA)
+    badge.id, setup.id = "colab-badge", "colab-setup"
+    nb.cells = [c for c in nb.cells if c.get("id") not in ("colab-badge", "colab-setup")]
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    nb.cells = [badge] + nb.cells[:first_code] + [setup] + nb.cells[first_code:]
+    return nb
+
+
+def derive_notebook(nb, name, keep_solution=False):
+    """The student (or, with ``keep_solution``, the completed) version of a solution notebook,
+    with the Colab cells of :func:`place_colab_cells` pointing at the branch of this version."""
+    import copy
 
     from . import colab
 
     nb = copy.deepcopy(nb)
     branch = colab.SOLUTIONS_BRANCH if keep_solution else colab.BRANCH
-    badge = new_markdown_cell(colab.badge(f"notebooks/{name}", branch))
-    setup = new_code_cell(colab.setup_cell_source(branch))
-    badge.id, setup.id = "colab-badge", "colab-setup"
-    nb.cells = [c for c in nb.cells if c.get("id") not in ("colab-badge", "colab-setup")]
-    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-    nb.cells = [badge] + nb.cells[:first_code] + [setup] + nb.cells[first_code:]
+    place_colab_cells(nb, name, branch, colab.REPOSITORY)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -296,8 +304,66 @@ def make_solutions_branch(repo=REPO, branch=BRANCH):
     return commit
 
 
-def export_student(dest, repo=REPO, init_git=True):
-    """Write a student copy of HEAD to ``dest``: everything but ``solutions/``, verified leak-free."""
+# What the student copy leaves out (besides solutions/): the instructor's README, Makefile and
+# tests, which need solutions/, are replaced by the ones in student/, written for students.
+STUDENT_TEMPLATES = "student"
+INSTRUCTOR_ONLY = (SOLUTIONS, STUDENT_TEMPLATES, "tests", "scripts", ".ci", "BENCHMARKS.md")
+_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}/[A-Za-z0-9._-]{1,100}")
+_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
+
+
+def retarget(tree, repository, branch):
+    """Point every badge, link and the set-up cell of the kit at ``tree`` to ``repository``.
+
+    Rewrites the two lines of ganlab/colab.py that say where the course lives, re-places the
+    Colab cells of every notebook, and replaces the configured repository's address wherever
+    else it appears (README links). Raises if any text file still names the old repository.
+    """
+    from . import colab
+
+    if not _REPOSITORY.fullmatch(repository) or repository.endswith((".git", ".")):
+        raise AuthoringError(f"--repo must look like OWNER/NAME on GitHub, not {repository!r}")
+    if not _BRANCH.fullmatch(branch) or ".." in branch:
+        raise AuthoringError(f"--branch {branch!r} is not a git branch name")
+    tree = Path(tree)
+    config = tree / "ganlab" / "colab.py"
+    text = config.read_text()
+    for name, value in (("REPOSITORY", repository), ("BRANCH", branch)):
+        text, n = re.subn(rf'^{name} = "[^"]*"', f'{name} = "{value}"', text, count=1, flags=re.M)
+        if n != 1:
+            raise AuthoringError(f"{config}: no `{name} = ...` line to retarget")
+    config.write_text(text)
+    for path in sorted((tree / "notebooks").glob("*.ipynb")):
+        nb = read_notebook(path)
+        place_colab_cells(nb, path.name, branch, repository)
+        path.write_text(notebook_text(nb))
+    old_colab = colab.notebook_url("", colab.BRANCH)
+    new_colab = colab.notebook_url("", branch, repository)
+    old, stale = colab.repository_url(), []
+    for path in sorted(tree.rglob("*")):
+        if (
+            path.suffix not in {".md", ".py", ".ipynb", ".toml", ".yml", ".cfg"}
+            or ".git" in path.parts
+        ):
+            continue
+        text = path.read_text()
+        fixed = text.replace(old_colab, new_colab).replace(old, colab.repository_url(repository))
+        if fixed != text:
+            path.write_text(fixed)
+        if colab.REPOSITORY != repository and colab.REPOSITORY in fixed:
+            stale.append(str(path.relative_to(tree)))
+    if stale:
+        raise AuthoringError(
+            f"still naming {colab.REPOSITORY} after retargeting: {', '.join(stale)}"
+        )
+
+
+def export_student(dest, repository, branch="main", repo=REPO, init_git=True):
+    """Write a student copy of HEAD to ``dest``, for the repository ``repository`` (OWNER/NAME).
+
+    Everything but the instructor's files (``INSTRUCTOR_ONLY``), plus the README, Makefile and
+    tests of ``student/``; verified leak-free; every badge retargeted (:func:`retarget`).
+    """
     repo, dest = Path(repo), Path(dest).resolve()
     if dest.exists() and any(dest.iterdir()):
         raise AuthoringError(
@@ -312,22 +378,30 @@ def export_student(dest, repo=REPO, init_git=True):
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "head.tar"
         _git("archive", "--format=tar", "-o", str(archive), "HEAD", repo=repo)
-        shutil.unpack_archive(archive, Path(tmp) / "tree")
-        shutil.rmtree(Path(tmp) / "tree" / SOLUTIONS, ignore_errors=True)
+        tree = Path(tmp) / "tree"
+        shutil.unpack_archive(archive, tree)
+        templates = Path(tmp) / "templates"
+        if not (tree / STUDENT_TEMPLATES).is_dir():
+            raise AuthoringError(f"no {STUDENT_TEMPLATES}/ (the student README, Makefile, tests)")
+        shutil.move(tree / STUDENT_TEMPLATES, templates)
+        for rel in INSTRUCTOR_ONLY:
+            path = tree / rel
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        shutil.copytree(templates, tree, dirs_exist_ok=True)
         leaks = [
-            str(p.relative_to(Path(tmp) / "tree"))
-            for p in (Path(tmp) / "tree").rglob("*")
+            str(p.relative_to(tree))
+            for p in tree.rglob("*")
             if p.is_file()
             and p.suffix in {".py", ".ipynb"}
             and "BEGIN SOLUTION" in p.read_text()
             and p.name != "instructor.py"
-            and "tests" not in p.parts
         ]
         if leaks:
             raise AuthoringError("solution markers found in the student copy: " + ", ".join(leaks))
-        shutil.copytree(Path(tmp) / "tree", dest, dirs_exist_ok=True)
+        retarget(tree, repository, branch)
+        shutil.copytree(tree, dest, dirs_exist_ok=True)
     if init_git:
-        _git("init", "--quiet", "-b", "main", repo=dest)
+        _git("init", "--quiet", "-b", branch, repo=dest)
         _git("add", "-A", repo=dest)
         _git(
             "-c",
@@ -358,6 +432,13 @@ def main(argv=None):
     export = sub.add_parser("export-student", help="write a student copy (no solutions) to DEST")
     export.add_argument("dest")
     export.add_argument(
+        "--repo",
+        required=True,
+        metavar="OWNER/NAME",
+        help="the GitHub repository students get (badges and the set-up cell point there)",
+    )
+    export.add_argument("--branch", default="main", help="its branch (default: main)")
+    export.add_argument(
         "--no-git", action="store_true", help="do not make DEST a fresh git repository"
     )
     args = parser.parse_args(argv)
@@ -376,8 +457,8 @@ def main(argv=None):
             commit = make_solutions_branch()
             print(f"branch '{BRANCH}' is at {commit[:12]} (completed package and notebooks)")
         else:
-            dest = export_student(args.dest, init_git=not args.no_git)
-            print(f"student copy written to {dest}")
+            dest = export_student(args.dest, args.repo, args.branch, init_git=not args.no_git)
+            print(f"student copy for {args.repo} written to {dest}")
     except (AuthoringError, OSError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -77,20 +77,32 @@ def load_pretrained(device="cpu"):
         return load_exported(path, device)
 
 
-def course_generator(run="notebook05", device="cpu"):
-    """``(generator, description)``: your finished notebook-05 run if there is one, else the pretrained one."""
-    from .checkpoints import CheckpointError, load_checkpoint, load_generator
-    from .config import TrainConfig
+def notebook_schedule(preset="cpu"):
+    """How many steps notebook 05 trains for: its preset's (ganlab/configs/<preset>.yaml)."""
+    from .config import load_config
 
+    return load_config(preset=preset).steps
+
+
+def course_generator(run="notebook05", preset="cpu", device="cpu"):
+    """``(generator, description)``: your notebook-05 run if it completed notebook 05's own
+    schedule (the ``preset``'s steps), else the kit's pretrained generator.
+
+    A shortened or unfinished run is not used: its samples would make notebooks 06 and 07
+    look worse than the course intends. The description says which generator it is, and why.
+    """
+    from .checkpoints import CheckpointError, load_checkpoint, load_generator
+
+    pretrained = f"the kit's pretrained generator ({ASSET})"
     checkpoint = environment.runs_dir() / run / "checkpoint.pt"
-    if checkpoint.is_file() and not environment.quick():
-        try:
-            state = load_checkpoint(checkpoint)
-            config = TrainConfig.from_dict(state["config"])
-            if config.steps and state["step"] >= config.steps:
-                return load_generator(
-                    checkpoint, device
-                ), f"your run {checkpoint} ({state['step']} steps)"
-        except (CheckpointError, NotImplementedError) as err:
-            print(f"note: cannot use {checkpoint} ({err}); using the pretrained generator instead")
-    return load_pretrained(device), f"the kit's pretrained generator ({ASSET})"
+    if environment.quick() or not checkpoint.is_file():
+        return load_pretrained(device), pretrained
+    schedule = notebook_schedule(preset)
+    try:
+        step = load_checkpoint(checkpoint)["step"]
+        if step >= schedule:
+            return load_generator(checkpoint, device), f"your run {checkpoint} ({step} steps)"
+        why = f"your run {checkpoint} has {step} of notebook 05's {schedule} steps"
+    except (CheckpointError, NotImplementedError) as err:
+        why = f"cannot use your run {checkpoint} ({err})"
+    return load_pretrained(device), f"{pretrained}; {why}"

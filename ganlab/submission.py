@@ -1,6 +1,7 @@
 """Handing work in: one zip holding a student's exercise modules and notebooks, with a manifest.
 
-    ganlab submit [KIT] [--notebooks DIR] [--out FILE]      (students; see ganlab/cli.py)
+    ganlab submit [KIT] [--notebooks DIR] [--out FILE] [--force]   (students; see ganlab/cli.py)
+    submission.hand_in()                                    (the closing cell of notebook 00)
     ganlab grade SUBMISSIONS_DIR ...                        (instructors: folders or such zips)
 
 The zip holds ``ganlab/<module>.py`` for every exercise module, ``notebooks/NN_*.ipynb``
@@ -31,6 +32,8 @@ FORMAT, VERSION = "ganlab-submission", 1
 MANIFEST = "manifest.json"
 MAX_MEMBER_BYTES = 20 * 2**20  # per file; a notebook with plots is a few MB
 MAX_TOTAL_BYTES = 100 * 2**20
+COLAB_COPY = "Copy of "  # Colab's "File -> Save a copy in Drive" names a notebook "Copy of NN_..."
+DEFAULT_OUT = "ganlab-submission.zip"  # at the kit's root
 _NOTEBOOK = re.compile(r"notebooks/\d\d_[A-Za-z0-9_-]+\.ipynb")
 
 
@@ -60,8 +63,9 @@ def collect(kit_root, notebooks_dir=None, notebooks=None) -> tuple[dict, list]:
     files, missing = {}, []
     for name in expected_names(notebooks):
         path = kit_root / name if name.startswith("ganlab/") else folder / Path(name).name
-        if path.is_file():
-            files[name] = path
+        copy = path.with_name(COLAB_COPY + path.name)  # Colab's "Save a copy in Drive" name
+        if path.is_file() or copy.is_file():
+            files[name] = path if path.is_file() else copy
         else:
             missing.append(name)
     return files, missing
@@ -94,6 +98,70 @@ def pack(files: dict, out, kit_version: str) -> dict:
             archive.writestr(name, data)
     os.replace(partial, out)
     return manifest
+
+
+def find_kit(start=None) -> Path:
+    """The kit folder (holding ``ganlab/`` and ``notebooks/``) at or above ``start`` (default:
+    the working directory, e.g. ``notebooks/`` after the Colab set-up cell); else the folder
+    this ganlab package was imported from."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "ganlab" / "__init__.py").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    if start is not None:
+        raise SubmissionError(f"{start} is not a copy of the kit (no ganlab/ and notebooks/ in it)")
+    return Path(__file__).resolve().parent.parent
+
+
+def default_notebooks_dir(kit_root) -> Path:
+    """Where the student's notebooks are: GANLAB_NOTEBOOKS_DIR (Colab's set-up cell sets it to
+    Drive's "Colab Notebooks") when it holds one of them, else the kit's ``notebooks/``."""
+    drive = os.environ.get("GANLAB_NOTEBOOKS_DIR")
+    if drive:
+        names = course_notebooks(kit_root)
+        if any(Path(drive, n).is_file() or Path(drive, COLAB_COPY + n).is_file() for n in names):
+            return Path(drive)
+    return Path(kit_root) / "notebooks"
+
+
+def submit(kit_root=None, notebooks_dir=None, out=None, force=False) -> tuple[Path, dict]:
+    """Pack the student's work into one zip; ``(zip path, manifest)``. Raises
+    ``SubmissionError`` naming every missing file and where to put it, or an existing ``out``."""
+    from . import __version__
+
+    kit_root = find_kit(kit_root)
+    folder = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir(kit_root)
+    if not folder.is_dir():
+        raise SubmissionError(f"the notebooks folder {folder} does not exist")
+    files, missing = collect(kit_root, folder)
+    if missing:
+        where = ", ".join(missing)
+        raise SubmissionError(
+            f"cannot hand in: missing {where} (notebooks looked for in {folder}). Save every "
+            "notebook there (on Colab: File -> Save a copy in Drive, or File -> Download -> "
+            "Download .ipynb and upload it to that folder), or name the folder with --notebooks DIR"
+        )
+    out = Path(out) if out else kit_root / DEFAULT_OUT
+    if out.exists() and not force:
+        raise SubmissionError(f"{out} exists: pass --force to replace it")
+    if out.is_dir():
+        raise SubmissionError(f"{out} is a folder, not a zip file name")
+    return out, pack(files, out, __version__)
+
+
+def hand_in(notebooks_dir=None):
+    """The closing cell of notebook 00: pack (replacing an earlier zip), say what went in, and
+    on Colab start the download."""
+    out, manifest = submit(notebooks_dir=notebooks_dir, force=True)
+    print(f"wrote {out}: {len(manifest['files'])} files, kit {manifest['kit_version']}")
+    print("Hand in this one file. Save your notebooks first: the zip holds what is on disk.")
+    from .environment import on_colab
+
+    if on_colab():
+        from google.colab import files
+
+        files.download(str(out))
+    return out
 
 
 def _allowed(name: str) -> bool:

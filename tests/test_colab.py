@@ -14,6 +14,8 @@ import pytest
 
 from ganlab import colab
 
+from colab_standin import calls, cell_for, course_origin, write_stand_in
+
 REPO = Path(__file__).resolve().parent.parent
 STUDENT = sorted((REPO / "notebooks").glob("*.ipynb"))
 COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/([^)\s\"']+)")
@@ -45,12 +47,41 @@ def test_notebook_starts_with_its_badge_and_the_setup_cell(path):
     assert first_code.source == colab.setup_cell_source(), (
         f"{path.name}: the first code cell is not the set-up cell"
     )
+    assert first_code.metadata.get("cellView") == "form", (
+        f"{path.name}: the set-up cell is not collapsed to a form in Colab (cellView: form)"
+    )
 
 
-def test_setup_cell_does_nothing_off_colab():
+def test_setup_cell_is_a_short_colab_form():
+    lines = colab.setup_cell_source().splitlines()
+    assert lines[0].startswith("#@title "), (
+        "Colab shows a form only for a cell opening with #@title"
+    )
+    assert len(lines) <= 30, f"the set-up cell has {len(lines)} lines; its work is in finish_setup"
+    assert "#@param" in lines[1], "KEEP_ON_DRIVE should be a check box of the form"
+    assert all(len(line) <= 100 for line in lines)
+
+
+# Python where no package named `google` exists at all (a plain `pip install .`, the conda
+# environment): a meta-path finder that refuses `google` as if it were not installed.
+NO_GOOGLE = (
+    "import sys, importlib.abc\n"
+    "class _NoGoogle(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'google' or name.startswith('google.'):\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, _NoGoogle())\n"
+)
+
+
+@pytest.mark.parametrize("google", ["absent", "present"])
+def test_setup_cell_does_nothing_off_colab(google):
+    # "absent": the first failure of issue 9, importlib.util.find_spec("google.colab") raised
+    # ModuleNotFoundError wherever no `google` package (e.g. protobuf) happened to be installed.
     code = (
-        colab.setup_cell_source()
-        + "\nimport json, os; print(json.dumps(os.environ.get('GANLAB_RUNS_DIR')))"
+        (NO_GOOGLE if google == "absent" else "")
+        + colab.setup_cell_source()
+        + "\nimport json, os; print(json.dumps([os.environ.get('GANLAB_RUNS_DIR'), os.getcwd()]))"
     )
     start = time.perf_counter()
     proc = subprocess.run(
@@ -60,60 +91,19 @@ def test_setup_cell_does_nothing_off_colab():
         cwd=REPO,
         env={k: v for k, v in os.environ.items() if k != "GANLAB_RUNS_DIR"},
     )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1]) is None, (
-        "off Colab the cell must not redirect runs to Drive"
+    assert proc.returncode == 0, f"the set-up cell fails off Colab:\n{proc.stderr[-2000:]}"
+    assert json.loads(proc.stdout.splitlines()[-1]) == [None, str(REPO)], (
+        "off Colab the cell must neither redirect runs to Drive nor change folder"
     )
     assert time.perf_counter() - start < 5, "off Colab the set-up cell must be instant"
 
 
-STAND_IN = {
-    "google/colab/__init__.py": "",
-    "google/colab/_log.py": (
-        "import json, os\n"
-        "def record(*call):\n"
-        "    with open(os.environ['COLAB_STANDIN_LOG'], 'a') as f:\n"
-        "        f.write(json.dumps(call) + '\\n')\n"
-    ),
-    "google/colab/output.py": (
-        "from ._log import record\ndef enable_custom_widget_manager():\n"
-        "    record('output.enable_custom_widget_manager')\n"
-    ),
-    "google/colab/drive.py": (
-        "import os\nfrom ._log import record\n"
-        "def mount(path, **kwargs):\n    record('drive.mount', path)\n"
-        "    os.makedirs(os.environ['COLAB_STANDIN_DRIVE'], exist_ok=True)\n"
-    ),
-}
+def _venv_with_torch(path):
+    """A fresh virtual environment in which torch is already installed (this suite's, by .pth)."""
+    import torch
 
-
-def _git(*args, cwd):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
-
-
-@pytest.mark.slow
-def test_setup_cell_on_a_stand_in_colab_installs_the_kit_without_touching_torch(tmp_path):
-    # The course repository as Colab would clone it (this working tree, committed on branch main).
-    origin = tmp_path / "origin"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        if (REPO / rel).is_file():
-            (origin / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, origin / rel)
-    _git("init", "-q", "-b", colab.BRANCH, cwd=origin)
-    _git("add", "-A", cwd=origin)
-    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "course", cwd=origin)
-
-    # A fresh virtual environment in which torch is already installed (this suite's torch, by .pth).
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    python = path / "bin" / "python"
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -122,67 +112,124 @@ def test_setup_cell_on_a_stand_in_colab_installs_the_kit_without_touching_torch(
             check=True,
         ).stdout.strip()
     )
-    import torch
-
     (site / "preinstalled.pth").write_text(str(Path(torch.__file__).parent.parent) + "\n")
-    for rel, text in STAND_IN.items():
-        (tmp_path / "standin" / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "standin" / rel).write_text(text)
+    return python, site
 
-    kit, drive = tmp_path / "content" / "ganlab", tmp_path / "drive" / "ganlab-runs"
-    cell = (
-        colab.setup_cell_source()
-        .replace(colab.repository_url(), (origin).as_uri())
-        .replace(colab.KIT_DIR, str(kit))
-        .replace(colab.DRIVE_RUNS, str(drive))
+
+def _run(python, code, cwd, env):
+    proc = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
     )
-    after = (
-        "\nimport ganlab, torch\nfrom ganlab import environment\n"
-        "from ganlab.config import TrainConfig\nfrom ganlab.trainer import Trainer\n"
-        "cfg = TrainConfig(name='nb', out_dir=str(environment.runs_dir() / 'nb'), steps=2, ngf=8, ndf=8,\n"
-        "                  batch_size=8, progress=False, gif=False)\n"
-        "Trainer(cfg).fit()\n"
-        "print('RESULT', ganlab.__file__, torch.__file__, environment.runs_dir(), os.getcwd())\n"
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "ERROR" not in out and "dependency resolver" not in out, (
+        f"the set-up cell printed a pip error:\n{out[-3000:]}"
     )
-    log = tmp_path / "colab.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANLAB_RUNS", "PYTHONPATH"))}
+    return proc.stdout
+
+
+TRAIN = (
+    "\nimport ganlab, torch\nfrom ganlab import environment\n"
+    "from ganlab.config import TrainConfig\nfrom ganlab.trainer import Trainer\n"
+    "cfg = TrainConfig(name='nb', out_dir=str(environment.runs_dir() / 'nb'), steps=2, ngf=8,\n"
+    "                  ndf=8, batch_size=8, progress=False, gif=False)\n"
+    "Trainer(cfg).fit()\n"
+)
+WHERE = (
+    "\nimport ganlab, torch, os\nprint('RESULT', ganlab.__file__, torch.__file__, os.getcwd())\n"
+)
+
+
+def _env(tmp_path, drive):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANLAB_", "PYTHONPATH"))}
     env.update(
         PYTHONPATH=str(tmp_path / "standin"),
-        COLAB_STANDIN_LOG=str(log),
+        COLAB_STANDIN_LOG=str(tmp_path / "colab.log"),
         COLAB_STANDIN_DRIVE=str(drive),
         GANLAB_SOLUTIONS="1",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
+    return env
+
+
+@pytest.mark.slow
+def test_setup_cell_survives_restart_session_without_a_namespace_package_trap(tmp_path):
+    # Drive off: the kit is cloned to /content/ganlab, and /content is the working directory,
+    # so after Restart session `import ganlab` could find that folder as a namespace package.
+    import torch
+
+    origin = course_origin(tmp_path / "origin")
+    write_stand_in(tmp_path / "standin")
+    python, site = _venv_with_torch(tmp_path / "venv")
+    content = tmp_path / "content"
+    content.mkdir()
+    cell = cell_for(colab.setup_cell_source(), origin, content, keep_on_drive=False)
+    env = _env(tmp_path, tmp_path / "drive")
     torch_record = sorted(
         p.name for p in Path(torch.__file__).parent.parent.glob("torch-*.dist-info")
     )
-    proc = subprocess.run(
-        [str(python), "-c", cell + after],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = proc.stdout.split("RESULT ")[-1].split()
-    assert result[0] == str(kit / "ganlab" / "__init__.py"), (
-        f"the kit imported from {result[0]}, not the clone"
-    )
+    first = _run(python, cell + TRAIN + WHERE, content, env)
+    kit = content / "ganlab"
+    assert "installed the kit" in first, first
+    result = first.split("RESULT ")[-1].split()
+    assert result[0] == str(kit / "ganlab" / "__init__.py"), f"imported {result[0]}"
+    assert result[1].startswith(str(Path(torch.__file__).parent)), "torch was replaced"
     assert not list(site.glob("torch*")), "pip installed a torch into the fresh environment"
-    assert result[1].startswith(str(Path(torch.__file__).parent)), (
-        "torch no longer comes from the preinstalled one"
-    )
     assert (
         sorted(p.name for p in Path(torch.__file__).parent.parent.glob("torch-*.dist-info"))
         == torch_record
     )
-    assert result[2] == str(drive) and (drive / "nb" / "checkpoint.pt").is_file(), (
-        "checkpoints must go to the Drive folder when KEEP_RUNS_ON_DRIVE is on"
+    assert result[2] == str(kit / "notebooks")
+    assert (kit / "notebooks" / "runs" / "nb" / "checkpoint.pt").is_file()
+
+    # Restart session: same disk, fresh process in /content. A cell that imports the kit
+    # before the set-up cell runs again, then the set-up cell, which has nothing left to do.
+    restarted = _run(python, "from ganlab import checks, environment" + WHERE, content, env)
+    assert restarted.split("RESULT ")[-1].split()[0] == str(kit / "ganlab" / "__init__.py"), (
+        "after a restart `ganlab` is not the installed kit (namespace package?)"
     )
-    assert result[3] == str(kit / "notebooks")
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert ["output.enable_custom_widget_manager"] in calls, (
+    again = _run(python, cell + WHERE, content, env)
+    assert "installed the kit" not in again and "added" not in again, (
+        f"the set-up cell re-installed after a restart:\n{again}"
+    )
+    assert again.split("RESULT ")[-1].split()[0] == str(kit / "ganlab" / "__init__.py")
+    assert ["output.enable_custom_widget_manager"] in calls(tmp_path / "colab.log"), (
         "ipywidgets 8 needs Colab's custom widget manager"
     )
-    assert ["drive.mount", "/content/drive"] in calls
+
+
+@pytest.mark.slow
+def test_with_drive_on_a_new_runtime_finds_the_students_edited_kit_and_runs(tmp_path):
+    origin = course_origin(tmp_path / "origin")
+    write_stand_in(tmp_path / "standin")
+    drive = tmp_path / "drive"
+    env = _env(tmp_path, drive)
+
+    python, _ = _venv_with_torch(tmp_path / "venv1")
+    (tmp_path / "content1").mkdir()
+    cell = cell_for(colab.setup_cell_source(), origin, tmp_path / "content1")
+    first = _run(python, cell + TRAIN + WHERE, tmp_path / "content1", env)
+    kit = drive / "ganlab"
+    imported = Path(first.split("RESULT ")[-1].split()[0]).resolve()
+    assert imported == kit / "ganlab" / "__init__.py", (
+        f"with Drive on, the student's copy of the kit must live in Drive, not {imported}"
+    )
+    assert (drive / "ganlab-runs" / "nb" / "checkpoint.pt").is_file(), "runs must go to Drive"
+    assert ["drive.mount", str(tmp_path / "content1" / "drive")] in calls(tmp_path / "colab.log")
+    latent = kit / "ganlab" / "latent.py"
+    latent.write_text(latent.read_text() + "\nSTUDENT_EDIT = 'kept'\n")
+
+    # A disconnect: a new runtime (new environment, empty /content), the same Drive. The
+    # course repository is not even reachable: nothing needs cloning.
+    shutil.rmtree(origin)
+    python, _ = _venv_with_torch(tmp_path / "venv2")
+    (tmp_path / "content2").mkdir()
+    cell = cell_for(colab.setup_cell_source(), origin, tmp_path / "content2")
+    code = (
+        cell
+        + "\nfrom ganlab import latent, environment\nprint('EDIT', latent.STUDENT_EDIT, environment.runs_dir())"
+    )
+    env.pop("GANLAB_SOLUTIONS")  # the student's own ganlab/latent.py, as edited in Drive
+    second = _run(python, code, tmp_path / "content2", env)
+    assert "EDIT kept" in second, "the student's edit to ganlab/latent.py was lost"
+    assert second.split()[-1] == str(drive / "ganlab-runs")

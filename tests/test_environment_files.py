@@ -24,7 +24,9 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
         f"environment.yml pip section {listed} differs from pyproject.toml "
         f"dependencies {expected}: change both together"
     )
-    assert "-e ." in pip, "environment.yml must install the kit itself (-e .)"
+    assert any(r == "-e ." or r.startswith("-e .[") for r in pip), (
+        "environment.yml must install the kit itself (-e .)"
+    )
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     minimum = project["requires-python"].lstrip(">=")
     assert tuple(map(int, python.split("=")[-1].split("."))) >= tuple(
@@ -39,4 +41,28 @@ def test_no_dependency_pins_torch_to_a_version_colab_would_have_to_download():
         if name in ("torch", "torchvision"):
             assert "==" not in spec and "<" not in spec, (
                 f"{requirement}: an exact or upper pin would make pip replace Colab's preinstalled torch"
+            )
+
+
+def test_colabs_versions_satisfy_every_dependency():
+    """Colab's pins (.ci/colab-constraints.txt) must meet pyproject's ranges, or pip on Colab
+    prints a resolver ERROR (or replaces Colab's packages); what Colab lacks stays out."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    colab = dict(
+        line.split("==")
+        for line in (REPO / ".ci" / "colab-constraints.txt").read_text().split()
+        if "==" in line
+    )
+    assert colab.get("ipywidgets") == "7.7.1", "the constraints file lost Colab's ipywidgets pin"
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        name = requirement.name.lower()
+        assert name not in ("jupyterlab", "nbval", "notebook"), (
+            f"{text}: Colab has no {name}; it belongs in an extra, not in the dependencies"
+        )
+        if name in colab:
+            assert requirement.specifier.contains(colab[name], prereleases=True), (
+                f"{text} rejects Colab's {name} {colab[name]}"
             )

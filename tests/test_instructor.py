@@ -92,7 +92,7 @@ def test_solutions_branch_notebooks_pass_nbval(solutions_tree, tmp_path):
 
 
 def test_student_copy_has_no_solutions_and_the_switch_fails_clearly(course_repo, tmp_path):
-    dest = instructor.export_student(tmp_path / "student", repo=course_repo)
+    dest = instructor.export_student(tmp_path / "student", "school/dcgan-2027", repo=course_repo)
     assert not (dest / "solutions").exists()
     assert (dest / ".git").is_dir(), "the student copy should be a fresh git repository"
     for module in instructor.EXERCISE_MODULES:
@@ -115,7 +115,7 @@ def test_export_refuses_a_non_empty_folder_and_writes_nothing(course_repo, tmp_p
     dest.mkdir()
     (dest / "my-work.txt").write_text("precious")
     proc = subprocess.run(
-        [sys.executable, "-m", "ganlab.instructor", "export-student", str(dest)],
+        [sys.executable, "-m", "ganlab.instructor", "export-student", str(dest), "--repo", "a/b"],
         cwd=course_repo,
         capture_output=True,
         text=True,
@@ -143,3 +143,151 @@ def test_stubs_check_command_reports_a_hand_edited_stub(course_repo):
         )
     finally:
         stub.write_text(original)
+
+
+STUDENT_REPO, STUDENT_BRANCH = "school/dcgan-2027", "fall"
+
+
+@pytest.fixture(scope="module")
+def student_copy(course_repo, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("copy") / "ganlab-student"
+    return instructor.export_student(dest, STUDENT_REPO, STUDENT_BRANCH, repo=course_repo)
+
+
+def test_student_copy_points_only_at_its_own_repository(student_copy):
+    import nbformat
+
+    from ganlab import colab
+
+    own = f"https://colab.research.google.com/github/{STUDENT_REPO}/blob/{STUDENT_BRANCH}/"
+    notebooks = sorted((student_copy / "notebooks").glob("*.ipynb"))
+    for path in [student_copy / "README.md", *notebooks]:
+        text = path.read_text()
+        assert colab.REPOSITORY not in text, f"{path.name} still names {colab.REPOSITORY}"
+        assert own in text, f"{path.name} has no Colab badge for {STUDENT_REPO}"
+    for path in notebooks:
+        cells = nbformat.read(str(path), as_version=4).cells
+        setup = next(c for c in cells if c.cell_type == "code")
+        assert f"https://github.com/{STUDENT_REPO}" in setup.source, path.name
+        assert f'"--branch", "{STUDENT_BRANCH}"' in setup.source, path.name
+        assert setup.metadata.get("cellView") == "form"
+    config = (student_copy / "ganlab" / "colab.py").read_text()
+    assert f'REPOSITORY = "{STUDENT_REPO}"' in config and f'BRANCH = "{STUDENT_BRANCH}"' in config
+    leftovers = [
+        str(p.relative_to(student_copy))
+        for p in student_copy.rglob("*")
+        if p.is_file() and ".git" not in p.parts and colab.REPOSITORY.encode() in p.read_bytes()
+    ]
+    assert not leftovers, f"files still pointing at the instructor's repository: {leftovers}"
+
+
+def test_student_copy_has_only_student_targets_and_files(student_copy):
+    makefile = (student_copy / "Makefile").read_text()
+    for target in ("stubs", "check-stubs", "solutions-branch", "student-copy"):
+        assert f"\n{target}:" not in makefile, f"the student Makefile offers `make {target}`"
+    assert "GANLAB_SOLUTIONS" not in makefile, "the student Makefile switches on absent solutions"
+    for gone in ("solutions", "student", "scripts", "BENCHMARKS.md"):
+        assert not (student_copy / gone).exists(), f"{gone} was handed out"
+    tests = sorted(p.name for p in (student_copy / "tests").glob("test_*.py"))
+    assert tests == ["test_kit.py"], f"instructor tests in the student copy: {tests}"
+
+
+@pytest.mark.parametrize("repo", ["not-a-repo", "a/b/c", "https://github.com/a/b", "a/b.git"])
+def test_export_refuses_a_repository_that_is_not_owner_slash_name(course_repo, tmp_path, repo):
+    dest = tmp_path / "copy"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ganlab.instructor", "export-student", str(dest), "--repo", repo],
+        cwd=course_repo,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(course_repo)),
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error:"), proc.stderr
+    assert "OWNER/NAME" in proc.stderr and not dest.exists()
+
+
+def _readme_commands(readme):
+    """The `make ...` lines of the README's first shell block, as a student would type them."""
+    block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("make ")]
+
+
+@pytest.fixture(scope="module")
+def copy_venv(student_copy, tmp_path_factory):
+    """The copy's .venv, standing in for `make setup`: this suite's packages by .pth, no ganlab."""
+    venv = tmp_path_factory.mktemp("venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    import torch
+
+    (site / "suite.pth").write_text(str(Path(torch.__file__).parent.parent) + "\n")
+    (venv / ".ganlab-installed").touch()  # newer than the copy's pyproject.toml
+    return venv
+
+
+def _make(target, student_copy, venv, timeout=900):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANLAB_", "PYTHONPATH"))}
+    return subprocess.run(
+        ["make", *target.split()[1:], f"VENV={venv}"],
+        cwd=student_copy,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_student_readme_commands_work_as_written(student_copy, copy_venv):
+    commands = _readme_commands((student_copy / "README.md").read_text())
+    assert {"make lab", "make check", "make submit", "make test", "make demo"} <= set(commands)
+    for command in commands:
+        if command == "make lab":
+            continue  # a server: test_student_make_lab_serves_the_package_files
+        proc = _make(command, student_copy, copy_venv)
+        out = proc.stdout + proc.stderr
+        assert "Traceback" not in out and "SolutionsUnavailable" not in out, f"{command}:\n{out}"
+        if command == "make check":  # unfinished exercises cost points, not an exit status
+            assert proc.returncode in (0, 1), f"{command}:\n{out[-3000:]}"
+        else:
+            assert proc.returncode == 0, f"{command} failed:\n{out[-3000:]}"
+    assert (student_copy / "ganlab-submission.zip").is_file(), "make submit wrote no zip"
+    assert (student_copy / "samples.png").is_file(), "make demo drew no samples"
+
+
+@pytest.mark.slow
+def test_student_make_lab_serves_the_package_files(student_copy, copy_venv):
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    dry = _make("make -n lab", student_copy, copy_venv)
+    command = dry.stdout.strip().splitlines()[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = " --allow-root" if os.geteuid() == 0 else ""  # CI containers run as root
+    server = subprocess.Popen(
+        f"{command} --no-browser --port={port} --IdentityProvider.token=t --ServerApp.ip=127.0.0.1"
+        + root,
+        shell=True,
+        cwd=student_copy,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/contents/ganlab/models.py?token=t&content=0"
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:
+                    assert json.load(reply)["path"] == "ganlab/models.py"
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"`{command}` does not serve ganlab/models.py (the notebooks link to it)")
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

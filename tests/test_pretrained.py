@@ -38,18 +38,14 @@ def test_the_asset_is_small_and_says_how_it_was_made():
     assert {"nz", "channels", "image_size", "step", "config"} <= meta.keys()
 
 
-def test_course_generator_prefers_a_finished_notebook_run(tmp_path, monkeypatch):
+def _notebook05_run(tmp_path, steps):
     from ganlab.config import TrainConfig
     from ganlab.trainer import Trainer
 
-    monkeypatch.setenv("GANLAB_RUNS_DIR", str(tmp_path))
-    monkeypatch.delenv("GANLAB_QUICK", raising=False)
-    _, source = pretrained.course_generator()
-    assert "pretrained" in source, "with no run of notebook 05, the pretrained generator is used"
     config = TrainConfig(
         name="notebook05",
         out_dir=str(tmp_path / "notebook05"),
-        steps=2,
+        steps=steps,
         ngf=8,
         ndf=8,
         batch_size=8,
@@ -57,5 +53,38 @@ def test_course_generator_prefers_a_finished_notebook_run(tmp_path, monkeypatch)
         gif=False,
     )
     Trainer(config).fit()
+
+
+def test_course_generator_prefers_a_run_that_completed_notebook_05s_schedule(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("GANLAB_QUICK", raising=False)
+    _, source = pretrained.course_generator()
+    assert "pretrained" in source, "with no run of notebook 05, the pretrained generator is used"
+    _notebook05_run(tmp_path, steps=2)
+    monkeypatch.setattr(pretrained, "notebook_schedule", lambda preset="cpu": 2)
     generator, source = pretrained.course_generator()
     assert "your run" in source and generator(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+
+
+def test_course_generator_ignores_a_shortened_run_and_says_why(tmp_path, monkeypatch):
+    # A run that finished its own (shortened) config is not notebook 05's schedule.
+    monkeypatch.setenv("GANLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("GANLAB_QUICK", raising=False)
+    _notebook05_run(tmp_path, steps=2)
+    schedule = pretrained.notebook_schedule()
+    assert schedule > 2
+    _, source = pretrained.course_generator()
+    assert source.startswith("the kit's pretrained generator"), (
+        f"a 2-step run was preferred over the pretrained generator: {source}"
+    )
+    assert f"2 of notebook 05's {schedule} steps" in source, source
+
+
+def test_notebooks_06_and_07_say_which_generator_they_use():
+    import nbformat
+
+    for name in ("06_latent_space.ipynb", "07_going_further.ipynb"):
+        nb = nbformat.read(str(REPO / "notebooks" / name), as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "pretrained.course_generator()" in code, f"{name} does not use course_generator"
+        assert 'print("generator:", source)' in code, f"{name} never says which generator it uses"

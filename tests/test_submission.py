@@ -98,3 +98,83 @@ def test_not_a_zip_is_a_clear_error(tmp_path):
     (tmp_path / "x.zip").write_text("not a zip")
     with pytest.raises(submission.SubmissionError, match="not a readable zip"):
         submission.unpack(tmp_path / "x.zip", tmp_path / "out")
+
+
+def _submit(*args, cwd, env=None):
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if k != "GANLAB_NOTEBOOKS_DIR"}, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ganlab", "submit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def student_kit(kit):
+    (kit / "ganlab" / "__init__.py").write_text("")
+    return kit
+
+
+def test_ganlab_submit_packs_from_the_notebooks_folder_the_set_up_cell_leaves(student_kit):
+    proc = _submit(cwd=student_kit / "notebooks")  # Colab's set-up cell chdirs there
+    assert proc.returncode == 0, proc.stderr
+    out = student_kit / submission.DEFAULT_OUT
+    assert f"wrote {out}" in proc.stdout
+    names = set(zipfile.ZipFile(out).namelist())
+    assert names == {
+        submission.MANIFEST,
+        *submission.expected_names(["00_setup.ipynb", "01_data.ipynb"]),
+    }
+    manifest = json.loads(zipfile.ZipFile(out).read(submission.MANIFEST))
+    assert {"kit_version", "created", "files"} <= manifest.keys()
+
+
+def test_ganlab_submit_refuses_what_is_missing_naming_it_and_where_it_looked(student_kit, tmp_path):
+    saved = tmp_path / "Colab Notebooks"  # the student saved only notebook 00 there
+    saved.mkdir()
+    (saved / "00_setup.ipynb").write_text('{"cells": []}')
+    (student_kit / "ganlab" / "latent.py").unlink()
+    proc = _submit(str(student_kit), "--notebooks", str(saved), cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.startswith("error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "ganlab/latent.py" in proc.stderr and "notebooks/01_data.ipynb" in proc.stderr
+    assert str(saved) in proc.stderr and "Download" in proc.stderr
+    assert not (student_kit / submission.DEFAULT_OUT).exists()
+
+
+def test_ganlab_submit_keeps_an_earlier_zip_unless_forced(student_kit):
+    # (cwd: a folder inside the kit; in the kit's root `python -m` would import this fake kit)
+    assert _submit(cwd=student_kit / "notebooks").returncode == 0
+    again = _submit(cwd=student_kit / "notebooks")
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert _submit("--force", cwd=student_kit / "notebooks").returncode == 0
+
+
+def test_on_colab_submit_finds_the_notebooks_saved_to_drive(student_kit, tmp_path):
+    # Colab's "Save a copy in Drive" writes "Copy of 00_setup.ipynb" into "Colab Notebooks".
+    drive = tmp_path / "MyDrive" / "Colab Notebooks"
+    drive.mkdir(parents=True)
+    for name in ("00_setup.ipynb", "01_data.ipynb"):
+        (drive / f"Copy of {name}").write_text('{"cells": [], "mine": true}')
+    proc = _submit(cwd=student_kit / "notebooks", env={"GANLAB_NOTEBOOKS_DIR": str(drive)})
+    assert proc.returncode == 0, proc.stderr
+    archive = zipfile.ZipFile(student_kit / submission.DEFAULT_OUT)
+    assert b'"mine"' in archive.read("notebooks/01_data.ipynb"), "the kit's copy was packed"
+
+
+def test_notebook_00_closes_with_the_hand_in_cell():
+    from pathlib import Path
+
+    import nbformat
+
+    nb = nbformat.read(
+        str(Path(__file__).resolve().parent.parent / "notebooks" / "00_setup.ipynb"), as_version=4
+    )
+    last = nb.cells[-1]
+    assert last.cell_type == "code" and "submission.hand_in()" in last.source
