@@ -128,19 +128,22 @@ EXPECTED = {
     "a_perfect": "1,1,2,2,3,2,1,12,12,",
     "b_sigmoid_critic": "1,1,0,0,3,2,1,8,12,",
     "c_mean_loss": "1,1,2,2,0,2,1,9,12,",
-    "d_hang": "0,1,2,2,3,2,1,11,12,",
-    "e_exit": "1,1,2,2,0,0,1,7,12,flagged for review: the code uses os._exit",
-    "f_crash": "1,1,2,2,3,2,0,11,12,flagged for review: the code uses ctypes",
+    "d_hang": "0,1,2,2,3,2,1,11,12,02_critic.ipynb cell ex-2-1 timed out",
+    "e_exit": "1,1,2,2,0,0,1,7,12,flagged for review: the code uses os._exit"
+    "; 04_losses.ipynb cell import-losses crashed",
+    "f_crash": "1,1,2,2,3,2,0,11,12,flagged for review: the code uses ctypes or native memory"
+    "; 04_losses.ipynb cell ex-4-3 crashed",
     "g_patch_in_cell": "1,1,0,0,3,2,1,8,12,flagged for review: the code uses ganlab.checks",
     "h_patch_in_module": "1,1,0,0,3,2,1,8,12,flagged for review: the code uses ganlab.checks",
     "i_edited_checks": "1,1,0,0,3,2,1,8,12,",
-    "j_intruder": '1,0,0,0,3,2,0,6,12,"flagged for review: the code uses solutions/, grades"',
+    "j_intruder": "1,0,0,0,3,2,0,6,12,"
+    '"flagged for review: the code uses files outside the exercise, dynamic code"',
     "k_empty": "0,0,0,0,0,0,0,0,12,empty submission; "
     + "; ".join(f"ganlab/{m} missing: graded as not implemented" for m in assemble.EXERCISE_MODULES)
     + "; notebooks/02_critic.ipynb missing: its exercise cells count as not done"
     + "; notebooks/04_losses.ipynb missing: its exercise cells count as not done",
     "l_broken_files": "0,1,2,2,0,0,1,6,12,ganlab/losses.py has a syntax error (line 1): '(' was never closed"
-    "; notebooks/02_critic.ipynb is not a valid notebook (NotJSONError): "
+    "; notebooks/02_critic.ipynb is not a valid notebook (JSONDecodeError): "
     "its exercise cells count as not done",
 }
 

@@ -166,11 +166,14 @@ def build(root, targets):
             "raise RuntimeError('SEEN ' + ' | '.join(_seen)[:100000])\n" + src
         ),
     )
-    # Memory outside RLIMIT_AS: 2 GiB in a memfd (never mapped).
+    # Memory outside RLIMIT_AS: 2 GiB in a memfd (never mapped), 1 GiB in /dev/shm and /tmp.
     in_cell(
         perfect_copy(root / "x_memfd"),
-        "import os\nfd = os.memfd_create('hog')\nblock = b'x' * 2**24\n"
-        "for _ in range(128):\n    os.write(fd, block)\n",
+        "import os\nblock = b'x' * 2**24\n"
+        "for path in ('/dev/shm/hog', '/tmp/hog'):\n    try:\n"
+        "        with open(path, 'wb') as f:\n            for _ in range(64):\n"
+        "                f.write(block)\n    except OSError:\n        pass\n"
+        "fd = os.memfd_create('hog')\nfor _ in range(128):\n    os.write(fd, block)\n",
         wait=3,
     )
     # Unbounded output: 100 MB printed by a cell (and by a child on the inherited output).

@@ -1,22 +1,26 @@
 """Operating-system isolation for one submission: bubblewrap, limits, an unprivileged user.
 
 Every process that runs a student's code starts through :func:`wrap`. With bubblewrap
-(``bwrap``, Debian package ``bubblewrap``) the command runs in new namespaces
-(``--unshare-all``: mount, PID, network, IPC, UTS, user, cgroup) where
+(``bwrap``, Debian package ``bubblewrap``) the command runs in new mount, PID, network,
+IPC, UTS and cgroup namespaces (and a user namespace when the grader is not root: that
+is what lets bwrap make the others unprivileged) where
 
 * the file system is the Python installation and the grader's virtual environment and
   ``ganlab`` package, all read-only, plus the submission's own sandbox folder, the only
   writable place (mounted at ``/sandbox``). The instructor's ``solutions/`` and ``.git``,
   the other submissions, the grades CSV and the feedback folder are simply not there;
 * ``/proc`` shows only the sandbox's own processes (a fresh PID namespace), ``/dev`` holds
-  only null, zero, random and friends, ``/tmp`` is a private tmpfs;
+  only null, zero, random and friends, ``/tmp`` and ``/dev/shm`` are private tmpfs of
+  ``TMPFS_BYTES`` each;
 * there is no network (only a private loopback, for the kernel's own sockets);
 * ``--die-with-parent`` and the PID namespace end every process when the grader's
   direct child ends: nothing outlives the submission, nothing can signal another one;
 * ``--new-session``: no terminal to inject keystrokes into.
 
-As root, the sandbox runs as its own unprivileged uid (one per submission, via
-``setpriv``), so file permissions and ``RLIMIT_NPROC`` apply per submission too.
+As root, bwrap makes the mounts and then ``setpriv`` drops to an unprivileged uid of the
+submission's own (``UID_BASE`` + its index) with no capabilities, so file permissions and
+``RLIMIT_NPROC`` apply per submission too. Not as root, the sandbox's processes are the
+grader's uid outside the namespaces (with no capabilities inside).
 
 Limits come from cgroups v2 where this machine delegates a writable cgroup with the
 memory controller (``memory.max`` counts memfd and tmpfs pages and every thread, ``pids.max``,
@@ -42,6 +46,7 @@ UID_BASE = 200000  # as root: the sandbox of submission i runs as uid UID_BASE +
 FILE_LIMIT = 2**30  # bytes per file written (also bounds what a process can print to a log)
 OPEN_FILES = 256
 PROCESSES = 256  # threads count too (per uid)
+TMPFS_BYTES = 64 * 2**20  # /tmp and /dev/shm inside (TMPDIR is the sandbox folder, on disk)
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -128,14 +133,14 @@ def describe(isolation, limits):
     if isolation.cgroup_parent is not None:
         lines.append(
             f"limits: cgroup v2 per submission: memory {limits.memory_mb} MB (memfd and tmpfs "
-            f"included), {limits.processes} tasks, one CPU"
+            f"included), {limits.processes} tasks, one CPU; tmpfs {TMPFS_BYTES // 2**20} MB"
         )
     else:
         lines.append(
             "limits: rlimits only (no writable cgroup v2 with the memory controller here): "
             f"address space {limits.memory_mb} MB beyond torch's, {limits.cpu_seconds} CPU s a "
             f"process, {OPEN_FILES} open files, {FILE_LIMIT // 2**20} MB a file; NOT limited: "
-            "memory held in memfd or tmpfs files (up to open files x file size), total CPU "
+            "memory held in memfd files (up to open files x file size), total CPU "
             "share (threads may use every core until the CPU seconds run out)"
             + ("" if os.geteuid() == 0 else ", processes (the grader's uid is shared)")
         )
@@ -223,7 +228,9 @@ def wrap(argv, isolation, writable, package, uid=None, limits=None, env=None, cg
             cmd += ["--symlink", os.readlink(system), system]
         else:
             cmd += ["--ro-bind", system, system]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    for scratch in ("/dev/shm", "/tmp"):  # memory-backed: small, so they hold no hidden memory
+        cmd += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", scratch]
     cmd += ["--bind", str(writable), MOUNT, "--chdir", MOUNT, "--remount-ro", "/"]
     for key, value in (env or {}).items():
         cmd += ["--setenv", key, value]
