@@ -191,13 +191,11 @@ def run_grade(args):
         f"graded {len(results)} submissions ({len(checks)} checks, {maximum} points; "
         f"mean {mean:.1f}): {out}"
     )
-    for line in report.summary(results, ignored, sandbox.describe(isolation, _limits(options))):
+    for line in report.summary(
+        results, ignored, sandbox.describe(isolation, engine.limits_for(options))
+    ):
         print(line)
     return 0
-
-
-def _limits(options):
-    return sandbox.Limits(memory_mb=options.memory_mb)
 
 
 # -- ganlab check ---------------------------------------------------------------------------
@@ -258,6 +256,6 @@ def run_check(args):
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(report.feedback(results[0]))
-    for line in sandbox.describe(isolation, _limits(options)):
+    for line in sandbox.describe(isolation, engine.limits_for(options)):
         print(line, file=sys.stderr)
     return 0

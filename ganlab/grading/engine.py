@@ -76,6 +76,14 @@ class Result:
         return sum(r.earned for r in self.checks)
 
 
+def limits_for(options):
+    """The sandbox limits of one submission's runs, from the command line's options."""
+    return sandbox.Limits(
+        memory_mb=options.memory_mb,
+        cpu_seconds=int(2 * options.timeout_total + 4 * options.startup),
+    )
+
+
 def _kernel_hint(record, options):
     """The feedback line for a check whose cell failed in the kernel."""
     if record is None:
@@ -284,10 +292,7 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
     work_root = Path(work).parent.resolve()
     private = Path(work, "private").resolve()
     private.mkdir(parents=True)
-    limits = sandbox.Limits(
-        memory_mb=options.memory_mb + 1024,  # what torch itself needs
-        cpu_seconds=int(2 * options.timeout_total + 4 * options.startup),
-    )
+    limits = limits_for(options)
     uid = sandbox.uid_for(index) if isolation.isolated else None
     marker = uuid.uuid4().hex
     cells, verified, passed = {}, {}, []

@@ -251,7 +251,8 @@ def make_cgroup(isolation, limits):
     group = isolation.cgroup_parent / f"ganlab-{uuid.uuid4().hex[:12]}"
     try:
         group.mkdir()
-        (group / "memory.max").write_text(f"{limits.memory_mb * 2**20}\n")
+        # memory_mb is what the student's code may use: torch itself needs about 1 GB more.
+        (group / "memory.max").write_text(f"{(limits.memory_mb + 1024) * 2**20}\n")
         (group / "memory.swap.max").write_text("0\n")
         (group / "pids.max").write_text(f"{limits.processes}\n")
         if (group / "cpu.max").exists():
