@@ -154,6 +154,20 @@ def missing_additions():
     return [req for name, req in COLAB_ADDITIONS.items() if importlib.util.find_spec(name) is None]
 
 
+def give_autoreload_its_imp():
+    """Colab pairs Python 3.12 with IPython 7.34, whose ``%load_ext autoreload`` (the next cell
+    of every notebook) does ``from imp import reload``, and Python 3.12 removed ``imp``
+    (googlecolab/colabtools#6074). Give it a module with that one function."""
+    if sys.version_info < (3, 12) or "imp" in sys.modules or importlib.util.find_spec("imp"):
+        return False
+    import types
+
+    imp = types.ModuleType("imp", "ganlab.colab's stand-in for the removed module: reload only")
+    imp.reload = importlib.reload
+    sys.modules["imp"] = imp
+    return True
+
+
 def finish_setup(kit, keep_on_drive=True, quiet=False):
     """Install what is missing, then point the notebook at the kit (see the module docstring)."""
     kit = Path(kit).resolve()
@@ -168,6 +182,7 @@ def finish_setup(kit, keep_on_drive=True, quiet=False):
         _pip(*missing)
         importlib.invalidate_caches()
         done.append("added " + ", ".join(missing))
+    give_autoreload_its_imp()
     os.chdir(kit / "notebooks")
     if keep_on_drive:  # the kit is in MyDrive: the runs and the saved notebooks are beside it
         runs = kit.parent / Path(DRIVE_RUNS).name
