@@ -102,7 +102,8 @@ def setup_cell_source(branch=BRANCH, repository=REPOSITORY):
     )
 
 
-SETUP_METADATA = {"cellView": "form"}  # Colab: show the form, hide the code
+# Colab shows the form and hides the code; JupyterLab collapses the input (a click shows it).
+SETUP_METADATA = {"cellView": "form", "jupyter": {"source_hidden": True}}
 
 
 # -- what the cell runs, from the kit it has just found or cloned -------------------------

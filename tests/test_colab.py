@@ -50,6 +50,9 @@ def test_notebook_starts_with_its_badge_and_the_setup_cell(path):
     assert first_code.metadata.get("cellView") == "form", (
         f"{path.name}: the set-up cell is not collapsed to a form in Colab (cellView: form)"
     )
+    assert first_code.metadata.get("jupyter", {}).get("source_hidden") is True, (
+        f"{path.name}: the set-up cell's code is not collapsed in JupyterLab"
+    )
 
 
 def test_setup_cell_is_a_short_colab_form():

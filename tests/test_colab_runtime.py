@@ -122,8 +122,12 @@ def test_environment_check_accepts_colabs_ipywidgets_7(colab_run):
 
 def test_latent_explorer_displays_under_ipywidgets_7(colab_run):
     explorer = cell(colab_run["runs"]["06_latent_space.ipynb"], "explorer")
-    kinds = [k for out in explorer.outputs for k in out.get("data", {})]
-    assert "application/vnd.jupyter.widget-view+json" in kinds, explorer.outputs
+    views = [
+        out["data"]["application/vnd.jupyter.widget-view+json"]
+        for out in explorer.outputs
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+    assert views and views[0]["model_id"], f"no widget view with a model id: {explorer.outputs}"
     # ipywidgets 7.7.1 is Colab's own: its custom widget manager is only for ipywidgets 8.
     assert ["output.enable_custom_widget_manager"] not in calls(colab_run["log"])
 
