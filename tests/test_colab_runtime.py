@@ -180,7 +180,6 @@ def test_hand_in_from_colab_finds_the_notebooks_in_drive(colab_run):
     )
 
 
-@pytest.mark.xfail(strict=False, reason="needs the grading branch")
 def test_ganlab_check_sees_the_notebooks_in_drive(colab_run):
     kit = colab_run["kit"]
     for module in instructor.EXERCISE_MODULES:  # the student finished the module exercises
