@@ -177,14 +177,16 @@ class Trainer:
                     bar.update()
 
                     done = self.step >= self.total_steps
-                    save = not done and (stop.requested or self._checkpoint_due())
+                    # Read the flag once: a Ctrl-C landing later in this step waits for the next.
+                    stopping = stop.requested and not done
+                    save = stopping or (not done and self._checkpoint_due())
                     if done or save or self.step % cfg.log_every == 0:
                         self._flush(pending, bar, writer)  # also before every checkpoint: no NaNs
                     if self.step % cfg.sample_every == 0:
                         self._snapshot()
                     if save:
                         self.save_checkpoint()
-                    if stop.requested and not done:  # Ctrl-C: this step is done and saved
+                    if stopping:  # Ctrl-C: this step is done and saved
                         raise TrainingInterrupted(
                             f"interrupted at step {self.step} of {self.total_steps}; "
                             f"saved {self.checkpoint_path}: run the same command "

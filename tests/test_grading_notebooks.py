@@ -8,6 +8,7 @@ kernel runs here (the graded runs are in tests/test_grading.py).
 import copy
 import json
 import os
+import re
 
 import nbformat
 import pytest
@@ -215,3 +216,18 @@ def test_the_moodle_gradebook_and_redacted_feedback():
     assert "<grader>/solutions" in report.csv_text([bob], checks, redact)
     bob.checks[1].hint = "y" * 10**6  # a hint the student's code made as long as it liked
     assert len(report.feedback(bob)) < report.MAX_FEEDBACK + 100
+
+
+@pytest.mark.parametrize(
+    "source, flagged",
+    [
+        ("import os\nos.popen('ls')", True),
+        ("from subprocess import Popen", True),
+        ("p = Popen(['ls'])", True),
+        # A path is not a process: pytest-xdist's tmp folders are named popen-gw0, popen-gw1.
+        ("open('/tmp/pytest-of-root/popen-gw0/grades.csv', 'w')", False),
+    ],
+)
+def test_process_creation_flag_names_calls_not_paths(source, flagged):
+    pattern = assemble.RED_FLAGS["process creation or signals"]
+    assert bool(re.search(pattern, source)) is flagged, source

@@ -226,7 +226,13 @@ def copy_venv(student_copy, tmp_path_factory):
 
 
 def _make(target, student_copy, venv, timeout=900):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANLAB_", "PYTHONPATH"))}
+    # As a student types it in a fresh shell: not inside our own `make test` (whose MAKEFLAGS
+    # and MAKELEVEL would make this make print "Entering directory" lines).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GANLAB_", "PYTHONPATH", "MAKE", "MFLAGS"))
+    }
     return subprocess.run(
         ["make", *target.split()[1:], f"VENV={venv}"],
         cwd=student_copy,

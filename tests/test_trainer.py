@@ -305,6 +305,31 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatc
     )
 
 
+def test_ctrl_c_after_the_save_decision_still_saves_before_it_says_so(tmp_path, monkeypatch):
+    """A Ctrl-C landing after the step decided not to save (while it logs or draws): the
+    message says "saved" only once a checkpoint holds the step it names."""
+    real_snapshot, calls = Trainer._snapshot, []
+
+    def ctrl_c_while_drawing(self):
+        calls.append(1)
+        if len(calls) == 2:  # the snapshot after step 2 (the first is the untrained one)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_snapshot(self)
+
+    monkeypatch.setattr(Trainer, "_snapshot", ctrl_c_while_drawing)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingInterrupted) as err:
+            Trainer(tiny(tmp_path, "late", steps=8, sample_every=2, checkpoint_every=100)).fit()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert "saved" in str(err.value), f"unclear message: {err.value}"
+    saved = load_checkpoint(tmp_path / "late" / "checkpoint.pt")
+    assert f"step {saved['step']} of 8" in str(err.value), (
+        f"the message names another step than the checkpoint's {saved['step']}: {err.value}"
+    )
+
+
 def test_checkpoints_come_on_time_too(tmp_path, monkeypatch):
     real_step = ganlab.training.critic_step
 

@@ -45,7 +45,8 @@ RED_FLAGS = {
     r"|\bgi_frame\b|\binspect\.(stack|currentframe|getouterframes)|__traceback__",
     "gc": r"\bgc\b",
     "process creation or signals": r"\bsubprocess\b|_posixsubprocess|fork_exec|posix_spawn"
-    r"|\bfork\b|\bos\.exec|\bos\.spawn|os\.system|\bpopen\b|\bpty\b|multiprocessing|pidfd|\bos\.kill|\bkillpg\b|\bsignal\.",
+    r"|\bfork\b|\bos\.exec|\bos\.spawn|os\.system|\.popen\b|\bPopen\b|\bpty\b|multiprocessing"
+    r"|pidfd|\bos\.kill|\bkillpg\b|\bsignal\.",  # `.popen`: not a folder named popen-gw0
     "audit hooks": r"addaudithook|sys\.audit",
     "os._exit": r"os\._exit",
     "special files or other databases": r"mkfifo|mknod|\bATTACH\b|sqlite3",
