@@ -220,6 +220,38 @@ def _write_lab_config(home):
     return dirs
 
 
+def _start_server(what, command, cwd, env, log_path, root, port, token):
+    """Start a Jupyter server in its own session (its kernels end with it); wait until it answers."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command = [*command, "--allow-root"]  # containers and CI runners often run as root
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = Lab(root, port, token, process, log_path)
+    deadline = time.monotonic() + SERVER_START_S
+    while True:
+        if process.poll() is not None:
+            _stop(server)
+            pytest.fail(
+                f"{what} exited with {process.returncode} before answering:\n{server.log()}"
+            )
+        try:
+            server.api("GET", "/api/status", timeout=2)
+            return server
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                _stop(server)
+                pytest.fail(f"{what} did not answer within {SERVER_START_S} s:\n{server.log()}")
+            time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     _require_browser_tools()
@@ -266,37 +298,10 @@ def lab(tmp_path_factory):
         f"--ServerApp.root_dir={root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")  # containers and CI runners often run as root
-    log_path = home / "jupyterlab.log"
-    with open(log_path, "wb") as log_file:
-        # Its own session (process group): the kernels it starts can be ended with it.
-        process = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = Lab(root, port, token, process, log_path)
+    server = _start_server(
+        "JupyterLab", command, root, env, home / "jupyterlab.log", root, port, token
+    )
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"JupyterLab exited with {process.returncode} before answering:\n{server.log()}"
-                )
-            try:
-                server.api("GET", "/api/status", timeout=2)
-                break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"JupyterLab did not answer within {SERVER_START_S} s:\n{server.log()}"
-                    )
-                time.sleep(0.3)
         yield server
     finally:
         _stop(server)
@@ -810,32 +815,10 @@ def classic(tmp_path_factory):
         f"--NotebookApp.token={token}",
         f"--NotebookApp.notebook_dir={root}",
     ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    log_path = home / "notebook.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=content,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = Lab(root, port, token, process, log_path)
+    server = _start_server(
+        "Notebook 6.5", command, content, env, home / "notebook.log", root, port, token
+    )
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Notebook 6.5 exited with {process.returncode}:\n{server.log()}")
-            try:
-                server.api("GET", "/api/status", timeout=2)
-                break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Notebook 6.5 did not answer in time:\n{server.log()}")
-                time.sleep(0.3)
         yield server
     finally:
         _stop(server)
