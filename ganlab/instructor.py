@@ -358,6 +358,43 @@ def retarget(tree, repository, branch):
         )
 
 
+def _code_lines(text):
+    """The lines of ``text`` that are code: stripped, without blanks and comments."""
+    return [t for t in (line.strip() for line in text.splitlines()) if t and not t.startswith("#")]
+
+
+def solution_blocks(repo=REPO):
+    """``[(where, code lines)]`` of every solution block in ``solutions/ganlab`` of two lines or more."""
+    blocks = []
+    for module in EXERCISE_MODULES:
+        path = Path(repo) / SOLUTIONS / "ganlab" / module
+        block = None
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if _BEGIN.match(line):
+                block, start = [], number
+            elif _END.match(line):
+                code = _code_lines("\n".join(block))
+                if len(code) >= 2:
+                    blocks.append((f"{SOLUTIONS}/ganlab/{module}:{start}", code))
+                block = None
+            elif block is not None:
+                block.append(line)
+    return blocks
+
+
+def solution_code_in(tree, repo=REPO):
+    """Files of ``tree`` holding a solution block's code lines in a row: ``["file (block)"]``."""
+    found = []
+    blocks = solution_blocks(repo)
+    for path in sorted(Path(tree).rglob("*.py")):
+        code = _code_lines(path.read_text())
+        joined = "\n".join(code)
+        for where, block in blocks:
+            if "\n".join(block) in joined:
+                found.append(f"{path.relative_to(tree)} ({where})")
+    return found
+
+
 def export_student(dest, repository, branch="main", repo=REPO, init_git=True):
     """Write a student copy of HEAD to ``dest``, for the repository ``repository`` (OWNER/NAME).
 
@@ -398,6 +435,9 @@ def export_student(dest, repository, branch="main", repo=REPO, init_git=True):
         ]
         if leaks:
             raise AuthoringError("solution markers found in the student copy: " + ", ".join(leaks))
+        copied = solution_code_in(tree, repo)
+        if copied:
+            raise AuthoringError("solution code found in the student copy: " + ", ".join(copied))
         retarget(tree, repository, branch)
         shutil.copytree(tree, dest, dirs_exist_ok=True)
     if init_git:

@@ -212,6 +212,53 @@ def _readme_commands(readme):
     return [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("make ")]
 
 
+def test_student_copy_holds_no_solution_code_and_its_checks_use_the_students_parts(
+    student_copy, tmp_path
+):
+    # No solution block's code anywhere (the checks' own reference parts are answers too).
+    assert instructor.solution_code_in(student_copy) == []
+    reference = (student_copy / "ganlab" / "checks" / "_reference.py").read_text()
+    assert "nn.init.normal_" not in reference and "ConvTranspose2d" not in reference
+    # A student who finished every exercise: the checks that build on other exercises pass
+    # with the student's own parts; one who has not gets the unfinished part named.
+    finished = tmp_path / "finished"
+    shutil.copytree(student_copy, finished, ignore=shutil.ignore_patterns(".git"))
+    for module in instructor.EXERCISE_MODULES:
+        shutil.copy(instructor.REPO / "solutions" / "ganlab" / module, finished / "ganlab" / module)
+    script = (
+        "from ganlab import checks\n"
+        "from ganlab.models import Critic, Generator\n"
+        "from ganlab.training import critic_step, generator_step\n"
+        "from ganlab.latent import slerp\n"
+        "checks.check_critic_architecture(Critic)\n"
+        "checks.check_generator_architecture(Generator)\n"
+        "checks.check_critic_step(critic_step)\n"
+        "checks.check_generator_step(generator_step)\n"
+        "checks.check_slerp(slerp)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GANLAB_")}
+    env["PYTHONPATH"] = str(finished)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=finished, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("\u2714") == 5, done.stdout
+    env["PYTHONPATH"] = str(student_copy)
+    stub = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ganlab import checks\nfrom ganlab.training import critic_step\n"
+            "checks.check_critic_step(critic_step)",
+        ],
+        cwd=student_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "NotImplementedError" in stub.stderr and "ganlab/" in stub.stderr, stub.stderr
+
+
 @pytest.fixture(scope="module")
 def copy_venv(student_copy, tmp_path_factory):
     """The copy's .venv, standing in for `make setup`: this suite's packages by .pth, no ganlab."""

@@ -4,6 +4,10 @@ A check grades one exercise. The network checks build the student's Critic and
 Generator with this ``init_dcgan_weights`` and ``upsample_block``, the step checks run
 the student's steps with these losses, the slerp check gives slerp this ``lerp``: a bug
 in one of those costs only its own check (``_core.substituted`` swaps them in).
+
+They are answers, so a student copy does not get this file: ``export-student`` puts
+``student/ganlab/checks/_reference.py`` in its place, whose names call the student's own
+functions, and refuses to write a copy in which any solution block's code appears.
 """
 
 import torch
