@@ -630,8 +630,15 @@ def _explain(err: BaseException) -> tuple[int, str] | None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    return guarded(args.run, args)
+
+
+def guarded(run, *args) -> int:
+    """``run(*args)``'s exit status; a known failure is one ``error:`` line, Ctrl-C one line and 130.
+
+    The scripts in scripts/ end with ``sys.exit(guarded(main))`` for the same messages."""
     try:
-        return args.run(args)
+        return run(*args)
     except KeyboardInterrupt as err:
         from .trainer import TrainingInterrupted
 

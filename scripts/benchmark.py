@@ -21,6 +21,7 @@ The plain loop is the PyTorch DCGAN tutorial's: a torchvision DataLoader, fp32, 
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from ganlab import metrics
+from ganlab.cli import guarded
 from ganlab.config import build_models, load_config
 from ganlab.data import load_dataset
 from ganlab.environment import pick_device
@@ -264,4 +266,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(guarded(main))

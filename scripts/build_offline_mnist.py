@@ -21,10 +21,13 @@ import argparse
 import gzip
 import hashlib
 import io
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from ganlab.cli import guarded
 
 # Official MD5s (see shared/data/README.md and torchvision/datasets/mnist.py).
 MD5 = {
@@ -107,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(guarded(main))

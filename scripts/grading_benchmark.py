@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from ganlab.cli import guarded
 from ganlab.grading.sample_class import build_benchmark_class
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,4 +100,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(main))

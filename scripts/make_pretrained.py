@@ -26,6 +26,7 @@ import torch
 
 from ganlab import metrics
 from ganlab.checkpoints import sample_checkpoint
+from ganlab.cli import guarded
 from ganlab.config import load_config
 from ganlab.pretrained import export_generator
 from ganlab.trainer import Trainer
@@ -104,4 +105,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(main))

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ganlab.cli import guarded
 from ganlab.data import as_tensors, load_dataset
 from ganlab.metrics import FEATURE_NETS, FeatureNet
 
@@ -122,4 +123,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(guarded(main))

@@ -470,3 +470,25 @@ def test_the_shipped_generator_works_where_a_checkpoint_does(tmp_path, capsys):
     )
     assert main(["evaluate", asset, "--n", "200"]) == 0, capsys.readouterr().err
     assert "real floor" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script", ["benchmark.py", "make_pretrained.py"])
+def test_the_scripts_report_bad_input_like_the_cli(script, tmp_path):
+    """scripts/ end with ``cli.guarded``: an error line and the CLI's exit status, no traceback."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / script),
+            "--set",
+            "no_such_key=1",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GANLAB_SOLUTIONS="1"),
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "error: unknown config key 'no_such_key'" in proc.stderr, proc.stderr
