@@ -338,6 +338,12 @@ def _grading_limits(p):
         help="address space a kernel may use beyond what torch maps at start-up (default 4096)",
     )
     p.add_argument(
+        "--disk-mb",
+        type=int,
+        default=1024,
+        help="what one submission may keep in its sandbox folder on disk (default 1024)",
+    )
+    p.add_argument(
         "--all-cells",
         action="store_true",
         help="run every notebook cell; by default the plots and demos no check needs are left out",

@@ -209,10 +209,26 @@ def build(root, targets):
         "            for _c in _v:\n                _v[_c] = lambda *a, **k: None\n"
         "    _f = _f.f_back\n",
     )
+    # Filling the host's disk through the sandbox folder: big files, and a great many small ones.
+    filler = perfect_copy(root / "x_disk_filler")
+    in_cell(
+        filler,
+        "import os\nos.makedirs('/sandbox/fill', exist_ok=True)\nchunk = b'f' * 2**23\n"
+        "for i in range(512):\n    open(f'/sandbox/fill/{i}', 'wb').write(chunk)\n",
+        wait=20,
+    )
+    many = perfect_copy(root / "x_many_files")
+    in_cell(
+        many,
+        "import os\nos.makedirs('/sandbox/many', exist_ok=True)\n"
+        "for i in range(200_000):\n    open(f'/sandbox/many/{i}', 'wb').close()\n",
+        wait=20,
+    )
     return root
 
 
 HONEST = "1,1,2,2,6,6,"  # check-2-1..2-4, total, max, (no notes)
+DISK_MB = 256  # the class's disk quota: an honest notebook 02 keeps far less
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +270,8 @@ def hostile_class(tmp_path_factory):
                 "2",
                 "--timeout-cell",
                 "60",
+                "--disk-mb",
+                str(DISK_MB),
                 "--isolation",
                 "bwrap",
                 "--no-progress",
@@ -373,3 +391,19 @@ def test_the_moodle_gradebook_has_a_row_per_student(hostile_class):
 
 def test_grading_stays_within_its_time(hostile_class):
     assert hostile_class[2] < 600, f"{hostile_class[2]:.0f} s for the hostile class"
+
+
+@pytest.mark.parametrize(
+    "name, breach",
+    [
+        ("x_disk_filler", f"wrote more than {DISK_MB} MB"),
+        ("x_many_files", "more than 20,000 files"),
+    ],
+)
+def test_filling_the_disk_stops_that_submission_only(hostile_class, name, breach):
+    base, run, _, snapshot, _, _ = hostile_class
+    row = _rows(snapshot)[name]
+    assert row.startswith("0,0,0,0,0,6,"), f"{name}: a stopped run is not graded: {row}"
+    assert breach in row, f"{name}: the row should say why it was stopped: {row}"
+    assert breach in run.stdout, "the end-of-run review should list it"
+    assert f"disk: at most {DISK_MB} MB" in run.stdout

@@ -49,7 +49,10 @@ uid when the grader runs as root (``sandbox``):
   the passed cells; memory, tasks and one CPU limited by a cgroup v2 where the machine
   delegates one (memfd and tmpfs pages count there), else rlimits, and the summary
   then names what is not limited (memfd memory beyond the address space limit, the CPU
-  share of threads); ``/tmp`` and ``/dev/shm`` are 64 MB tmpfs either way.
+  share of threads); ``/tmp`` and ``/dev/shm`` are 64 MB tmpfs either way. The sandbox
+  folder is on the host's disk: the grader watches its size (``--disk-mb``, 1024 by
+  default) and file count and stops a submission that goes past them, so no loop of
+  writes fills the disk the CSV needs.
 * The grader's own reads: every file a submission wrote is read with a size limit and
   only if it is a regular file; the notebooks' JSON, cell sources and module files
   have size and count limits; the runs' output is read to a bounded length; hints and

@@ -38,10 +38,13 @@ def _options(args):
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
     if args.memory_mb < 256:
         raise UsageError("--memory-mb must be at least 256")
+    if args.disk_mb < 64:
+        raise UsageError("--disk-mb must be at least 64 (a training run's checkpoints need that)")
     return engine.Options(
         timeout_cell=args.timeout_cell,
         timeout_total=args.timeout_total,
         memory_mb=args.memory_mb,
+        disk_mb=args.disk_mb,
         all_cells=args.all_cells,
     )
 

@@ -48,6 +48,7 @@ class Options:
     timeout_cell: float = 120.0
     timeout_total: float = 900.0
     memory_mb: int = 4096
+    disk_mb: int = 1024
     threads: int = 1
     all_cells: bool = False  # run every cell, not just those the checks need
     startup: float = 120.0  # seconds for a kernel or verifier to import torch and answer
@@ -81,6 +82,7 @@ def limits_for(options):
     return sandbox.Limits(
         memory_mb=options.memory_mb,
         cpu_seconds=int(2 * options.timeout_total + 4 * options.startup),
+        disk_mb=options.disk_mb,
     )
 
 
@@ -297,9 +299,18 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
     marker = uuid.uuid4().hex
     cells, verified, passed = {}, {}, []
     start = time.monotonic()
+
+    def stop_everything():  # the disk quota was breached: end this submission's processes now
+        for proc in list(_ACTIVE.get(marker, [])):
+            _kill_group(proc)
+        _kill_marked(marker)
+
+    sandboxes = [Path(work, "sandbox"), Path(work, "verify")]
+    watch = sandbox.DiskWatch(lambda: [p for p in sandboxes if p.exists()], limits, stop_everything)
     try:
         if _STOP.is_set():
             raise KeyboardInterrupt
+        watch.__enter__()
         run = Run(Path(work, "sandbox").resolve(), isolation, uid, marker, limits)
         run.cgroup = sandbox.make_cgroup(isolation, limits)
         try:
@@ -313,7 +324,7 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
             for c in checks
             if (cells.get((c.notebook, c.cell_id)) or {}).get("outcome") == "passed"
         ]
-        if passed and not _STOP.is_set():
+        if passed and not _STOP.is_set() and watch.breach is None:
             # A fresh sandbox: the kernel may have rewritten its own (and is dead by now).
             vrun = Run(Path(work, "verify").resolve(), isolation, uid, marker, limits)
             vrun.cgroup = sandbox.make_cgroup(isolation, limits)
@@ -348,14 +359,20 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
                 _kill_marked(marker)
                 sandbox.remove_cgroup(vrun.cgroup)
     finally:
+        watch.__exit__(None, None, None)
         for proc in _ACTIVE.pop(marker, []):
             _kill_group(proc)
+    if watch.breach is not None:
+        result.flags.append(watch.breach)
     for record in cells.values():
         if record.get("outcome") in ("died", "timeout"):
             what = "crashed" if record["outcome"] == "died" else "timed out"
             result.flags.append(f"{record['notebook']} cell {record['cell_id']} {what}")
     for check in checks:
         record = cells.get((check.notebook, check.cell_id))
+        if watch.breach is not None:  # a half-run is not graded
+            result.checks.append(CheckResult(check, False, watch.breach))
+            continue
         if check not in passed:
             hint = _explain(check, record, spliced[check.notebook], cells, options)
             result.checks.append(CheckResult(check, False, hint))

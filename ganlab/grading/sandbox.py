@@ -50,11 +50,77 @@ TMPFS_BYTES = 64 * 2**20  # /tmp and /dev/shm inside (TMPDIR is the sandbox fold
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+DISK_ENTRIES = 20_000  # files and folders in one sandbox: more is an attack on the disk or its walk
+
+
 @dataclass
 class Limits:
     memory_mb: int = 4096
     cpu_seconds: int = 1800
     processes: int = PROCESSES
+    disk_mb: int = 1024  # what a submission may keep in its sandbox folder (on the host's disk)
+
+
+def disk_use(folder, max_entries=DISK_ENTRIES):
+    """``(bytes on disk, entries)`` under ``folder``, links not followed; the walk stops past
+    ``max_entries`` (the count then says so)."""
+    used, entries, todo = 0, 0, [str(folder)]
+    while todo and entries <= max_entries:
+        try:
+            with os.scandir(todo.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    used += getattr(info, "st_blocks", 0) * 512 or info.st_size
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(entry.path)
+        except OSError:  # gone, or not readable by the grader: nothing of it counts
+            continue
+    return used, entries
+
+
+class DiskWatch:
+    """Watch a sandbox folder while a submission runs; past the quota, call ``stop()`` once.
+
+    Bubblewrap bounds what a submission may *read*, rlimits the size of one file; neither bounds
+    how much it keeps on the host's disk, so a loop of writes could fill it and cost the whole
+    class its grades.csv. A thread measures the folder every ``interval`` seconds; a breach ends
+    the submission's processes (``stop``) and is kept in ``breach`` for its row. What can be
+    written between two looks (at most a few hundred MB at disk speed) is the margin.
+    """
+
+    def __init__(self, folders, limits, stop, interval=0.25):
+        import threading
+
+        self.folders, self.limit, self.stop, self.interval = folders, limits.disk_mb, stop, interval
+        self.breach = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
+
+    def _watch(self):
+        while not self._done.wait(self.interval) and self.breach is None:
+            used, entries = 0, 0
+            for folder in self.folders():
+                u, e = disk_use(folder)
+                used, entries = used + u, entries + e
+            if used > self.limit * 2**20:
+                self.breach = f"wrote more than {self.limit} MB to its sandbox folder: stopped"
+            elif entries > DISK_ENTRIES:
+                self.breach = f"made more than {DISK_ENTRIES:,} files in its sandbox: stopped"
+            if self.breach is not None:
+                self.stop()
 
 
 @dataclass
@@ -122,14 +188,19 @@ def choose(requested):
 
 def describe(isolation, limits):
     """What the summary says about the isolation of this run (one line each)."""
+    disk = (
+        f"disk: at most {limits.disk_mb} MB and {DISK_ENTRIES:,} files in a submission's sandbox "
+        "(watched 4 times a second; a breach stops it)"
+    )
     if not isolation.isolated:
         return [
             *isolation.notes,
             "NOT ISOLATED: student code ran as this user, with this user's files and network; "
             "only the audit hook, rlimits and the grader's own checks stood in its way "
             "(see ganlab/grading/__init__.py)",
+            disk,
         ]
-    lines = ["isolation: bubblewrap (own mount, PID, network, IPC and user namespaces)"]
+    lines = ["isolation: bubblewrap (own mount, PID, network, IPC and user namespaces)", disk]
     if isolation.cgroup_parent is not None:
         lines.append(
             f"limits: cgroup v2 per submission: memory {limits.memory_mb} MB (memfd and tmpfs "
