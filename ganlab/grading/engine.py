@@ -37,10 +37,15 @@ _ACTIVE = {}  # marker -> the Popen objects of the submissions being graded
 def stop_everything():
     """Kill every process of every submission being graded (they run in sessions of their own)."""
     _STOP.set()
-    for marker, procs in list(_ACTIVE.items()):
-        for proc in list(procs):
-            _kill_group(proc)
-        _kill_marked(marker)
+    for marker in list(_ACTIVE):
+        _kill_submission(marker)
+
+
+def _kill_submission(marker):
+    """Kill every process of the submission graded under ``marker``."""
+    for proc in list(_ACTIVE.get(marker, [])):
+        _kill_group(proc)
+    _kill_marked(marker)
 
 
 @dataclass
@@ -299,14 +304,10 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
     marker = uuid.uuid4().hex
     cells, verified, passed = {}, {}, []
     start = time.monotonic()
-
-    def stop_everything():  # the disk quota was breached: end this submission's processes now
-        for proc in list(_ACTIVE.get(marker, [])):
-            _kill_group(proc)
-        _kill_marked(marker)
-
     sandboxes = [Path(work, "sandbox"), Path(work, "verify")]
-    watch = sandbox.DiskWatch(lambda: [p for p in sandboxes if p.exists()], limits, stop_everything)
+    watch = sandbox.DiskWatch(  # past the disk quota: this submission's processes end at once
+        lambda: [p for p in sandboxes if p.exists()], limits, lambda: _kill_submission(marker)
+    )
     try:
         if _STOP.is_set():
             raise KeyboardInterrupt
