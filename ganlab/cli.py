@@ -566,7 +566,8 @@ GRADE_HELP = """Grade a class: each entry of SUBMISSIONS_DIR is one student, a c
 folder) or a zip made by `ganlab submit`. The check cells of this kit's notebooks/ (never
 the students' copies) run against each student's exercise cells and ganlab/ exercise
 modules, in a kernel in a bubblewrap sandbox of its own; every check that passed is then
-re-run in a fresh sandbox with a private copy of the checks. Notebook 05 trains for 20
+re-run by a judge process that runs the checks itself and the student's code only in a fresh
+sandbox, trading data with it (no student code can reach a check). Notebook 05 trains for 20
 steps (GANLAB_QUICK=1). Writes one CSV row per student (points per check, total, max,
 notes), with --gradebook a Moodle import CSV, with --feedback-dir one Markdown file per
 student, and lists at the end what to review. ganlab/grading/__init__.py says what is

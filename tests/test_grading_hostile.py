@@ -58,6 +58,20 @@ def _spawn(code):
 '''
 
 
+FORGE = """
+import sys as _sys
+import torch as _torch
+import ganlab.checks
+def _forged(*args, **kwargs):
+    print("\u2714 forged")
+for _name, _module in list(_sys.modules.items()):
+    if _name.startswith("ganlab.checks") and _module is not None:
+        for _n in [n for n in dir(_module) if n.startswith("check_")]:
+            setattr(_module, _n, _forged)
+_torch.allclose = lambda *a, **k: True
+"""
+
+
 def attack(code, wait=0.0):
     """An exercise-cell prefix: run ``code`` in a hook-free child, wait ``wait`` s for it."""
     return (
@@ -209,6 +223,11 @@ def build(root, targets):
         "            for _c in _v:\n                _v[_c] = lambda *a, **k: None\n"
         "    _f = _f.f_back\n",
     )
+    # Forging its own results: every check function it can reach made to pass, torch's
+    # comparisons made to agree. The kernel then says "passed"; the judge, which runs no
+    # student code, must not.
+    forger = perfect_copy(root / "x_forger")
+    append_to(forger, "models.py", SIGMOID_CRITIC + FORGE)
     # Filling the host's disk through the sandbox folder: big files, and a great many small ones.
     filler = perfect_copy(root / "x_disk_filler")
     in_cell(
@@ -316,6 +335,10 @@ def test_honest_students_are_graded_exactly(hostile_class):
     assert rows["honest_a"] == HONEST
     assert rows["honest_b"] == HONEST
     assert rows["honest_wrong"] == "1,1,0,0,2,6,", "the sigmoid costs checks 2.3 and 2.4 only"
+    assert rows["x_forger"].startswith("1,1,0,0,2,6,"), (
+        "a submission that patched every check it could reach in its own processes got the "
+        f"points of its wrong critic back: {rows['x_forger']}"
+    )
     assert rows["zipped"].startswith("1,1,2,2,6,6,from zipped.zip")
     assert rows[".hidden_student"].startswith("1,1,2,2,6,6,the folder's name starts with '.'")
 

@@ -20,9 +20,10 @@ The pipeline, one small module per step, for each submission in parallel:
    its ``on_cell_executed`` hook and its ``output`` method, a ``KernelSpecManager``);
    cells no check needs are left out (``deps``). nbval is not used by the grader (it
    stays the tool of the kit's own notebook tests), so ``ganlab check`` needs no nbval;
-4. ``verify``: every check that passed is run again in a fresh process in a fresh
-   sandbox, with a private copy of the instructor's checks loaded before student code;
-   a check earns its ``points-K`` only if it passed both times;
+4. ``verify`` and ``judge``: every check that passed is run again by a judge process
+   (the grader's own code, outside the sandbox) that runs the instructor's check and
+   never the student's code: that runs in a fresh sandbox and answers the judge's calls
+   with data (``remote``); a check earns its ``points-K`` only if it passed both times;
 5. ``report``: the per-check CSV, a Moodle gradebook CSV, the feedback, and a list at
    the end of the run of every row to review (red flags, crashes, timeouts).
 
@@ -70,20 +71,34 @@ by writing the process's memory) can read any file this user can, start processe
 the marker does not find, and signal this user's processes. Grade untrusted work with
 bubblewrap, or in a container or VM per submission.
 
+Forged results, with or without bubblewrap
+------------------------------------------
+The notebook run happens in the student's kernel, where their code can patch a check
+into passing; so every check that passed is re-run by the judge (``judge.py``), a
+process that runs the instructor's checks and no student code. The student's code runs
+in the submission's process (``verify.Server``, sandboxed) and answers the judge's calls
+over a pipe with data only (``remote``): numbers, strings, tensors, and each module it
+builds as its tree of standard ``torch.nn`` layers, its weights and the ``torch.fx``
+graph of its ``forward``, whose steps may call only torch functions, tensor methods and
+operators on an allow-list. The judge rebuilds the module and runs, inspects and
+differentiates its own copy; a function's tensors come back with their gradients. The
+judge never unpickles, evaluates or imports what it receives, so code in the student's
+processes (patched checks or torch, frames, ``gc``, ctypes, process memory, a forged
+reply) changes only what the student's code answers, never a check or its verdict; a
+broken reply fails that check and the next one gets a fresh process. Such code is still
+flagged for review (frames, ``gc``, ctypes and its aliases, ``/proc``, process creation,
+dynamic code).
+
 What is not defended, with or without bubblewrap
 ------------------------------------------------
-* A submission's own results: the checks call the student's code in the same process,
-  so code that reaches into that process (its memory through ctypes or
-  ``/proc/self/mem``, the key the verifier signs results with, stack frames of the
-  check, ``gc``) can make its own checks report a pass. Nothing a process can read or
-  compute is a secret from code running in it; the signature only proves that a line
-  came from that submission's verifier, not that its checks ran honestly. Such code
-  cannot change another student's grade, and the grader flags it for review (in the
-  row's notes and in the end-of-run list: frames, ``gc``, ctypes and its aliases,
-  ``/proc``, process creation, dynamic code); it is a case for a human, as plagiarism is.
-* Lying objects and patched libraries: the checks call student code and use torch; a
-  student who patches torch or returns tensor subclasses whose comparisons lie can fool
-  both runs (also flagged when it uses the introspection above, not otherwise).
+* Copying: code that answers like a correct solution earns the points of one, as a
+  copied solution does; it is a case for a human, as plagiarism is.
+* A ``forward`` that ``torch.fx`` cannot trace (a Python branch on a tensor's value)
+  cannot be rebuilt by the judge: its checks fail in the re-run with a hint that says so.
+* The judge runs outside the sandbox, as the grader's user, on data from the
+  submission: it is bounded (message sizes, nesting, the address space of ``--memory-mb``
+  above torch's) and the grader's timeouts stop it, but it is the grader's code and
+  torch's parsing of tensors it trusts.
 * Static red flags can be evaded by code obfuscated in ways the patterns miss.
 """
 

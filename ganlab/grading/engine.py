@@ -349,6 +349,7 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
                     host_env,
                     private,
                     [job for job in jobs if job[1]["checks"]],
+                    limits.memory_mb,
                     options.timeout_cell,
                     start + 2 * options.timeout_total,  # the kernel run had its own total
                     private / "verify.log",

@@ -302,10 +302,15 @@ def protect(config, preload=PRELOAD):
 def main(argv):
     config = json.loads(argv[0])  # inline: there is no file the student's code could rewrite
     hook = protect(config, PRELOAD + (PRELOAD_KERNEL if argv[1] == "kernel" else ()))
-    # Standard output and error were inherited from the grader (its log): point them into the sandbox.
-    log = os.open(
-        os.path.join(config["sandbox"], f"{argv[1]}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    )
+    # The kernel's output was inherited from the grader (its log): point it into the sandbox. The
+    # verifier's goes to the judge, on standard error, which keeps the first megabyte of it.
+    if argv[1] == "verify":
+        log = os.dup(2)
+    else:
+        log = os.open(
+            os.path.join(config["sandbox"], f"{argv[1]}.log"),
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+        )
     if argv[1] == "kernel":
         os.dup2(log, 1)
         os.dup2(log, 2)

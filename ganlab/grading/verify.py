@@ -1,23 +1,20 @@
-"""Out-of-kernel verification: re-run every check that passed in the kernel with a private copy.
+"""Out-of-kernel verification: every check that passed in the kernel is re-run by the judge.
 
 A student's code runs in the kernel together with the public ``ganlab.checks``, so it
-can patch a check into passing. Every check that passed there is therefore run again
-in a fresh sandboxed process (``kernel.py CONFIG verify``), which, before any student
-code runs, loads the instructor's ``ganlab/checks`` under a random module name (and
-drops it from ``sys.modules``), resolves the check functions it will call, and only
-then installs the audit hook and runs the student's code: the canonical notebook's
-code cells that the check needs (found by the names they define and use; magics
-stripped; in a plain namespace), the statements of the check cell before the call,
-and the call's arguments. The private check is then called with those objects; a
-patch of ``ganlab.checks`` cannot reach it.
+can patch a check into passing. Every check that passed there is therefore run again by
+``judge.py``, a process of the grader's own code that runs the instructor's checks and
+never the student's code. The student's code runs in a fresh sandboxed process
+(``kernel.py CONFIG verify`` -> ``serve``): the canonical notebook's code cells the
+check needs (found by the names they define and use; magics stripped; in a plain
+namespace), the statements of the check cell before the call and the call's arguments,
+then whatever calls the judge makes of what they gave it (``Server``, over ``remote``'s
+wire, data only).
 
-Results travel to the grader as lines MAC'd with a key the grader sent on stdin, on a
-duplicate of the original stdout taken before student code ran (the student's prints
-go to a log): printing or writing fake result lines gets nothing. If the process dies
-or stops reporting, the check in progress fails and a new process goes on with the
-next one.
+The judge reports to the grader as lines MAC'd with a key the grader sent it on stdin;
+only the judge writes to that pipe. If it dies or stops reporting (a hang in the
+student's code), the check in progress fails and a new judge goes on with the next one.
 
-``plan`` and ``verify`` run in the grader; ``serve`` runs in the sandboxed process.
+``plan`` and ``verify`` run in the grader; ``Server`` and ``serve`` in the sandboxed process.
 """
 
 import ast
@@ -29,6 +26,7 @@ import queue
 import secrets
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -103,6 +101,7 @@ def verify(
     env,
     cwd,
     notebooks,
+    memory_mb,
     timeout_cell,
     deadline,
     log_path,
@@ -114,8 +113,11 @@ def verify(
 
     Each message must come within ``timeout_cell`` of the one before (``startup`` for
     the first: the process imports torch). ``stop``, a ``threading.Event``, ends it early
-    (Ctrl-C); ``started(proc)`` is told of each process. Returns ``{check id: (passed, hint)}``.
+    (Ctrl-C); ``started(proc)`` is told of each process. ``argv`` and ``env`` start the
+    submission's process in its sandbox; the judge (``judge.py``, this package's own code,
+    outside it) starts that and runs the checks. Returns ``{check id: (passed, hint)}``.
     """
+    student = {"argv": list(argv), "env": dict(env), "cwd": str(cwd)}
     order = [c["id"] for _, job in notebooks for c in job["checks"]]
     results = {}
     while len(results) < len(order):
@@ -126,12 +128,12 @@ def verify(
         ]
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                argv,
+                [sys.executable, "-m", "ganlab.grading.judge"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 cwd=cwd,
-                env=env,
+                env=_judge_env(),
                 start_new_session=True,
             )
         if started is not None:
@@ -148,7 +150,8 @@ def verify(
 
         threading.Thread(target=pump, daemon=True).start()
         try:
-            proc.stdin.write(key.hex().encode() + b"\n" + json.dumps(todo).encode())
+            job = {"todo": todo, "student": student, "memory_mb": memory_mb}
+            proc.stdin.write(key.hex().encode() + b"\n" + json.dumps(job).encode())
             proc.stdin.close()
         except OSError:
             pass
@@ -201,123 +204,194 @@ def verify(
     return results
 
 
-# -- in the sandboxed verifier process ----------------------------------------------------
+def _judge_env():
+    """The grader's environment, with this package importable and one thread for torch."""
+    import ganlab
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ganlab.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
 
 
-def _load_private_checks(folder, name):
-    """Import ``folder`` (the grader's ganlab/checks) as package ``name``, with its own builtins.
+# -- in the sandboxed submission process ---------------------------------------------------
 
-    Each module gets a snapshot of the builtins taken now, before student code runs:
-    a later ``builtins.isinstance = ...`` does not reach the private checks.
+
+class Server:
+    """The submission's side of the wire: runs the student's code and answers the judge.
+
+    It holds the notebook's namespace and the objects behind handles. What it answers is
+    the student's to shape; the verdicts are the judge's (``judge.py``).
     """
-    import builtins
-    import importlib.abc
-    import importlib.machinery
-    import importlib.util
-    import os
-    import sys
-    import types
 
-    snapshot = dict(vars(builtins))
+    def __init__(self, read_fd, write_fd):
+        import importlib.util
 
-    class Loader(importlib.machinery.SourceFileLoader):
-        def create_module(self, spec):
-            module = types.ModuleType(spec.name)
-            module.__dict__["__builtins__"] = snapshot
-            return module
+        # kernel.py loads this file on its own, outside the package: remote.py comes the same way.
+        spec = importlib.util.spec_from_file_location(
+            "_ganlab_remote", os.path.join(os.path.dirname(os.path.realpath(__file__)), "remote.py")
+        )
+        remote = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(remote)
+        self.remote = remote
+        self.read, self.write = remote.reader(read_fd), remote.writer(write_fd)
+        self.namespace, self.handles, self.calls, self.swaps = {}, [], {}, []
 
-    class Finder(importlib.abc.MetaPathFinder):
-        def find_spec(self, fullname, path, target=None):
-            if fullname != name and not fullname.startswith(name + "."):
-                return None
-            rel = fullname[len(name) + 1 :]
-            file = os.path.join(folder, rel + ".py" if rel else "__init__.py")
-            return importlib.util.spec_from_file_location(
-                fullname,
-                file,
-                loader=Loader(fullname, file),
-                submodule_search_locations=None if rel else [folder],
-            )
+    def handle(self, obj):
+        self.handles.append(obj)
+        kind = "class" if isinstance(obj, type) else "callable" if callable(obj) else "object"
+        name = getattr(obj, "__name__", None)
+        return {
+            "~": "handle",
+            "id": len(self.handles) - 1,
+            "kind": kind,
+            "name": name if isinstance(name, str) else type(obj).__name__,
+            "type": type(obj).__name__,
+        }
 
-    finder = Finder()
-    sys.meta_path.insert(0, finder)
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.meta_path.remove(finder)
-        for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
-            del sys.modules[module]  # out of sight of code that searches sys.modules
+    def resolve(self, tag):
+        return self.handles[int(tag["id"])]
+
+    def build_class(self, spec):
+        """A module the judge sends: torch.nn's classes, or the checks' own small ones."""
+        cls = self.remote.torch_module_class(spec["class"], ("torch.nn.modules.", "ganlab.checks."))
+        if cls is None:
+            raise self.remote.WireError(f"a module class the judge does not send: {spec['class']}")
+        return cls.__new__(cls)
+
+    def codec(self):
+        return self.remote.Codec(self.handle, self.resolve, self.build_class, trace=True)
+
+    def serve_forever(self):
+        import traceback
+
+        while True:
+            try:
+                message, blobs = self.remote.receive(self.read)
+            except EOFError:
+                return
+            codec = self.codec()
+            try:
+                reply = getattr(self, "op_" + message["op"])(message, blobs, codec)
+            except BaseException as err:  # noqa: B036 - SystemExit & co. from student code too
+                traceback.print_exc()  # to the log
+                reply, codec.blobs = {"error": [type(err).__name__, _text(err)[:2000]]}, []
+            self.remote.send(self.write, reply, codec.blobs)
+
+    def op_notebook(self, message, blobs, codec):
+        self.namespace, self.handles, self.calls = {"__name__": "__main__"}, [], {}
+        return {}
+
+    def op_run(self, message, blobs, codec):
+        try:
+            exec(compile(message["source"], message["name"], "exec"), self.namespace)
+        except BaseException:  # noqa: B036 - like nbval, go on with the next cell
+            pass
+        return {}
+
+    def op_exec(self, message, blobs, codec):
+        exec(compile(message["source"], message["name"], "exec"), self.namespace)
+        return {}
+
+    def op_eval(self, message, blobs, codec):
+        values = [eval(expr, self.namespace) for expr in message["exprs"]]
+        return {"values": [codec.encode(v) for v in values]}
+
+    def op_call(self, message, blobs, codec):
+        import torch
+
+        payload = codec.decode(message["payload"], blobs)
+        fn = self.handles[int(message["id"])]
+        torch.set_rng_state(torch.frombuffer(bytearray(blobs[message["rng"]]), dtype=torch.uint8))
+        with torch.set_grad_enabled(bool(message["grad"])):
+            value = fn(*payload["args"], **payload["kwargs"])
+        out = self.codec()
+        out.key_of, out.by_key = codec.key_of, codec.by_key  # the judge's objects go back by name
+        judges = list(codec.by_key.items())  # before the value's own objects get names
+        reply = {"sync": []}
+        for key, obj in judges:
+            if isinstance(obj, torch.nn.Module):
+                reply["sync"].append([key, out.module(obj)])
+            elif isinstance(obj, torch.optim.Optimizer):
+                reply["sync"].append([key, out.optimizer(obj)])
+            elif isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
+                enc = out._data(obj)
+                if obj.is_leaf and obj.grad is not None:
+                    enc["g"] = out._data(obj.grad)
+                reply["sync"].append([key, enc])
+        inputs = [k for k, t in judges if isinstance(t, torch.Tensor) and t.requires_grad]
+        out.outputs = []  # only the value's tensors get gradients from the judge
+        reply["value"] = out.encode(value)
+        self.calls[len(self.calls)] = (out.outputs, [codec.by_key[k] for k in inputs])
+        reply.update(call=len(self.calls) - 1, inputs=inputs, rng=len(out.blobs))
+        out.blobs.append(torch.get_rng_state().numpy().tobytes())
+        codec.blobs = out.blobs
+        return reply
+
+    def op_probe(self, message, blobs, codec):
+        """The shape, dtype and grad-ness of what the original module's forward returns."""
+        import torch
+
+        module = self.handles[int(message["id"])]
+        payload = codec.decode(message["payload"], blobs)
+        module.train(bool(message["training"]))
+        with torch.set_grad_enabled(bool(message["grad"])):
+            value = module(*payload["args"], **payload["kwargs"])
+        if not isinstance(value, torch.Tensor):
+            return {"meta": None}
+        return {"meta": [list(value.shape), str(value.dtype), bool(value.requires_grad)]}
+
+    def op_vjp(self, message, blobs, codec):
+        import torch
+
+        outputs, inputs = self.calls[int(message["call"])]
+        grads = [None if g is None else codec.decode(g, blobs) for g in message["grads"]]
+        pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None and o.requires_grad]
+        if not pairs or not inputs:
+            return {"grads": [None] * len(inputs)}
+        got = torch.autograd.grad(
+            [o for o, _ in pairs],
+            inputs,
+            [g for _, g in pairs],
+            allow_unused=True,
+            retain_graph=True,
+        )
+        return {"grads": [None if g is None else codec.encode(g.detach()) for g in got]}
+
+    def op_substitute(self, message, blobs, codec):
+        import importlib
+
+        from ganlab.checks import _core
+
+        references = {}
+        for name, where in message["names"].items():
+            module, _, qualname = where.partition(":")
+            references[name] = getattr(importlib.import_module(module), qualname)
+        swap = _core.substituted(self.handles[int(message["id"])], **references)
+        swap.__enter__()
+        self.swaps.append(swap)
+        return {}
+
+    def op_restore(self, message, blobs, codec):
+        if self.swaps:
+            self.swaps.pop().__exit__(None, None, None)
+        return {}
 
 
 def serve(config, hook, log):
-    """Entry point of ``kernel.py CONFIG verify``; stdin holds the key and the job, ``log`` is a file
-    descriptor for the student's output."""
-    import _hashlib
-    import binascii
+    """Entry point of ``kernel.py CONFIG verify``: the judge's requests on stdin, answers on
+    stdout; ``log`` is a file descriptor for the student's output."""
     import os
-    import sys
 
-    key_line, _, payload = sys.stdin.buffer.read().partition(b"\n")
-    key, todo = bytes.fromhex(key_line.decode()), json.loads(payload)
-    channel = os.dup(1)
+    channel_in, channel_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "checks")
-    private = _load_private_checks(folder, "_ganlab_private_checks_" + secrets.token_hex(8))
-    functions = {c["id"]: getattr(private, c["function"]) for _, job in todo for c in job["checks"]}
-    failed_type = private.CheckFailed
-
-    # Only C functions and str operations from here to the pipe: nothing a student can patch.
-    def send(
-        *fields,
-        _b64=binascii.b2a_base64,
-        _mac=_hashlib.hmac_digest,
-        _write=os.write,
-        _fd=channel,
-        _key=key,
-        _tag=_TAG,
-        _sep=_SEP,
-    ):
-        body = _b64(_sep.join(fields).encode("utf-8", "replace"), newline=False).decode()
-        _write(_fd, f"{_tag} {_mac(_key, body.encode(), 'sha256').hex()} {body}\n".encode())
-
+    server = Server(channel_in, channel_out)
     sys.addaudithook(hook)
-    del hook, key
-    # From here on, student code runs.
-    for notebook, job in todo:
-        namespace, ran = {"__name__": "__main__"}, set()
-        for check in job["checks"]:
-            send("progress", check["id"])
-            for index in check["run"]:
-                if index not in ran:
-                    ran.add(index)
-                    _run(
-                        job["cells"][index]["source"],
-                        f"<{notebook} {job['cells'][index]['id']}>",
-                        namespace,
-                    )
-            try:
-                exec(compile(check["pre"], f"<{notebook} {check['id']}>", "exec"), namespace)
-                args = [eval(a, namespace) for a in check["args"]]
-                kwargs = {k: eval(v, namespace) for k, v in check["kwargs"].items()}
-                functions[check["id"]](*args, **kwargs)
-            except failed_type as err:
-                status, hint = "failed", _text(err)
-            except NotImplementedError as err:
-                status, hint = "failed", "not implemented yet: " + _text(err)
-            except BaseException as err:  # noqa: B036 - SystemExit & co. from student code too
-                status, hint = "failed", f"{type(err).__name__}: {_text(err)}"
-            else:
-                status, hint = "passed", ""
-            send("check", check["id"], status, hint[:1000])
-    send("done")
-
-
-def _run(source, filename, namespace):
-    try:
-        exec(compile(source, filename, "exec"), namespace)
-    except BaseException:  # noqa: B036 - like nbval, go on with the next cell
-        pass
+    del hook
+    server.serve_forever()
 
 
 def _text(err):
