@@ -225,3 +225,58 @@ def test_a_process_that_answers_garbage_is_lost_not_trusted(tmp_path):
             sub.request({"op": "notebook"})
     finally:
         sub.close()
+
+
+# Correct solutions written in other styles than the reference: the judge must pass them too.
+HONEST_STYLES = {
+    "BranchingGenerator": (
+        "check_generator_output",
+        """
+from ganlab.models import Generator as _G
+class BranchingGenerator(_G):
+    def forward(self, z):
+        if z.dim() == 2:  # a branch on the shape: fx's meta tracer decides it per input shape
+            z = z.view(z.size(0), -1, 1, 1)
+        return self.net(z)
+""",
+    ),
+    "LoopCritic": (
+        "check_critic_output",
+        """
+import torch
+from torch import nn
+from ganlab.models import Critic as _C
+class LoopCritic(_C):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.blocks = nn.ModuleList(list(self.net))
+        del self.net
+    def forward(self, x):
+        for block in self.blocks:  # a Python loop over layers: fx unrolls it
+            x = block(x)
+        return torch.flatten(x)
+""",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HONEST_STYLES))
+def test_the_judge_passes_correct_code_in_other_styles(submission, name):
+    check, source = HONEST_STYLES[name]
+    here = {}
+    exec(compile(source, name, "exec"), here)
+    assert verdict(check, here[name]) == (True, ""), f"{name} is not correct in the notebook"
+    submission.request({"op": "exec", "source": source, "name": f"<{name}>"})
+    assert judged(submission, check, name) == (True, ""), f"the judge fails {name}"
+
+
+def test_the_judge_trains_a_trainer_over_there(submission, tmp_path):
+    """Check 5.4's argument is a Trainer: ``run.fit()`` is a call into the submission's process."""
+    source = (
+        "from ganlab.config import load_config\nfrom ganlab.trainer import Trainer\n"
+        f"_config = load_config(preset='cpu', overrides=['out_dir={tmp_path}', 'name=judged', "
+        "'steps=20', 'sample_every=10', 'checkpoint_every=10', 'log_every=2'])\n"
+    )
+    submission.request({"op": "exec", "source": source, "name": "<trainer>"})
+    assert judged(submission, "check_training_run", "Trainer(_config)") == (True, "")
+    assert (tmp_path / "checkpoint.pt").is_file(), "the run did not happen over there"

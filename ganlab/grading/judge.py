@@ -97,7 +97,14 @@ class Submission:
             )
         if tag.get("kind") == "callable":
             return Remote(self, tag["id"], name)
-        return Opaque(name, str(tag.get("type", "object"))[:100])
+        return Opaque(self, tag.get("id"), name, str(tag.get("type", "object"))[:100])
+
+    def attribute(self, handle, name):
+        reply, blobs = self.request({"op": "attribute", "id": handle, "name": name})
+        try:
+            return self.codec().decode(reply["value"], blobs)
+        except (KeyError, TypeError) as err:
+            raise Lost(f"the submission's process sent a malformed reply ({err})") from err
 
     def build_class(self, spec):
         cls = remote.torch_module_class(spec.get("class"))
@@ -109,6 +116,22 @@ class Submission:
         replica.__dict__["_ganlab_graph"] = graph if isinstance(graph, (list, str)) else "no graph"
         replica.__dict__["_ganlab_probe"] = (self, spec.get("handle"))
         return replica
+
+    def trace(self, replica, handle, args):
+        """The graph of ``replica``'s original for inputs shaped like ``args`` (cached), or why not."""
+        if not all(isinstance(a, torch.Tensor) for a in args):
+            return replica.__dict__["_ganlab_graph"]
+        shapes = [[list(a.shape), str(a.dtype).removeprefix("torch.")] for a in args]
+        cache = replica.__dict__.setdefault("_ganlab_graphs", {})
+        key = json.dumps(shapes)
+        if key not in cache:
+            try:
+                reply, _ = self.request({"op": "trace", "id": handle, "shapes": shapes})
+                cache[key] = reply.get("graph")
+            except Exception as err:  # noqa: BLE001 - the original failing to trace: say why
+                cache[key] = f"{type(err).__name__}: {err}"
+        graph = cache[key]
+        return graph if isinstance(graph, (list, str)) else "no graph"
 
     def probe(self, handle, training, args, kwargs):
         """What the original forward returns there: [shape, dtype, requires_grad], or None."""
@@ -248,7 +271,16 @@ class _Link(torch.autograd.Function):
         return (None, None, None, *([None] * len(grads)), *got)
 
 
-class Remote:
+class _Attributes:
+    """Reading a public attribute of an object over there (``trainer.fit``) is a request."""
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._submission.attribute(self._id, name)
+
+
+class Remote(_Attributes):
     """A function (or callable object) of the submission's; calling it is a request."""
 
     def __init__(self, submission, handle, name):
@@ -275,10 +307,11 @@ class _RemoteMeta(type):
         return cls._submission.substituted(cls._id, references)
 
 
-class Opaque:
-    """An object of the submission's that is neither data nor callable."""
+class Opaque(_Attributes):
+    """An object of the submission's that is neither data nor callable (a ``Trainer``)."""
 
-    def __init__(self, name, type_name):
+    def __init__(self, submission, handle, name, type_name):
+        self._submission, self._id = submission, handle
         self.__name__, self._type = name, type_name
 
     def __repr__(self):
@@ -290,6 +323,9 @@ class Replica(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         graph = self.__dict__.get("_ganlab_graph")
+        submission, handle = self.__dict__.get("_ganlab_probe", (None, None))
+        if not isinstance(graph, list) and submission is not None and handle is not None:
+            graph = submission.trace(self, handle, args)  # a branch on shapes: per input shape
         if not isinstance(graph, list):
             raise RuntimeError(
                 f"the grader cannot run {type(self).__name__}.forward: torch.fx could not trace "
@@ -304,7 +340,6 @@ class Replica(torch.nn.Module):
             ) from None
         # The graph misses what fx does not record (torch.no_grad, Python state): the original's
         # answer on the same input says whether the output carries a gradient, and its shape.
-        submission, handle = self.__dict__.get("_ganlab_probe", (None, None))
         if submission is None or handle is None or not isinstance(out, torch.Tensor):
             return out
         meta = submission.probe(handle, self.training, args, kwargs)

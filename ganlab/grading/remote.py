@@ -572,12 +572,44 @@ def _function(target):
     raise WireError(f"a graph step calls {mod}.{name}, which the grader does not run")
 
 
-def export_graph(module):
-    """The fx graph of ``module``'s forward as data, or an error message (str) if fx cannot trace it."""
+def _meta_tracer():
+    from torch.fx.experimental import meta_tracer
+
+    class Proxy(meta_tracer.MetaProxy):
+        def size(self, dim=None):  # MetaProxy.size(0) gives the whole size (it tests `if dim`)
+            meta = getattr(self, "_tensor_meta", None)
+            if meta is not None:
+                return meta.size() if dim is None else meta.size(dim)
+            return super().size(dim)
+
+    class Tracer(meta_tracer.MetaTracer):
+        def proxy(self, node):
+            return Proxy(node, self)
+
+    return Tracer
+
+
+def export_graph(module, shapes=None):
+    """The fx graph of ``module``'s forward as data, or an error message (str) if fx cannot trace it.
+
+    With ``shapes`` (``[[shape, dtype], ...]`` of the tensor arguments), fx's meta tracer
+    traces it for inputs of those shapes: a branch on a shape (``if z.dim() == 2``) is then
+    decided, and the graph holds for those shapes only.
+    """
+    import inspect
+
     import torch.fx
 
     try:
-        graph = torch.fx.symbolic_trace(module).graph
+        if shapes is None:
+            graph = torch.fx.symbolic_trace(module).graph
+        else:
+            names = list(inspect.signature(module.forward).parameters)
+            meta = {
+                n: torch.empty([int(d) for d in shape], dtype=DTYPES[dtype], device="meta")
+                for n, (shape, dtype) in zip(names, shapes)
+            }
+            graph = _meta_tracer()().trace(module, meta)
     except Exception as err:  # noqa: BLE001 - any error: the forward is not traceable
         return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}"
     codec = Codec()

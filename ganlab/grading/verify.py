@@ -341,6 +341,17 @@ class Server:
             return {"meta": None}
         return {"meta": [list(value.shape), str(value.dtype), bool(value.requires_grad)]}
 
+    def op_attribute(self, message, blobs, codec):
+        name = str(message["name"])
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return {"value": codec.encode(getattr(self.handles[int(message["id"])], name))}
+
+    def op_trace(self, message, blobs, codec):
+        """The graph of a module's forward for inputs of the given shapes."""
+        module = self.handles[int(message["id"])]
+        return {"graph": self.remote.export_graph(module, message["shapes"])}
+
     def op_vjp(self, message, blobs, codec):
         import torch
 
