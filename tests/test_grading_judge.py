@@ -280,3 +280,39 @@ def test_the_judge_trains_a_trainer_over_there(submission, tmp_path):
     submission.request({"op": "exec", "source": source, "name": "<trainer>"})
     assert judged(submission, "check_training_run", "Trainer(_config)") == (True, "")
     assert (tmp_path / "checkpoint.pt").is_file(), "the run did not happen over there"
+
+
+def test_a_dead_process_costs_its_check_only(tmp_path):
+    """The judge as the grader runs it: a student function that kills its process fails that
+    check; the next check gets a fresh process and passes."""
+    import base64
+    import json
+    import subprocess
+
+    argv = [sys.executable, "-c", SERVE.format(tests=str(TESTS), log=str(tmp_path / "s.log"))]
+    cell = "import os\nfrom ganlab.latent import lerp\ndef suicide(*args):\n    os._exit(3)\n"
+    check = {"function": "check_lerp", "pre": "", "kwargs": {}, "run": [0]}
+    plan = {
+        "cells": [{"id": "setup", "source": cell}],
+        "checks": [
+            dict(check, id="dies", args=["suicide"]),
+            dict(check, id="lives", args=["lerp"]),
+        ],
+    }
+    job = {
+        "todo": [["nb", plan]],
+        "student": {"argv": argv, "env": dict(os.environ), "cwd": str(tmp_path)},
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "ganlab.grading.judge"],
+        input=b"00" * 32 + b"\n" + json.dumps(job).encode(),
+        capture_output=True,
+        timeout=300,
+    ).stdout.decode()
+    results = {}
+    for line in out.splitlines():
+        kind, *fields = base64.b64decode(line.split(" ")[2]).decode().split("\x1f")
+        if kind == "check":
+            results[fields[0]] = (fields[1], fields[2])
+    assert results["dies"][0] == "failed" and "died" in results["dies"][1], results
+    assert results["lives"] == ("passed", ""), results

@@ -32,8 +32,12 @@ from . import remote
 from .remote import Codec, WireError
 
 
-class Lost(Exception):
-    """The submission's process died, stopped answering sensibly, or broke the protocol."""
+class Lost(BaseException):
+    """The submission's process died, stopped answering sensibly, or broke the protocol.
+
+    Not an ``Exception``: the checks turn a student's errors into hints (``except Exception``),
+    but this one must reach the judge's loop, which starts a fresh process for the next check.
+    """
 
 
 class StudentError(Exception):
