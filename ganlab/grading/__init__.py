@@ -29,7 +29,7 @@ The pipeline, one small module per step, for each submission in parallel:
 
 What is defended, with bubblewrap (``--isolation bwrap``, or ``auto`` where it works)
 ------------------------------------------------------------------------------------
-Each run (kernel, verifier) of a submission is its own set of namespaces, as its own
+Each run (kernel, the re-run's process) of a submission is its own set of namespaces, as its own
 uid when the grader runs as root (``sandbox``):
 
 * Reading what is not theirs: the mount namespace holds the Python installation, the

@@ -3,7 +3,7 @@
 The grader never runs a student's code in a process it did not start with::
 
     python ganlab/grading/kernel.py CONFIG kernel -f CONNECTION_FILE   # the kernel execute.py talks to
-    python ganlab/grading/kernel.py CONFIG verify                      # the out-of-kernel verifier
+    python ganlab/grading/kernel.py CONFIG verify                      # the student side of the re-run (judge.py)
 
 It is run by absolute path from the grader's own copy of the kit (not ``-m``): the
 sandbox holds a copy of the package that the student's code may rewrite, and the

@@ -109,7 +109,7 @@ def verify(
     stop=None,
     started=None,
 ):
-    """Run the verifier until every check of ``notebooks`` (``[(name, job)]``) has a result.
+    """Run the judge until every check of ``notebooks`` (``[(name, job)]``) has a result.
 
     Each message must come within ``timeout_cell`` of the one before (``startup`` for
     the first: the process imports torch). ``stop``, a ``threading.Event``, ends it early
@@ -180,7 +180,7 @@ def verify(
                 or parts[0] != _TAG
                 or not hmac.compare_digest(parts[1], _mac(key, parts[2]))
             ):
-                continue  # not from the verifier itself
+                continue  # not from the judge itself
             due = time.monotonic() + timeout_cell
             kind, *fields = base64.b64decode(parts[2]).decode().split(_SEP, 3)
             if kind == "check" and len(fields) == 3 and fields[0] in order:
@@ -198,7 +198,7 @@ def verify(
         if pending and time.monotonic() >= deadline:
             for c in pending:
                 results.setdefault(c, (False, "not verified: total time limit reached"))
-        if reason in ("finished", "interrupted"):  # finished: the verifier skipped nothing silently
+        if reason in ("finished", "interrupted"):  # finished: the judge skipped nothing silently
             for c in pending:
                 results.setdefault(c, (False, "the grader could not re-run this check"))
     return results
