@@ -184,6 +184,7 @@ def test_module_and_optimizer_classes_are_only_torchs():
         {"~": "tensor", "dtype": "object", "shape": [1], "b": 0},
         {"~": "ref", "v": "k99"},
         {"~": "npscalar", "dtype": "O", "v": 1},
+        {"~": "float", "v": "1e999999"},
     ],
 )
 def test_a_malformed_value_is_a_wire_error(value):

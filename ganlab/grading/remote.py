@@ -276,7 +276,9 @@ class Codec:
         tag = obj.get("~")
         try:
             if tag == "float":
-                return float(obj["v"]) if obj["v"] in ("nan", "inf", "-inf") else 0.0
+                if obj["v"] not in ("nan", "inf", "-inf"):
+                    raise WireError("a malformed float")
+                return float(obj["v"])
             if tag == "tensor":
                 return self._tensor_from(obj, blobs)
             if tag == "ref":
