@@ -362,13 +362,10 @@ class Replica(torch.nn.Module):
 
 
 def main():
-    import hashlib
-    import hmac as _hmac
-
     from ganlab import checks
     from ganlab.checks import CheckFailed
 
-    from .verify import _SEP, _TAG
+    from .verify import _SEP, _TAG, _mac, _text
 
     key_line, _, payload = sys.stdin.buffer.read().partition(b"\n")
     key, job = bytes.fromhex(key_line.decode()), json.loads(payload)
@@ -379,7 +376,7 @@ def main():
         import base64
 
         body = base64.b64encode(_SEP.join(fields).encode("utf-8", "replace")).decode()
-        mac = _hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+        mac = _mac(key, body)
         os.write(out, f"{_TAG} {mac} {body}\n".encode())
 
     if job.get("memory_mb"):
@@ -436,13 +433,6 @@ def main():
             submission.close()
             submission = None
     report("done")
-
-
-def _text(err):
-    try:
-        return str(err)
-    except Exception:  # noqa: BLE001
-        return repr(type(err))
 
 
 if __name__ == "__main__":
