@@ -703,7 +703,3 @@ def run_graph(module, nodes, args, kwargs):
         else:
             raise WireError(f"an unknown graph step {op}")
     raise WireError("a graph with no output")
-
-
-def blob_size(blobs):
-    return sum(len(b) for b in blobs)
