@@ -283,26 +283,18 @@ def test_the_judge_trains_a_trainer_over_there(submission, tmp_path):
     assert (tmp_path / "checkpoint.pt").is_file(), "the run did not happen over there"
 
 
-def test_a_dead_process_costs_its_check_only(tmp_path):
-    """The judge as the grader runs it: a student function that kills its process fails that
-    check; the next check gets a fresh process and passes."""
+def run_judge(tmp_path, cell, checks, memory_mb=0):
+    """The judge as the grader runs it, on one notebook: ``{check id: (status, hint)}``."""
     import base64
     import json
     import subprocess
 
     argv = [sys.executable, "-c", SERVE.format(tests=str(TESTS), log=str(tmp_path / "s.log"))]
-    cell = "import os\nfrom ganlab.latent import lerp\ndef suicide(*args):\n    os._exit(3)\n"
-    check = {"function": "check_lerp", "pre": "", "kwargs": {}, "run": [0]}
-    plan = {
-        "cells": [{"id": "setup", "source": cell}],
-        "checks": [
-            dict(check, id="dies", args=["suicide"]),
-            dict(check, id="lives", args=["lerp"]),
-        ],
-    }
+    plan = {"cells": [{"id": "setup", "source": cell}], "checks": checks}
     job = {
         "todo": [["nb", plan]],
         "student": {"argv": argv, "env": dict(os.environ), "cwd": str(tmp_path)},
+        "memory_mb": memory_mb,
     }
     out = subprocess.run(
         [sys.executable, "-m", "ganlab.grading.judge"],
@@ -315,5 +307,31 @@ def test_a_dead_process_costs_its_check_only(tmp_path):
         kind, *fields = base64.b64decode(line.split(" ")[2]).decode().split("\x1f")
         if kind == "check":
             results[fields[0]] = (fields[1], fields[2])
+    return results
+
+
+def _check(id, function, arg):
+    return {"id": id, "function": function, "args": [arg], "pre": "", "kwargs": {}, "run": [0]}
+
+
+def test_a_dead_process_costs_its_check_only(tmp_path):
+    """A student function that kills its process fails that check; the next check gets a fresh
+    process and passes."""
+    cell = "import os\nfrom ganlab.latent import lerp\ndef suicide(*args):\n    os._exit(3)\n"
+    checks = [_check("dies", "check_lerp", "suicide"), _check("lives", "check_lerp", "lerp")]
+    results = run_judge(tmp_path, cell, checks)
     assert results["dies"][0] == "failed" and "died" in results["dies"][1], results
     assert results["lives"] == ("passed", ""), results
+
+
+def test_a_module_that_makes_the_judge_allocate_too_much_fails_its_check_only(tmp_path):
+    """Its forward runs in the judge, which has the address-space limit of --memory-mb."""
+    cell = (
+        "import torch\nfrom torch import nn\nfrom ganlab.latent import lerp\n"
+        "class Hog(nn.Module):\n    def forward(self, x):\n"
+        "        return x.flatten(1)[:, 0] + torch.ones(2**31).sum()  # 8 GB in the judge\n"
+    )
+    checks = [_check("hog", "check_critic_output", "Hog"), _check("after", "check_lerp", "lerp")]
+    results = run_judge(tmp_path, cell, checks, memory_mb=512)
+    assert results["hog"][0] == "failed" and "memory" in results["hog"][1], results
+    assert results["after"] == ("passed", ""), results

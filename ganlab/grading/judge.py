@@ -380,9 +380,7 @@ def main():
         os.write(out, f"{_TAG} {mac} {body}\n".encode())
 
     if job.get("memory_mb"):
-        from .kernel import _set_limits
-
-        _set_limits(job["memory_mb"])  # what a student's module makes the judge allocate
+        _limit_memory(job["memory_mb"])  # what a student's module makes the judge allocate
     student = job["student"]
     submission = None
     for notebook, plan in job["todo"]:
@@ -433,6 +431,22 @@ def main():
             submission.close()
             submission = None
     report("done")
+
+
+def _limit_memory(memory_mb):
+    """A soft address-space limit, ``memory_mb`` above what torch takes: the submission's process,
+    started from here, inherits it and sets its own (a hard limit would cap that one too)."""
+    from .kernel import _address_space_in_use
+
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    if _address_space_in_use():  # macOS reports none and does not enforce RLIMIT_AS
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft = _address_space_in_use() + memory_mb * 2**20
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
 if __name__ == "__main__":
