@@ -446,7 +446,10 @@ def _limit_memory(memory_mb):
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         soft = _address_space_in_use() + memory_mb * 2**20
         with contextlib.suppress(OSError, ValueError):
-            resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+            resource.setrlimit(
+                resource.RLIMIT_AS,
+                (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard),
+            )
 
 
 if __name__ == "__main__":
