@@ -182,13 +182,7 @@ class Submission:
             state = bytearray(blobs[reply["rng"]])
             torch.set_rng_state(torch.frombuffer(state, dtype=torch.uint8).clone())
             for key, enc in reply["sync"]:
-                obj = codec.by_key.get(key)
-                if isinstance(obj, torch.nn.Module):
-                    remote.apply_state(obj, enc, codec, blobs)
-                elif isinstance(obj, torch.optim.Optimizer):
-                    remote.apply_optimizer(obj, enc, codec, blobs)
-                elif isinstance(obj, torch.Tensor):
-                    remote.apply_tensor(obj, enc, codec, blobs)
+                remote.apply(codec.by_key.get(key), enc, codec, blobs)
             codec.outputs = []
             value = codec.decode(reply["value"], blobs)
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
@@ -249,7 +243,7 @@ LOG_BYTES = 1 << 20  # of the student's output, into the grader's log; the rest 
 
 def _drain(stream):
     kept = 0
-    while chunk := stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16):
+    while chunk := stream.read1(1 << 16):
         if kept < LOG_BYTES:
             os.write(2, chunk[: LOG_BYTES - kept])
             kept += len(chunk)
@@ -379,8 +373,10 @@ def main():
         mac = _mac(key, body)
         os.write(out, f"{_TAG} {mac} {body}\n".encode())
 
-    if job.get("memory_mb"):
-        _limit_memory(job["memory_mb"])  # what a student's module makes the judge allocate
+    if job.get("memory_mb"):  # what a student's module makes the judge allocate
+        from .kernel import _set_limits
+
+        _set_limits(job["memory_mb"], hard=False)
     student = job["student"]
     submission = None
     for notebook, plan in job["todo"]:
@@ -431,25 +427,6 @@ def main():
             submission.close()
             submission = None
     report("done")
-
-
-def _limit_memory(memory_mb):
-    """A soft address-space limit, ``memory_mb`` above what torch takes: the submission's process,
-    started from here, inherits it and sets its own (a hard limit would cap that one too)."""
-    from .kernel import _address_space_in_use
-
-    try:
-        import resource
-    except ImportError:  # Windows
-        return
-    if _address_space_in_use():  # macOS reports none and does not enforce RLIMIT_AS
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        soft = _address_space_in_use() + memory_mb * 2**20
-        with contextlib.suppress(OSError, ValueError):
-            resource.setrlimit(
-                resource.RLIMIT_AS,
-                (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard),
-            )
 
 
 if __name__ == "__main__":

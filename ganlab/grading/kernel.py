@@ -252,7 +252,10 @@ def _address_space_in_use():
     return 0
 
 
-def _set_limits(memory_mb):
+def _set_limits(memory_mb, hard=True):
+    """Core dumps off, file sizes and the address space (``memory_mb`` above what is in use now)
+    limited. ``hard=False`` (the judge) sets soft limits only: the processes it starts inherit
+    them and may set their own, which hard limits would cap."""
     try:
         import resource
     except ImportError:  # Windows: no limits (students there use WSL or Colab)
@@ -261,8 +264,11 @@ def _set_limits(memory_mb):
     if _address_space_in_use():  # macOS reports no usage and does not enforce RLIMIT_AS
         limits.append((resource.RLIMIT_AS, _address_space_in_use() + memory_mb * 2**20))
     for which, value in limits:
+        current = resource.getrlimit(which)[1]
+        if not hard and current != resource.RLIM_INFINITY:
+            value = min(value, current)
         try:
-            resource.setrlimit(which, (value, value))
+            resource.setrlimit(which, (value, value if hard else current))
         except (OSError, ValueError):
             pass
 

@@ -446,6 +446,31 @@ def apply_state(module, spec, codec, blobs):
             apply_state(module._modules[k], c, codec, blobs)
 
 
+def state_of(obj, codec):
+    """What a call did to one of the judge's objects (None for what it sends no state of):
+    the submission's side of the sync, read back by ``apply``."""
+    if isinstance(obj, nn.Module):
+        return codec.module(obj)
+    if isinstance(obj, torch.optim.Optimizer):
+        return codec.optimizer(obj)
+    if isinstance(obj, torch.Tensor) and not isinstance(obj, nn.Parameter):  # params: in modules
+        enc = codec._data(obj)
+        if obj.is_leaf and obj.grad is not None:
+            enc["g"] = codec._data(obj.grad)
+        return enc
+    return None
+
+
+def apply(obj, enc, codec, blobs):
+    """The judge's side of the sync: bring ``obj`` up to date with ``state_of`` over there."""
+    if isinstance(obj, nn.Module):
+        apply_state(obj, enc, codec, blobs)
+    elif isinstance(obj, torch.optim.Optimizer):
+        apply_optimizer(obj, enc, codec, blobs)
+    elif isinstance(obj, torch.Tensor):
+        apply_tensor(obj, enc, codec, blobs)
+
+
 def apply_tensor(t, enc, codec, blobs):
     new = codec._tensor_from(enc, blobs, fresh=True)
     if new.shape == t.shape and new.dtype == t.dtype and not torch.equal(new, t.detach()):

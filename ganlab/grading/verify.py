@@ -308,17 +308,8 @@ class Server:
         out = self.codec()
         out.key_of, out.by_key = codec.key_of, codec.by_key  # the judge's objects go back by name
         judges = list(codec.by_key.items())  # before the value's own objects get names
-        reply = {"sync": []}
-        for key, obj in judges:
-            if isinstance(obj, torch.nn.Module):
-                reply["sync"].append([key, out.module(obj)])
-            elif isinstance(obj, torch.optim.Optimizer):
-                reply["sync"].append([key, out.optimizer(obj)])
-            elif isinstance(obj, torch.Tensor) and not isinstance(obj, torch.nn.Parameter):
-                enc = out._data(obj)
-                if obj.is_leaf and obj.grad is not None:
-                    enc["g"] = out._data(obj.grad)
-                reply["sync"].append([key, enc])
+        states = [(key, self.remote.state_of(obj, out)) for key, obj in judges]
+        reply = {"sync": [[key, state] for key, state in states if state is not None]}
         inputs = [k for k, t in judges if isinstance(t, torch.Tensor) and t.requires_grad]
         out.outputs = []  # only the value's tensors get gradients from the judge
         reply["value"] = out.encode(value)
