@@ -5,6 +5,7 @@ import os
 os.environ["GANLAB_SOLUTIONS"] = "1"
 
 
+import json
 import subprocess
 import sys
 
@@ -176,8 +177,9 @@ def test_the_shipped_pt2_generator_samples_like_a_checkpoint():
     with resources.as_file(resources.files("ganlab") / "assets" / "generator_mnist.pt2") as path:
         generator = load_generator(path)
         images = sample_checkpoint(path, 3, seed=1)
+        nz = json.loads(path.with_suffix(".json").read_text())["nz"]
     assert images.shape == (3, 1, 28, 28) and images.abs().max() <= 1
-    assert generator.nz == 100
+    assert generator.nz == nz, "load_generator must take the latent size from the asset's .json"
     with pytest.raises(CheckpointError, match="exported generator"):
         load_checkpoint(path)
 
