@@ -276,7 +276,8 @@ def test_the_judge_trains_a_trainer_over_there(submission, tmp_path):
     source = (
         "from ganlab.config import load_config\nfrom ganlab.trainer import Trainer\n"
         f"_config = load_config(preset='cpu', overrides=['out_dir={tmp_path}', 'name=judged', "
-        "'steps=20', 'sample_every=10', 'checkpoint_every=10', 'log_every=2'])\n"
+        "'steps=20', 'lr=2e-4', 'lr_critic=2e-4', 'sample_every=10', 'checkpoint_every=10', "
+        "'log_every=2'])\n"  # notebook 05's quick run: the DCGAN rates
     )
     submission.request({"op": "exec", "source": source, "name": "<trainer>"})
     assert judged(submission, "check_training_run", "Trainer(_config)") == (True, "")
