@@ -959,7 +959,9 @@ def test_training_progress_bar_in_jupyterlab_with_ipywidgets_8(lab, browser_cont
     try:
         _run_all_cells(page)
         assert not _cell_errors(page), "cells failed:\n" + "\n---\n".join(_cell_errors(page))
-        _assert_finished_bar(page, f"{PANEL} .jp-CodeCell:has-text('Check 5.4')", "jupyterlab")
+        _assert_finished_bar(
+            page, f"{PANEL} .jp-CodeCell:has-text('check_training_run(')", "jupyterlab"
+        )
     finally:
         page.close()
 
@@ -969,6 +971,6 @@ def test_training_progress_bar_in_classic_notebook_with_ipywidgets_7(classic, br
     page.on("dialog", lambda dialog: dialog.accept())
     try:
         _run_all_in_classic(page, classic, TRAINING_NOTEBOOK)
-        _assert_finished_bar(page, ".code_cell:has-text('Check 5.4')", "classic")
+        _assert_finished_bar(page, ".code_cell:has-text('check_training_run(')", "classic")
     finally:
         page.close()
