@@ -26,13 +26,38 @@ class CellResult:
         return "graded" in self.tags
 
 
+# A kernel that never answered its first message: no cell of the notebook ran. Seen in CI
+# with parallel kernels (jupyter_client#487 port races; ipykernel 7 start-up hangs), so
+# such a notebook is run once more, alone; a second failure is reported as it is.
+NO_START = ("Kernel didn't respond", "Kernel died before replying to kernel_info")
+
+
 def run_nbval(notebooks, solutions, tmp_path, pythonpath=None, timeout=900):
-    """nbval over ``notebooks``; returns ``{(notebook name, cell index): CellResult}``.
+    """nbval over ``notebooks``; returns ``({(notebook name, cell index): CellResult}, proc)``.
 
     ``solutions`` turns the GANLAB_SOLUTIONS switch on for the kernels. Quick mode
-    keeps the training notebooks to a few steps.
+    keeps the training notebooks to a few steps. A notebook whose kernel did not start
+    is run again once (see ``NO_START``); ``proc`` is then the second run's.
     """
     notebooks = [Path(p) for p in notebooks]
+    cells, proc = _nbval(notebooks, solutions, Path(tmp_path), pythonpath, timeout)
+    again = sorted(
+        {
+            c.notebook
+            for c in cells.values()
+            if c.outcome == "failed" and any(m in c.message for m in NO_START)
+        }
+    )
+    if again:
+        retry = Path(tmp_path) / "retry"
+        retry.mkdir(exist_ok=True)
+        paths = [p for p in notebooks if p.name in again]
+        redo, proc = _nbval(paths, solutions, retry, pythonpath, timeout)
+        cells.update(redo)
+    return cells, proc
+
+
+def _nbval(notebooks, solutions, tmp_path, pythonpath, timeout):
     env = dict(
         os.environ,
         GANLAB_QUICK="1",

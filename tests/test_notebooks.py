@@ -126,3 +126,29 @@ def test_student_check_cells_are_protected_in_jupyterlab(path):
                 f"{path.name} check cell {cell.id} is not protected: `make stubs` sets "
                 '"editable": false and "deletable": false on graded cells'
             )
+
+
+def test_a_notebook_whose_kernel_did_not_start_is_run_again(monkeypatch, tmp_path):
+    """nbrun's retry: only the notebook with no kernel runs again, and its second result counts."""
+    import nbrun
+
+    calls = []
+
+    def fake(notebooks, solutions, tmp, pythonpath, timeout):
+        calls.append([p.name for p in notebooks])
+        first = len(calls) == 1
+        cells = {}
+        for p in notebooks:
+            hung = first and p.name == "b.ipynb"
+            message = "RuntimeError: Kernel didn't respond in 180 seconds" if hung else ""
+            outcome = "failed" if hung else "passed"
+            cells[(p.name, 0)] = nbrun.CellResult(p.name, 0, "c", [], outcome, message)
+        return cells, None
+
+    monkeypatch.setattr(nbrun, "_nbval", fake)
+    cells, _ = nbrun.run_nbval([tmp_path / "a.ipynb", tmp_path / "b.ipynb"], False, tmp_path)
+    assert calls == [["a.ipynb", "b.ipynb"], ["b.ipynb"]], f"nbval runs: {calls}"
+    assert {k: c.outcome for k, c in cells.items()} == {
+        ("a.ipynb", 0): "passed",
+        ("b.ipynb", 0): "passed",
+    }

@@ -267,6 +267,23 @@ def execute(run, names, refused, work_root, private, options):
     return _records(intake.read_bounded(log_path, MAX_LOG_BYTES) or b"", names)
 
 
+def run_flags(cells, options):
+    """What the kernel run leaves for a person to review: crashes, time-outs, no kernel."""
+    from .execute import START_TRIES
+
+    flags = []
+    for record in cells.values():
+        if record.get("outcome") == "nostart":  # the grader's side, not the notebook's
+            flags.append(
+                f"{record['notebook']}: no kernel answered within {options.startup:g} s "
+                f"({START_TRIES} tries), so its cells did not run; grade again"
+            )
+        if record.get("outcome") in ("died", "timeout"):
+            what = "crashed" if record["outcome"] == "died" else "timed out"
+            flags.append(f"{record['notebook']} cell {record['cell_id']} {what}")
+    return flags
+
+
 def _records(text, names):
     """The runner's per-cell lines (untrusted: the kernel shares its sandbox)."""
     from .execute import TAG
@@ -366,10 +383,7 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
             _kill_group(proc)
     if watch.breach is not None:
         result.flags.append(watch.breach)
-    for record in cells.values():
-        if record.get("outcome") in ("died", "timeout"):
-            what = "crashed" if record["outcome"] == "died" else "timed out"
-            result.flags.append(f"{record['notebook']} cell {record['cell_id']} {what}")
+    result.flags += run_flags(cells, options)
     for check in checks:
         record = cells.get((check.notebook, check.cell_id))
         if watch.breach is not None:  # a half-run is not graded

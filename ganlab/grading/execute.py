@@ -12,6 +12,10 @@ runner holds in memory, not in a file the kernel could rewrite.
 
 * A dead kernel (crash, ``os._exit``, out of memory) or a timed-out cell: a fresh
   kernel replays the notebook's cells that passed so far, and the run goes on;
+* a kernel that does not answer its first message within ``startup`` seconds (a busy
+  machine, a start-up hang of ipykernel or jupyter_client's port race) is started
+  again; after ``START_TRIES`` the run ends with a ``nostart`` line, which the grader
+  reports for review: the cells did not run, through nobody's fault in the notebook;
 * a total time limit: each cell's timeout is cut to what is left, later cells skip;
 * saved outputs are dropped before the run and new ones are not kept (only the size
   of what a cell printed is counted): the run's memory does not grow with them.
@@ -35,6 +39,7 @@ def _ganlab_reset(ip=get_ipython()):
 _ganlab_reset()
 """
 MAX_RESTARTS = 3
+START_TRIES = 2
 TAG = "GANLAB-CELL"
 
 
@@ -84,15 +89,27 @@ def run(config, paths, emit):
     deadline = time.monotonic() + config["timeout_total"]
     restarts, kc, km = 0, None, None
 
-    def start(client):
-        """A fresh kernel for ``client``: a new manager each time (a shut-down one is spent).
+    def start(client, name):
+        """A fresh kernel for ``client``: a new manager each time (a shut-down one is spent);
+        None, after a ``nostart`` line, if none answered in ``START_TRIES`` tries.
 
         Async, as nbclient's own: its timeouts need an event loop that never blocks."""
         nonlocal km
-        km = client.km = AsyncKernelManager(kernel_name="ganlab", kernel_spec_manager=specs)
-        client.startup_timeout = int(config["startup"])
-        client.start_new_kernel(cwd=config["cwd"], env=config["env"])
-        return client.start_new_kernel_client()
+        why = ""
+        for _ in range(START_TRIES):
+            km = client.km = AsyncKernelManager(kernel_name="ganlab", kernel_spec_manager=specs)
+            client.startup_timeout = int(config["startup"])
+            try:
+                client.start_new_kernel(cwd=config["cwd"], env=config["env"])
+                return client.start_new_kernel_client()
+            except Exception as err:  # nbclient has shut that kernel down
+                why = f"{type(err).__name__}: {err}"[:500]
+                try:
+                    run_sync(km.shutdown_kernel)(now=True)
+                except Exception:  # never started, or gone already
+                    pass
+        emit({"notebook": name, "cell_id": "", "outcome": "nostart", "evalue": why})
+        return None
 
     def alive():
         return run_sync(km.is_alive)()
@@ -117,7 +134,9 @@ def run(config, paths, emit):
 
             client.on_cell_executed = on_cell_executed
             if kc is None:
-                kc = start(client)
+                kc = start(client, name)
+                if kc is None:
+                    return
             else:
                 client.km, client.kc = km, kc
                 try:
@@ -161,7 +180,9 @@ def run(config, paths, emit):
                     stop()
                     if restarts > MAX_RESTARTS:
                         return
-                    kc = start(client)
+                    kc = start(client, name)
+                    if kc is None:
+                        return
                     for source in passed:  # back to where the dead kernel was
                         try:
                             client.execute_cell(nbformat.v4.new_code_cell(source), 0)
