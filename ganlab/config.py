@@ -240,14 +240,46 @@ def _read_yaml(text: str, where: str) -> dict:
     return loaded
 
 
+def _preset_values(preset: str, seen=()) -> dict:
+    """A preset's key: values, on top of those of the preset it ``extends``, if any."""
+    if preset not in presets():
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {presets()}")
+    if preset in seen:
+        raise ConfigError(f"presets extend each other in a circle: {' -> '.join([*seen, preset])}")
+    text = _preset_text(preset)
+    return _extended(_read_yaml(text, f"preset {preset!r}"), f"preset {preset!r}", (*seen, preset))
+
+
+def _preset_text(preset: str) -> str:
+    return (resources.files("ganlab") / "configs" / f"{preset}.yaml").read_text()
+
+
+def _extended(values: dict, where: str, seen=()) -> dict:
+    """``extends: cpu`` in a YAML file: the cpu preset's values, then the file's own.
+
+    One copy of a recipe: the demo preset is the CPU preset stopped early, and says so."""
+    values = dict(values)
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ConfigError(f"{where}: extends must name a preset, one of {presets()}")
+    try:
+        merged = _preset_values(base, seen)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: extends: {err}") from None
+    merged.pop("name", None)  # a run is named after the file that extends, not its base
+    merged.update(values)
+    return merged
+
+
 def load_config(path=None, overrides=(), preset: str | None = None) -> TrainConfig:
-    """A config from a preset and/or a YAML file, then ``key=value`` overrides (read as YAML)."""
+    """A config from a preset and/or a YAML file, then ``key=value`` overrides (read as YAML).
+
+    Either may start from a preset with ``extends: NAME`` (``ganlab/configs/demo.yaml``)."""
     values = {}
     if preset is not None:
-        if preset not in presets():
-            raise ConfigError(f"unknown preset {preset!r}; choose one of {presets()}")
-        text = (resources.files("ganlab") / "configs" / f"{preset}.yaml").read_text()
-        values.update(_read_yaml(text, f"preset {preset!r}"))
+        values.update(_preset_values(preset))
         values.setdefault("name", preset)
     if path is not None:
         path = Path(path)
@@ -257,7 +289,7 @@ def load_config(path=None, overrides=(), preset: str | None = None) -> TrainConf
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
             raise ConfigError(f"{path} is not a text file (a YAML config is text): {err}") from err
-        values.update(_read_yaml(text, str(path)))
+        values.update(_extended(_read_yaml(text, str(path)), str(path)))
         values.setdefault("name", path.stem)  # configs/demo.yaml -> runs/demo
     for item in overrides:
         key, sep, text = item.partition("=")

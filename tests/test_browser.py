@@ -44,6 +44,8 @@ from pathlib import Path
 
 import pytest
 
+from ganlab import environment
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -940,14 +942,11 @@ def _progress_bar(page, cell_selector):
     return " ".join(text.split()), filled
 
 
-QUICK_STEPS = 20  # notebook 05's schedule under GANLAB_QUICK (its config cell)
-
-
 def _assert_finished_bar(page, cell, front_end):
     text, filled = _progress_bar(page, cell)
     shot = _cell_screenshot(page, cell, f"05_progress-bar-{front_end}")
     print("progress bar:", text, f"{filled:.0%}", shot)
-    assert f"{QUICK_STEPS}/{QUICK_STEPS}" in text, (
+    assert f"{environment.QUICK_STEPS}/{environment.QUICK_STEPS}" in text, (
         f"the bar does not show the finished count: {text!r}"
     )
     assert filled > 0.99, f"the bar is drawn {filled:.0%} full after the run: {text!r}"

@@ -1,10 +1,12 @@
 """ganlab.config: the keys and their allowed values, presets as shipped YAML files, bad input."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
+import ganlab.config as config_module
 from ganlab.config import (
     ConfigError,
     TrainConfig,
@@ -77,6 +79,42 @@ def test_a_preset_is_its_yaml_file():
     by_name = load_config(preset="cpu")
     by_path = load_config(PRESETS / "cpu.yaml")
     assert by_name == by_path, "--preset cpu must be exactly ganlab/configs/cpu.yaml"
+
+
+def test_the_demo_is_the_cpu_preset_stopped_early():
+    """One copy of the recipe: every key demo.yaml does not set is the CPU preset's."""
+    own = yaml.safe_load((PRESETS / "demo.yaml").read_text())
+    assert own.get("extends") == "cpu", "demo.yaml should say `extends: cpu`"
+    demo, cpu = load_config(preset="demo"), load_config(preset="cpu")
+    differ = {
+        f.name
+        for f in dataclasses.fields(demo)
+        if getattr(demo, f.name) != getattr(cpu, f.name) and f.name not in own
+    }
+    assert not differ, f"the demo differs from the CPU preset in keys it does not set: {differ}"
+
+
+def test_a_file_extends_a_preset(tmp_path):
+    path = tmp_path / "longer.yaml"
+    path.write_text("extends: cpu\nsteps: 5000\n")
+    config, cpu = load_config(path), load_config(preset="cpu")
+    assert config == dataclasses.replace(cpu, steps=5000, name="longer"), (
+        "a file with `extends: cpu` should be the cpu preset, then its own keys, named after "
+        "the file"
+    )
+    path.write_text("extends: cpux\n")
+    with pytest.raises(ConfigError, match="longer.yaml: extends: unknown preset 'cpux'"):
+        load_config(path)
+    path.write_text("extends: [cpu]\n")
+    with pytest.raises(ConfigError, match="extends must name a preset"):
+        load_config(path)
+
+
+def test_presets_that_extend_in_a_circle_are_refused(monkeypatch):
+    texts = {"cpu": "extends: demo\n", "demo": "extends: cpu\n"}
+    monkeypatch.setattr(config_module, "_preset_text", texts.__getitem__)
+    with pytest.raises(ConfigError, match="in a circle: cpu -> demo -> cpu"):
+        load_config(preset="cpu")
 
 
 def test_preset_then_file_then_overrides(tmp_path):

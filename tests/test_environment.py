@@ -61,3 +61,17 @@ def test_on_colab_the_advice_is_to_run_the_set_up_cell(monkeypatch):
 )
 def test_version_tuple(text, expected):
     assert environment._version_tuple(text) == expected
+
+
+def test_quick_overrides_shorten_notebook_05_only_under_ganlab_quick(monkeypatch):
+    from ganlab.config import load_config
+
+    monkeypatch.delenv("GANLAB_QUICK", raising=False)
+    assert environment.quick_overrides() == [], "a student's run must keep the preset's schedule"
+    monkeypatch.setenv("GANLAB_QUICK", "1")
+    config = load_config(preset="cpu", overrides=environment.quick_overrides())
+    assert config.steps == environment.QUICK_STEPS
+    assert config.lr == config.lr_critic == 2e-4, (
+        "the quick run trains at DCGAN's equal rates: in 20 steps a faster generator leads and "
+        "check 5.4 wants the critic ahead"
+    )
