@@ -32,6 +32,17 @@ class CellResult:
 NO_START = ("Kernel didn't respond", "Kernel died before replying to kernel_info")
 
 
+def execute_starting_again(make_client):
+    """``make_client().execute()`` (an nbclient ``NotebookClient`` with allow_errors), with a
+    fresh client once more if its kernel did not start (``NO_START``): no cell ran then."""
+    try:
+        make_client().execute()
+    except RuntimeError as err:
+        if not any(m in str(err) for m in NO_START):
+            raise
+        make_client().execute()
+
+
 def run_nbval(notebooks, solutions, tmp_path, pythonpath=None, timeout=900):
     """nbval over ``notebooks``; returns ``({(notebook name, cell index): CellResult}, proc)``.
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from nbrun import execute_starting_again
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -36,14 +38,15 @@ def run_notebook(nb, kernel, cwd, timeout=600):
     Errors are kept in the outputs (allow_errors) so a test can say which cell failed."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(
-        nb,
-        kernel_name=kernel,
-        timeout=timeout,
-        allow_errors=True,
-        resources={"metadata": {"path": str(cwd)}},
+    execute_starting_again(
+        lambda: NotebookClient(
+            nb,
+            kernel_name=kernel,
+            timeout=timeout,
+            allow_errors=True,
+            resources={"metadata": {"path": str(cwd)}},
+        )
     )
-    client.execute()
     return nb
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from nbrun import execute_starting_again
+
 nbclient = pytest.importorskip("nbclient")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -59,7 +61,9 @@ def executed(tmp_path_factory):
         (root / "kernels" / kernel / "kernel.json").write_text(json.dumps(spec))
         os.environ["JUPYTER_PATH"] = str(root)
     try:
-        nbclient.NotebookClient(nb, timeout=300, kernel_name=kernel, allow_errors=True).execute()
+        execute_starting_again(
+            lambda: nbclient.NotebookClient(nb, timeout=300, kernel_name=kernel, allow_errors=True)
+        )
     finally:
         if other and saved is None:
             del os.environ["JUPYTER_PATH"]

@@ -152,3 +152,25 @@ def test_a_notebook_whose_kernel_did_not_start_is_run_again(monkeypatch, tmp_pat
         ("a.ipynb", 0): "passed",
         ("b.ipynb", 0): "passed",
     }
+
+
+def test_nbclient_runs_start_again_only_when_the_kernel_did_not_start():
+    import nbrun
+
+    class Client:
+        made = 0
+
+        def __init__(self, error):
+            Client.made += 1
+            self.error = error if Client.made == 1 else None
+
+        def execute(self):
+            if self.error:
+                raise self.error
+
+    nbrun.execute_starting_again(lambda: Client(RuntimeError("Kernel didn't respond in 60 s")))
+    assert Client.made == 2, "a kernel that did not start should be started once more"
+    Client.made = 0
+    with pytest.raises(RuntimeError, match="something else"):
+        nbrun.execute_starting_again(lambda: Client(RuntimeError("something else")))
+    assert Client.made == 1, "any other error must not be retried"
