@@ -18,6 +18,7 @@ Needs the MNIST files in --data-root (torchvision downloads them on first use).
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,9 @@ from ganlab.pretrained import export_generator
 from ganlab.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
+# What the command needs besides its arguments to be repeated: the solutions switch (the
+# trainer uses the reference exercises) and the thread count (the speed).
+ENVIRONMENT = ("GANLAB_SOLUTIONS", "OMP_NUM_THREADS")
 
 
 def main(argv=None) -> int:
@@ -48,7 +52,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     checkpoint = Path(args.out) / "checkpoint.pt"
-    device = "cpu"
+    device, trained = "cpu", None
     if args.steps:
         config = load_config(
             None,
@@ -69,8 +73,11 @@ def main(argv=None) -> int:
             for generator in (trainer.generator, trainer.generator_ema):
                 if generator is not None:
                     generator.load_state_dict(weights)
+        first = trainer.step
         trainer.fit()
-        print(f"trained to step {trainer.step} ({time.monotonic() - started:.0f} s in this call)")
+        seconds = time.monotonic() - started
+        print(f"trained to step {trainer.step} ({seconds:.0f} s in this call)")
+        trained = {"from_step": first, "to_step": trainer.step, "seconds": round(seconds)}
         device = str(trainer.device)
 
     real = metrics.reference_data("mnist", "mnist", args.data_root)
@@ -94,9 +101,13 @@ def main(argv=None) -> int:
     notes = {
         "made_by": "scripts/make_pretrained.py",
         "command": "scripts/make_pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "environment": {k: os.environ[k] for k in ENVIRONMENT if k in os.environ},
         "device": device,
+        "torch": torch.__version__,
         "quality": {"n": n, "seed": 0, "reference": report["reference"], **scores},
     }
+    if trained:  # a run resumed in several calls has one such record per asset written
+        notes["this_call"] = trained
     if args.init:  # how the generator it started from was made, kept with this one
         notes["initialised_from"] = json.loads(Path(args.init).with_suffix(".json").read_text())
     export_generator(checkpoint, args.asset, notes=notes)
