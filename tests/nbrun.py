@@ -32,13 +32,17 @@ class CellResult:
 NO_START = ("Kernel didn't respond", "Kernel died before replying to kernel_info")
 
 
+def _did_not_start(text):
+    return any(m in text for m in NO_START)
+
+
 def execute_starting_again(make_client):
     """``make_client().execute()`` (an nbclient ``NotebookClient`` with allow_errors), with a
     fresh client once more if its kernel did not start (``NO_START``): no cell ran then."""
     try:
         make_client().execute()
     except RuntimeError as err:
-        if not any(m in str(err) for m in NO_START):
+        if not _did_not_start(str(err)):
             raise
         make_client().execute()
 
@@ -53,11 +57,7 @@ def run_nbval(notebooks, solutions, tmp_path, pythonpath=None, timeout=900):
     notebooks = [Path(p) for p in notebooks]
     cells, proc = _nbval(notebooks, solutions, Path(tmp_path), pythonpath, timeout)
     again = sorted(
-        {
-            c.notebook
-            for c in cells.values()
-            if c.outcome == "failed" and any(m in c.message for m in NO_START)
-        }
+        {c.notebook for c in cells.values() if c.outcome == "failed" and _did_not_start(c.message)}
     )
     if again:
         retry = Path(tmp_path) / "retry"

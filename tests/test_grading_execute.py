@@ -39,8 +39,10 @@ def run_with(tmp_path, mode, fails, startup=30):
     launcher = tmp_path / "launcher.py"
     launcher.write_text(LAUNCHER)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7", id="a"), nbformat.v4.new_code_cell("x")]
-    nb.cells[1].id = "b"
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 6 * 7", id="a"),
+        nbformat.v4.new_code_cell("x", id="b"),
+    ]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, str(path))
     config = {

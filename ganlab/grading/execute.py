@@ -96,15 +96,15 @@ def run(config, paths, emit):
         Async, as nbclient's own: its timeouts need an event loop that never blocks."""
         nonlocal km
         why = ""
+        client.startup_timeout = int(config["startup"])
         for _ in range(START_TRIES):
             km = client.km = AsyncKernelManager(kernel_name="ganlab", kernel_spec_manager=specs)
-            client.startup_timeout = int(config["startup"])
             try:
                 client.start_new_kernel(cwd=config["cwd"], env=config["env"])
                 return client.start_new_kernel_client()
-            except Exception as err:  # nbclient has shut that kernel down
+            except Exception as err:  # no answer in time, or the kernel died first
                 why = f"{type(err).__name__}: {err}"[:500]
-                try:
+                try:  # nbclient cleans up after no answer, not after a failed launch
                     run_sync(km.shutdown_kernel)(now=True)
                 except Exception:  # never started, or gone already
                     pass
