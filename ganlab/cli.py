@@ -502,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NN[,NN...]",
         help="grade only these notebooks, by name prefix (e.g. 02,04); default: all",
     )
+    p.add_argument(
+        "--students",
+        action="append",
+        metavar="NAME[,NAME...]",
+        help="grade only these entries (a folder's name, a zip's without .zip), e.g. one flagged "
+        "'grade again'; --out then holds their rows only",
+    )
     p.add_argument("--work-dir", help="where the sandboxes go (default: the system's temp folder)")
     p.add_argument(
         "--keep-work", action="store_true", help="keep the sandboxes and logs (debugging)"

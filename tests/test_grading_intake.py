@@ -64,3 +64,19 @@ def test_read_bounded(tmp_path):
     os.symlink(path, tmp_path / "link")
     assert intake.read_bounded(tmp_path / "link", 100) is None
     assert intake.read_bounded("/dev/zero", 100) is None, "a device is not a file to read"
+
+
+def test_chosen_keeps_the_named_entries_and_refuses_an_unknown_name(tmp_path):
+    for name in ("alice", "bob", "carol"):
+        (tmp_path / name).mkdir()
+    found, _ = intake.entries(tmp_path, tmp_path / "unpacked")
+    picked = intake.chosen(found, ["carol", "alice", "carol"])
+    assert [e.name for e in picked] == ["alice", "carol"], "sorted, each once, nothing else"
+    try:
+        intake.chosen(found, ["alice", "bobb", "zed"])
+    except LookupError as err:
+        message = err.args[0]
+    else:
+        raise AssertionError("a name that matches no entry must be refused, not skipped")
+    assert "'bobb' (did you mean 'bob'?)" in message and "'zed'" in message, message
+    assert "alice" not in message, "only the unknown names are listed"

@@ -141,6 +141,8 @@ def run_grade(args):
                 raise UsageError(f"{path} already exists; pass --force to replace it")
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
+        if args.students is not None and not _prefixes(args.students):
+            raise UsageError("--students needs at least one name")
         options = _options(args)
         isolation = _isolation(args)
         canonical = assemble.canonical_notebooks(REPO, _prefixes(args.notebooks))
@@ -157,6 +159,12 @@ def run_grade(args):
     root = _work_root(args)
     try:
         entries, ignored = intake.entries(submissions, root / "unpacked")
+        if args.students is not None:
+            try:
+                entries = intake.chosen(entries, _prefixes(args.students))
+            except LookupError as err:
+                print(f"error: {err.args[0]} in {submissions} (--students)", file=sys.stderr)
+                return 2
         if not entries:
             print(f"error: {submissions} has no student folders or zips", file=sys.stderr)
             return 2

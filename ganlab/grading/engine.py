@@ -276,7 +276,7 @@ def run_flags(cells, options):
         if record.get("outcome") == "nostart":  # the grader's side, not the notebook's
             flags.append(
                 f"{record['notebook']}: no kernel answered within {options.startup:g} s "
-                f"({START_TRIES} tries), so its cells did not run; grade again"
+                f"({START_TRIES} tries), so its cells did not run; grade again (--students)"
             )
         if record.get("outcome") in ("died", "timeout"):
             what = "crashed" if record["outcome"] == "died" else "timed out"

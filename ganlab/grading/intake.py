@@ -7,11 +7,14 @@
 * anything else (links, FIFOs, device nodes, sockets, other files) is not opened: it is
   listed in ``ignored`` for the end-of-run summary.
 
+``chosen`` keeps the entries named by ``--students`` (grading some students again).
+
 Every read of a file a student controls goes through :func:`read_bounded`: regular
 files only (no FIFO can make the grader wait, no device can feed it forever), no links,
 at most ``limit`` bytes.
 """
 
+import difflib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -95,3 +98,21 @@ def entries(submissions, unpack_root):
             entry.name = name
         found[entry.name] = entry
     return [found[n] for n in sorted(found)], ignored
+
+
+def chosen(found, names):
+    """The entries of ``found`` named in ``names`` (a regrade of some students), sorted.
+
+    A name that matches no entry raises ``LookupError`` naming the closest one: a typo must not
+    grade nobody and write an empty CSV.
+    """
+    by_name = {entry.name: entry for entry in found}
+
+    def named(name):
+        close = difflib.get_close_matches(name, by_name, n=1)
+        return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+
+    unknown = [named(name) for name in dict.fromkeys(names) if name not in by_name]
+    if unknown:
+        raise LookupError(f"no submission named {', '.join(unknown)}")
+    return [by_name[name] for name in sorted(set(names))]
