@@ -81,7 +81,7 @@ def test_a_preset_is_its_yaml_file():
     assert by_name == by_path, "--preset cpu must be exactly ganlab/configs/cpu.yaml"
 
 
-def test_the_demo_is_the_cpu_preset_stopped_early():
+def test_the_demo_differs_from_the_cpu_preset_only_where_it_says():
     """One copy of the recipe: every key demo.yaml does not set is the CPU preset's."""
     own = yaml.safe_load((PRESETS / "demo.yaml").read_text())
     assert own.get("extends") == "cpu", "demo.yaml should say `extends: cpu`"
