@@ -1,6 +1,7 @@
 """Run notebooks in another Python environment (the Colab-like one, a plain install) with nbclient:
 a kernel spec naming that environment's Python, in a temporary JUPYTER_PATH."""
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,22 @@ def built_env(default, variable, script):
     if not (folder / ".complete").is_file():
         pytest.skip(f"no environment at {folder}: build it with {script} (or set {variable})")
     return folder
+
+
+@contextlib.contextmanager
+def held(folder):
+    """Hold the environment in ``folder`` for the caller alone, across pytest-xdist workers.
+
+    Tests that uninstall and reinstall the kit in one environment (a new Colab runtime) must not
+    overlap: one worker's uninstall would take torchmetrics from under the other's notebook."""
+    import fcntl  # POSIX only, as are the environments (built by bash scripts)
+
+    with open(Path(folder) / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def kernel_spec(jupyter_path, python, env, name="runtime"):

@@ -19,7 +19,17 @@ import pytest
 from ganlab import colab, instructor, submission
 
 from colab_standin import calls, cell_for, course_origin, write_stand_in
-from runtime_env import REPO, built_env, cell, errors, kernel_spec, read, run_notebook, text_of
+from runtime_env import (
+    REPO,
+    built_env,
+    cell,
+    errors,
+    held,
+    kernel_spec,
+    read,
+    run_notebook,
+    text_of,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime_env]
 NAMES = sorted(p.name for p in (REPO / "solutions" / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -29,10 +39,15 @@ RUNTIME_DEPENDENT = ("ganlab", "torchmetrics", "lightning-utilities")
 @pytest.fixture(scope="module")
 def colab_run(tmp_path_factory):
     venv = built_env(".venv-colab", "GANLAB_COLAB_ENV", ".ci/colab-env")
-    python = venv / "bin" / "python"
     if not (REPO / "solutions" / "ganlab").is_dir():
         pytest.skip("needs the instructor's copy (solutions/)")
-    tmp = tmp_path_factory.mktemp("colab")
+    with held(venv):  # test_browser.py's Notebook 6.5 installs and uninstalls the kit there too
+        yield from _runtimes(venv, tmp_path_factory.mktemp("colab"))
+
+
+def _runtimes(venv, tmp):
+    """Run every notebook, each in a new runtime, then yield what the tests look at."""
+    python = venv / "bin" / "python"
     origin = course_origin(tmp / "origin")
     write_stand_in(tmp / "standin")
     drive = tmp / "drive"
