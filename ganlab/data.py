@@ -18,7 +18,7 @@ Names ``load_dataset`` accepts (``DATASETS``):
 Each item is ``(image, label)``: a float32 tensor (C, H, W) in [-1, 1] and an int.
 """
 
-from __future__ import annotations  # `int | None` annotations on Python 3.9
+from __future__ import annotations
 
 import hashlib
 import io

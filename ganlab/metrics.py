@@ -18,7 +18,7 @@ also scores as many real *training* images against the same test set: the floor,
 a generator that drew the training data itself would score.
 """
 
-from __future__ import annotations  # `int | None` annotations on Python 3.9
+from __future__ import annotations
 
 import io
 import warnings

@@ -1,8 +1,13 @@
-"""environment.yml and pyproject.toml must list the same dependencies."""
+"""environment.yml and pyproject.toml must list the same dependencies; setup.mk must pick a Python
+that the pinned torch has wheels for."""
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 
@@ -66,3 +71,48 @@ def test_colabs_versions_satisfy_every_dependency():
             assert requirement.specifier.contains(colab[name], prereleases=True), (
                 f"{text} rejects Colab's {name} {colab[name]}"
             )
+
+
+def _make(args, path, cwd):
+    return subprocess.run(
+        [shutil.which("make"), "-f", str(REPO / "setup.mk"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": str(path), "HOME": str(cwd)},
+    )
+
+
+def _old_python(folder):
+    """A `python3` that is too old for the pinned torch (as macOS's own 3.9 is)."""
+    folder.mkdir()
+    old = folder / "python3"
+    old.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Python 3.9.6"\nexit 1\n')
+    old.chmod(0o755)
+    return folder
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_make_takes_a_python_new_enough_for_the_pinned_torch(tmp_path):
+    fake = _old_python(tmp_path / "bin")
+    (fake / "python3.12").symlink_to(sys.executable)
+    proc = _make(["--eval", "show: ; @echo $(PYTHON)", "show"], f"{fake}:/usr/bin:/bin", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    chosen = proc.stdout.strip()
+    assert chosen.startswith("python3.1"), f"make took {chosen!r}, not the newer python3.1X"
+    minimum = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert (
+        "sys.version_info < (3, 10)" in (REPO / "setup.mk").read_text() and minimum == ">=3.10"
+    ), "setup.mk's floor and pyproject's requires-python must agree"
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_make_without_a_new_enough_python_says_what_to_install(tmp_path):
+    (tmp_path / "pyproject.toml").touch()
+    proc = _make(["setup"], _old_python(tmp_path / "bin"), tmp_path)
+    assert proc.returncode != 0
+    assert "ganlab needs Python >= 3.10" in proc.stderr and "Python 3.9.6" in proc.stderr, (
+        proc.stderr
+    )
+    assert "make PYTHON=" in proc.stderr
+    assert not (tmp_path / ".venv").exists(), "a venv of a Python too old was created"
