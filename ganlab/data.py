@@ -211,6 +211,14 @@ def _image_folder(folder: Path, channels: int, size: int) -> Dataset:
     return _FlatFolder(files, transform)
 
 
+def _raw_files_intact(cls, root: Path) -> bool:
+    """Whether all of an MNIST-like dataset's .gz files are in ``root/NAME/raw`` with their MD5."""
+    from torchvision.datasets.utils import check_integrity
+
+    raw = root / cls.__name__ / "raw"
+    return all(check_integrity(str(raw / filename), md5) for filename, md5 in cls.resources)
+
+
 def _where_files_go(name: str, root: Path, split: str) -> str:
     """How to put a dataset's files in place by hand when torchvision cannot fetch them."""
     if name in _MNIST_LIKE:
@@ -283,7 +291,11 @@ def load_dataset(
     split = "train" if train else "test"
     try:
         if name in _MNIST_LIKE:
-            return _MNIST_LIKE[name](root, train=train, transform=transform, download=download)
+            cls = _MNIST_LIKE[name]
+            # Files put in raw/ by hand (as _where_files_go says) are unpacked even with
+            # download=False: with every checksum right, torchvision fetches nothing.
+            unpack = download or _raw_files_intact(cls, root)
+            return cls(root, train=train, transform=transform, download=unpack)
         if name == "emnist":
             dataset = datasets.EMNIST(
                 root, "balanced", train=train, transform=transform, download=download

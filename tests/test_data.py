@@ -4,6 +4,7 @@ No test needs the internet. Real MNIST is used by one optional test (marker `sha
 that is skipped where ../shared/data/mnist is absent.
 """
 
+import gzip
 import hashlib
 import io
 import shutil
@@ -275,6 +276,35 @@ def test_mnist_from_local_files(fake_mnist, arrays):
     assert data.as_tensors(resized, limit=2)[0].shape == (2, 1, 32, 32), (
         "as_tensors must respect a resize"
     )
+
+
+def test_mnist_gz_files_put_in_place_by_hand_load_without_download(tmp_path, arrays, monkeypatch):
+    """The four .gz files in raw/ (what the 'not downloaded' message asks for) are enough for
+    download=False, as `ganlab evaluate` uses it: unpacked, never fetched. A damaged file is not."""
+
+    def no_fetching(*args, **kwargs):
+        raise AssertionError("torchvision tried to download although download=False")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_fetching)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    pinned = []
+    for prefix, split, n in (("train", "train", 20), ("t10k", "test", 10)):
+        for kind, key in (("images-idx3", "images"), ("labels-idx1", "labels")):
+            idx = tmp_path / f"{prefix}-{kind}-ubyte"
+            write_idx(idx, arrays[f"{split}_{key}"][:n])
+            gz = raw / f"{idx.name}.gz"
+            gz.write_bytes(gzip.compress(idx.read_bytes()))
+            pinned.append((gz.name, hashlib.md5(gz.read_bytes()).hexdigest()))
+    monkeypatch.setattr(datasets.MNIST, "resources", pinned)  # this tiny MNIST's checksums
+    gz = raw / "train-images-idx3-ubyte.gz"
+    intact = gz.read_bytes()
+    gz.write_bytes(intact[:-8])  # damaged: not unpacked
+    with pytest.raises(DatasetUnavailable):
+        data.load_dataset("mnist", root=tmp_path, train=False, download=False)
+    gz.write_bytes(intact)
+    test = data.load_dataset("mnist", root=tmp_path, train=False, download=False)
+    assert len(test) == 10, "the .gz files in raw/ must be unpacked and read with download=False"
 
 
 def test_emnist_orientation_is_fixed(tmp_path, arrays):
