@@ -18,8 +18,9 @@ def lerp(z0, z1, t):
     """Linear interpolation ``(1 - t) * z0 + t * z1``.
 
     ``z0``, ``z1``: (nz,) vectors; ``t``: a float or a 1-D tensor of T values in [0, 1].
-    Returns (nz,) for a float ``t`` and (T, nz) for a tensor ``t``; ``t=0`` gives
-    exactly ``z0`` and ``t=1`` exactly ``z1``. No Python loop over ``t``: broadcast.
+    Returns (nz,) for a float ``t`` and (T, nz) for a tensor ``t`` (T = 1 too), in z0's
+    dtype; ``t=0`` gives exactly ``z0`` and ``t=1`` exactly ``z1``. No Python loop over
+    ``t``: broadcast. ``z0`` and ``z1`` stay as they are (no in-place operations).
     """
     # YOUR CODE HERE
     raise NotImplementedError(

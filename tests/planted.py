@@ -223,6 +223,19 @@ planted(
     check_count_parameters="nested ones too",
 )
 
+planted(
+    E,
+    "concatenates the parameters",
+    lambda m: torch.cat([p.flatten() for p in m.parameters() if p.requires_grad]).numel(),
+    check_count_parameters="a model without parameters has 0",
+)
+planted(
+    E,
+    "loops over modules() too",
+    lambda m: sum(p.numel() for x in m.modules() for p in x.parameters() if p.requires_grad),
+    check_count_parameters="do not loop over model.modules()",
+)
+
 # -- 1.1 make_transform -------------------------------------------------------------------
 E = "make_transform"
 T = transforms
@@ -293,6 +306,19 @@ planted(
 )
 planted(E, "returns the class", lambda: T.ToTensor, check_transform="an instance")
 
+planted(
+    E,
+    "RGB statistics",
+    lambda: T.Compose([T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]),
+    check_transform="MNIST has one channel",
+)
+planted(
+    E,
+    "a class in Compose",
+    lambda: T.Compose([T.ToTensor, T.Normalize((0.5,), (0.5,))]),
+    check_transform="a class where an instance belongs",
+)
+
 # -- 1.2 to_display -----------------------------------------------------------------------
 E = "to_display"
 planted(E, "identity", lambda x: x, check_scaling="unchanged")
@@ -333,6 +359,11 @@ planted(
     "one shape only",
     lambda x: ((x.view(1, 1, 1, -1) + 1) / 2).clamp(0, 1),
     check_scaling="any shape",
+)
+
+planted(E, "in place", lambda x: x.add_(1).div_(2).clamp_(0, 1), check_scaling="changed the images")
+planted(
+    E, "to float64", lambda x: ((x + 1) / 2).clamp(0, 1).double(), check_scaling="changed the dtype"
 )
 
 # -- 2.1 conv_out_size and 3.1 deconv_out_size ----------------------------------------------
@@ -602,6 +633,16 @@ def init_uniform(m):
         nn.init.uniform_(m.weight, -0.02, 0.02)
 
 
+@planted(E, "new Parameters", check_init="replaced nn.Conv2d's weight with a new tensor")
+def init_new_parameters(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        m.weight = nn.Parameter(torch.randn_like(m.weight) * 0.02)
+        if m.bias is not None:
+            m.bias = nn.Parameter(torch.zeros_like(m.bias))
+    elif isinstance(m, nn.BatchNorm2d):
+        init_dcgan_weights(m)
+
+
 # -- 2.3 the critic -------------------------------------------------------------------------
 E = "Critic"
 ARCH, OUT = "check_critic_architecture", "check_critic_output"
@@ -826,6 +867,14 @@ planted(
 planted(E, "detaches its input", DetachingCritic, **{OUT: "no gradient reaches the input images"})
 planted(E, "forward under no_grad", NoGradCritic, **{OUT: "does not require grad"})
 
+
+class SqueezeCritic(Critic):
+    def forward(self, x):
+        return self.net(x).squeeze()
+
+
+planted(E, "squeeze() in forward", SqueezeCritic, **{OUT: "squeeze() drops the batch dimension"})
+
 # -- 3.2 upsample_block -----------------------------------------------------------------------
 E = "upsample_block"
 UP = "check_upsample_block"
@@ -955,6 +1004,21 @@ def returns_error(i, o, mode="transposed"):
 
 @planted(E, "default mode nearest", **{UP: "is the default"})
 def default_nearest(i, o, mode="nearest"):
+    return upsample_block(i, o, mode)
+
+
+@planted(E, "transposed conv in a Sequential", **{UP: "return the ConvTranspose2d itself"})
+def transposed_wrapped(i, o, mode="transposed"):
+    block = upsample_block(i, o, mode)
+    return nn.Sequential(block) if mode == "transposed" else block
+
+
+@planted(E, "UpsamplingNearest2d", **{UP: "deprecates"})
+def upsampling_nearest2d(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(
+            nn.UpsamplingNearest2d(scale_factor=2), nn.Conv2d(i, o, 3, padding=1, bias=False)
+        )
     return upsample_block(i, o, mode)
 
 
@@ -1171,6 +1235,21 @@ planted(E, "half of z unused", HalfZGenerator, **{GOUT: "ignore 50 of the nz = 1
 planted(E, "z transposed", TransposedZGenerator, **{GOUT: "image i must depend on z[i] only"})
 planted(E, "no reshape of z", NeedsFourDGenerator, **{GOUT: "forward must reshape z itself"})
 
+
+@generator_variant("ReLU before the tanh", **{GARCH: "followed by nn.Tanh() only"})
+def relu_before_tanh(net, c):
+    return nn.Sequential(*list(net)[:-1], nn.ReLU(), nn.Tanh())
+
+
+class RescaledGenerator(Generator):
+    def forward(self, z):
+        return super().forward(z) * 0.5 + 0.5
+
+
+planted(
+    E, "rescaled to [0, 1] after the tanh", RescaledGenerator, **{GOUT: "last operation is Add"}
+)
+
 # -- 4.1 critic_loss --------------------------------------------------------------------------
 E = "critic_loss"
 CL = "check_critic_loss"
@@ -1310,6 +1389,13 @@ planted(
     "real term halved",
     lambda r, f, real_label=1.0: BCE(r, _full(r, real_label)) / 2 + BCE(f, torch.zeros_like(f)),
     **{CL: "the real term is halved"},
+)
+
+planted(
+    E,
+    "real_label as a 0-d target",
+    lambda r, f, real_label=1.0: BCE(r, torch.tensor(real_label)) + BCE(f, torch.tensor(0.0)),
+    **{CL: "make each target from its own logits"},
 )
 
 # -- 4.2 generator_loss and 4.3 the saturating loss -------------------------------------------
@@ -1461,6 +1547,16 @@ planted(
     "betas before lr",
     lambda c, g, betas=(0.5, 0.999), lr=2e-4, **kw: _two(c, g, lr=lr, betas=betas, **kw),
     **{OPT: "keep the signature"},
+)
+
+planted(
+    E,
+    "AdamW",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: (
+        torch.optim.AdamW(c.parameters(), lr=lr, betas=betas, **kw),
+        torch.optim.AdamW(g.parameters(), lr=lr, betas=betas, **kw),
+    ),
+    **{OPT: "opt_c is AdamW; DCGAN uses Adam"},
 )
 
 # -- 5.2 critic_step and 5.3 generator_step ------------------------------------------------------
@@ -1618,6 +1714,51 @@ def critic_step_default_09(critic, generator, real, z, opt_c, real_label=0.9):
     return critic_step(critic, generator, real, z, opt_c, real_label)
 
 
+@planted(E, "minimises the negated loss", **{CS: "the critic climbed its loss"})
+def critic_step_negated(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = -critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "generator left in eval mode", **{CS: "left the generator in eval mode"})
+def critic_step_generator_eval(critic, generator, real, z, opt_c, real_label=1.0):
+    generator.eval()
+    return critic_step(critic, generator, real, z, opt_c, real_label)
+
+
+@planted(E, "step before backward", **{CS: "in that order"})
+def critic_step_step_first(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    opt_c.step()
+    loss.backward()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "d_real after the step", **{CS: "(before the step)"})
+def critic_step_d_after(critic, generator, real, z, opt_c, real_label=1.0):
+    out = critic_step(critic, generator, real, z, opt_c, real_label)
+    with torch.no_grad():
+        out["d_real"] = torch.sigmoid(critic(real)).mean()
+    return out
+
+
+@planted(E, "scores under no_grad", **{CS: "no graph to backpropagate"})
+def critic_step_no_grad(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    with torch.no_grad():
+        r, f = critic(real), critic(generator(z))
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
 E = "generator_step"
 GS = "check_generator_step"
 
@@ -1718,6 +1859,39 @@ def generator_step_graph(critic, generator, z, opt_g):
     return {"loss_g": loss, "d_fake_g": torch.sigmoid(logits).mean().detach()}
 
 
+@planted(E, "minimises the negated loss", **{GS: "the generator climbed its loss"})
+def generator_step_negated(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    logits = critic(generator(z))
+    loss = -generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+@planted(E, "critic left in eval mode", **{GS: "left the critic in eval mode"})
+def generator_step_critic_eval(critic, generator, z, opt_g):
+    critic.eval()
+    return generator_step(critic, generator, z, opt_g)
+
+
+@planted(E, "critic under no_grad", **{GS: "no graph to backpropagate"})
+def generator_step_no_grad(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    fake = generator(z)
+    with torch.no_grad():
+        logits = critic(fake)
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+@planted(E, "fresh noise", **{GS: "the z passed in"})
+def generator_step_fresh_noise(critic, generator, z, opt_g):
+    return generator_step(critic, generator, torch.randn_like(z), opt_g)
+
+
 # -- 5.4 a training run ----------------------------------------------------------------------------
 E = "history"
 TR = "check_training_run"
@@ -1769,6 +1943,27 @@ planted(
     **{LP: "with shape"},
 )
 planted(E, "eased t", lambda z0, z1, t: lerp(z0, z1, torch.as_tensor(t) ** 2), **{LP: "midpoint"})
+
+
+def _lerp_squeezed(z0, z1, t):
+    t = torch.as_tensor(t, dtype=z0.dtype).view(-1, 1)
+    return ((1 - t) * z0 + t * z1).squeeze()
+
+
+planted(E, "squeezed", _lerp_squeezed, **{LP: "squeeze() drops T too"})
+
+
+@planted(E, "in place", **{LP: "changed z0 or z1 in place"})
+def lerp_in_place(z0, z1, t):
+    t = torch.as_tensor(t, dtype=z0.dtype).unsqueeze(-1)
+    return z0.mul_(1 - t).add_(t * z1) if t.numel() == 1 else (1 - t) * z0 + t * z1
+
+
+@planted(E, "t in float64", **{LP: "make t with their dtype"})
+def lerp_float64(z0, z1, t):
+    t = torch.as_tensor(t, dtype=torch.float64).unsqueeze(-1)
+    return (1 - t) * z0 + t * z1
+
 
 E = "slerp"
 SP = "check_slerp"
@@ -1844,6 +2039,21 @@ def slerp_fallback_z0(z0, z1, t, eps=1e-7):
     return slerp(z0, z1, t, eps)
 
 
+planted(
+    E,
+    "squeezed",
+    lambda z0, z1, t, eps=1e-7: slerp(z0, z1, t, eps).squeeze(),
+    **{SP: "squeeze() drops T too"},
+)
+
+
+@planted(E, "unit-vector slerp, norms interpolated", **{SP: "weigh z0 and z1 themselves"})
+def slerp_unit_rescaled(z0, z1, t, eps=1e-7):
+    path = slerp(z0 / z0.norm(), z1 / z1.norm(), t, eps)
+    t = torch.as_tensor(t, dtype=z0.dtype).unsqueeze(-1)
+    return path * ((1 - t) * z0.norm() + t * z1.norm())
+
+
 E = "latent_grid"
 LG = "check_latent_grid"
 lin = torch.linspace
@@ -1899,6 +2109,15 @@ planted(
         z0 + lin(0, 1, rows).view(-1, 1, 1) * z1 + lin(0, 1, cols).view(1, -1, 1) * z2
     ).reshape(rows * cols, -1),
     **{LG: "entry (0, 1) is wrong"},
+)
+
+planted(
+    E,
+    "arange / (n - 1)",
+    lambda z0, z1, z2, rows, cols: _grid(
+        z0, z1, z2, torch.arange(rows) / (rows - 1), torch.arange(cols) / (cols - 1)
+    ),
+    **{LG: "divides by 0"},
 )
 
 # -- 7.1 gradient_penalty ------------------------------------------------------------------------------
@@ -2037,6 +2256,42 @@ planted(
 )
 
 
+def _penalty_of(reduce, use_backward=False):
+    """A penalty that differentiates ``critic(x_hat).reduce()`` (None: the scores themselves),
+    with ``backward()`` and ``x_hat.grad`` if ``use_backward``."""
+
+    def penalty(critic, real, fake, weight=10.0):
+        x_hat = _mix(real, fake, _eps(real)).requires_grad_(True)
+        out = critic(x_hat)
+        out = getattr(out, reduce)() if reduce else out
+        if use_backward:
+            out.backward(create_graph=True)
+            grad = x_hat.grad
+        else:
+            (grad,) = torch.autograd.grad(out, x_hat, create_graph=True)
+        return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+    return penalty
+
+
+planted(E, "gradient of the mean score", _penalty_of("mean"), **{GP: "critic(x_hat).mean()"})
+planted(E, "scores not summed", _penalty_of(None), **{GP: "one score per sample"})
+planted(
+    E,
+    "backward() and x_hat.grad",
+    _penalty_of("sum", use_backward=True),
+    **{GP: "left gradients in the critic's weights"},
+)
+planted(
+    E,
+    "L1 norm",
+    lambda c, r, f, weight=10.0: _penalty(
+        c, _mix(r, f, _eps(r)), weight, norm=lambda g: g.flatten(1).abs().sum(1)
+    ),
+    **{GP: "the L1 norm"},
+)
+
+
 # Correct variants a student may well write: every check must pass them.
 class AttributeCritic(nn.Module):
     """Layers as attributes, registered in another order than they run, one LeakyReLU shared."""
@@ -2104,6 +2359,40 @@ def _init_data(m):
         m.bias.data.fill_(0)
 
 
+def _init_assigned(m):
+    """``.data =`` keeps the Parameter itself: only its values change."""
+    if isinstance(m, CONVS + (nn.Linear,)):
+        m.weight.data = torch.randn_like(m.weight) * 0.02
+        if m.bias is not None:
+            m.bias.data = torch.zeros_like(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        m.weight.data = 1 + torch.randn_like(m.weight) * 0.02
+        m.bias.data = torch.zeros_like(m.bias)
+
+
+def _grid_meshgrid(z0, z1, z2, rows, cols):
+    a, b = torch.meshgrid(torch.linspace(0, 1, rows), torch.linspace(0, 1, cols), indexing="ij")
+    return (z0 + a[..., None] * (z1 - z0) + b[..., None] * (z2 - z0)).reshape(rows * cols, -1)
+
+
+def _penalty_sqrt(critic, real, fake, weight=10.0):
+    eps = torch.rand(real.size(0), 1, 1, 1)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return weight * ((torch.sqrt((grad.flatten(1) ** 2).sum(1) + 1e-12) - 1) ** 2).mean()
+
+
+def _critic_step_no_grad_fakes(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    with torch.no_grad():
+        fake = generator(z)
+    r, f = critic(real), critic(fake)
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
 CORRECT = [
     ("Generator", DetachedZGenerator),
     ("Critic", AttributeCritic),
@@ -2128,4 +2417,10 @@ CORRECT = [
     ),
     ("generator_step", _freeze_and_restore),
     ("gradient_penalty", _penalty_ones),
+    ("to_display", lambda x: x.clone().add_(1).div_(2).clamp_(0, 1)),
+    ("init_dcgan_weights", _init_assigned),
+    ("lerp", lambda z0, z1, t: torch.lerp(z0, z1, torch.as_tensor(t, dtype=z0.dtype)[..., None])),
+    ("latent_grid", _grid_meshgrid),
+    ("gradient_penalty", _penalty_sqrt),
+    ("critic_step", _critic_step_no_grad_fakes),
 ]

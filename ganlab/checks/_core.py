@@ -112,16 +112,20 @@ def first_line(err):
 def call(fn, what, *args, hint="", **kwargs):
     """``fn(*args, **kwargs)``; an error in it becomes a hint that names the call.
 
-    A stub's ``NotImplementedError`` passes through unchanged (the student sees which
-    function is still to write), and so does a ``CheckFailed`` raised on purpose.
+    ``hint`` is a string, or a function of the error's first line that returns one (for
+    hints that fit one error only). A stub's ``NotImplementedError`` passes through
+    unchanged (the student sees which function is still to write), and so does a
+    ``CheckFailed`` raised on purpose.
     """
     try:
         return fn(*args, **kwargs)
     except (NotImplementedError, CheckFailed):
         raise
     except Exception as err:
+        line = first_line(err)
+        hint = hint(line) if callable(hint) else hint
         raise CheckFailed(
-            f"{what} raised {type(err).__name__}: {first_line(err)}" + (f". {hint}" if hint else "")
+            f"{what} raised {type(err).__name__}: {line}" + (f". {hint}" if hint else "")
         ) from err
 
 

@@ -18,6 +18,21 @@ def _grey(value):
     return _image(np.full((28, 28), value))
 
 
+def _transform_hint(error):
+    if "__init__()" in error:  # Compose called a class with the image
+        return (
+            "the pipeline holds a class where an instance belongs: transforms.ToTensor(), with ()"
+        )
+    if "broadcast shape [3" in error:
+        return (
+            "Normalize got three means and stds (for RGB images); MNIST has one channel: "
+            "Normalize((0.5,), (0.5,))"
+        )
+    return (
+        "it gets a PIL image: ToTensor() comes first, Normalize works on tensors, after ToTensor()"
+    )
+
+
 @graded
 def check_transform(make_transform):
     """``make_transform()`` must map a 28x28 greyscale PIL image to a (1, 28, 28) float tensor in
@@ -33,12 +48,7 @@ def check_transform(make_transform):
             f"make_transform() returned the class {transform.__name__}: return an instance, "
             f"e.g. transforms.{transform.__name__}()"
         )
-    out = call(
-        transform,
-        "the transform on a PIL image",
-        _grey(0),
-        hint="it gets a PIL image: ToTensor() comes first, Normalize works on tensors, after ToTensor()",
-    )
+    out = call(transform, "the transform on a PIL image", _grey(0), hint=_transform_hint)
     fail_unless(
         isinstance(out, torch.Tensor),
         f"the transform returns {type(out).__name__}, not a tensor: start the pipeline with "
@@ -91,12 +101,21 @@ def check_transform(make_transform):
 def check_scaling(to_display):
     """``to_display(x)`` must map [-1, 1] back to [0, 1] for plotting, clamping overshoot, in any shape."""
     x = torch.tensor([-1.0, 0.0, 1.0, -1.2, 1.3]).view(1, 1, 1, 5)
-    out = call(to_display, "to_display(images)", x.clone())
+    images = x.clone()
+    out = call(to_display, "to_display(images)", images)
+    fail_unless(
+        torch.equal(images, x),
+        "to_display changed the images passed in (an in-place add_, div_ or clamp_): compute a "
+        "new tensor, the caller's images must stay in [-1, 1]",
+    )
     fail_unless(
         isinstance(out, torch.Tensor), f"to_display returns {type(out).__name__}, not a tensor"
     )
     fail_unless(
         out.shape == x.shape, f"to_display changed the shape {tuple(x.shape)} to {tuple(out.shape)}"
+    )
+    fail_unless(
+        out.dtype == x.dtype, f"to_display changed the dtype {x.dtype} to {out.dtype}: keep it"
     )
     got = [round(v, 4) for v in out.flatten().tolist()]
     if got[:3] == [-1.0, 0.0, 1.0]:
@@ -167,6 +186,11 @@ def check_count_parameters(count_parameters):
             "BatchNorm's running mean and variance were counted: they are buffers, not "
             "parameters; count model.parameters(), not model.state_dict()"
         )
+    if got == 24 + 24 + 20 + 4:  # m.parameters() summed over model.modules(): outer, inner, layers
+        raise CheckFailed(
+            f"count_parameters gave {got}, 3 times the 24 trainable scalars: model.parameters() "
+            "already includes every nested layer's; do not loop over model.modules() as well"
+        )
     fail_unless(
         got == 24,
         f"count_parameters gave {got} for Sequential(Sequential(Conv2d(1, 2, 3), BatchNorm2d(2)), "
@@ -177,5 +201,13 @@ def check_count_parameters(count_parameters):
     got = call(count_parameters, "count_parameters(model)", frozen)
     fail_unless(got != 61, "frozen parameters were counted: keep only those with p.requires_grad")
     fail_unless(got == 6, f"count_parameters gave {got} for a model with 6 trainable scalars")
-    fail_unless(count_parameters(nn.ReLU()) == 0, "a model without parameters has 0")
+    got = call(
+        count_parameters,
+        "count_parameters(nn.ReLU())",
+        nn.ReLU(),
+        hint="a model without parameters has 0 (the sum of no numel()s)",
+    )
+    fail_unless(
+        got == 0, f"count_parameters(nn.ReLU()) = {got!r}: a model without parameters has 0"
+    )
     passed("count_parameters")

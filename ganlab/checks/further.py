@@ -103,8 +103,23 @@ def _penalty(critic, x_hat, weight):
         "norm(dim=1) of a (B, C, H, W) gradient spans the channels only: flatten it first, "
         "grad.flatten(1).norm(dim=1)": weight * ((grad.norm(dim=1) - 1) ** 2).mean().item(),
         "square the distance: (||grad|| - 1)^2": weight * (n - 1).abs().mean().item(),
+        "the gradient of critic(x_hat).mean() is each sample's gradient divided by B: "
+        "differentiate critic(x_hat).sum() (each score depends on its own sample only)": weight
+        * ((n / len(n) - 1) ** 2).mean().item(),
+        "that is the L1 norm (the sum of |grad|): use the L2 norm, grad.flatten(1).norm(dim=1)": (
+            weight * ((grad.flatten(1).abs().sum(1) - 1) ** 2).mean().item()
+        ),
     }
     return want, variants
+
+
+def _grad_hint(error):
+    if "only for scalar outputs" in error:
+        return (
+            "critic(x_hat) holds one score per sample: differentiate critic(x_hat).sum(), or "
+            "pass grad_outputs=torch.ones_like(scores)"
+        )
+    return ""
 
 
 @graded
@@ -114,9 +129,15 @@ def check_gradient_penalty(gradient_penalty):
     real, fake = _batch(g)
     critic = _SpyCritic(g)
     what = "gradient_penalty(critic, real, fake, weight=10.0)"
-    gp = call(gradient_penalty, what, critic, real, fake, weight=10.0)
+    gp = call(gradient_penalty, what, critic, real, fake, weight=10.0, hint=_grad_hint)
     fail_unless(
         isinstance(gp, torch.Tensor) and gp.dim() == 0, "return the penalty as a scalar tensor"
+    )
+    fail_unless(
+        critic.w1.grad is None and critic.w2.grad is None,
+        "gradient_penalty left gradients in the critic's weights: take the gradient with "
+        "torch.autograd.grad(..., create_graph=True), not backward(), which also adds "
+        "dD/dweights to every weight's .grad and so to the critic's next update",
     )
     x_hat = _where(critic, real, fake)
     want, variants = _penalty(critic, x_hat, 10.0)

@@ -125,6 +125,11 @@ def check_upsample_block(upsample_block):
                 "mode='transposed' must be one ConvTranspose2d(kernel_size=4, stride=2, padding=1); "
                 f"found {', '.join(show(m) for m in layers)}",
             )
+            fail_unless(
+                isinstance(block, nn.ConvTranspose2d),
+                f"mode='transposed' returned a {type(block).__name__} around the layer: return "
+                "the ConvTranspose2d itself",
+            )
             continue
         fail_unless(
             not layers_of(block, nn.ConvTranspose2d),
@@ -137,6 +142,11 @@ def check_upsample_block(upsample_block):
             ups and ups[0].mode == "nearest",
             "mode='nearest' needs nn.Upsample(scale_factor=2, mode='nearest')"
             + (f" (yours uses mode={ups[0].mode!r})" if ups else ""),
+        )
+        fail_unless(
+            type(ups[0]) is nn.Upsample,
+            f"mode='nearest' uses nn.{type(ups[0]).__name__}, which PyTorch deprecates: use "
+            "nn.Upsample(scale_factor=2, mode='nearest')",
         )
         kinds = [type(m).__name__ for m in layers]
         fail_unless(

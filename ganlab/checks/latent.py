@@ -45,14 +45,28 @@ def _pair():
 
 
 def _path(fn, name, z0, z1, t, **kwargs):
-    """``fn(z0, z1, t)`` with ``t`` a float or a tensor of values; crashes become hints."""
+    """``fn(z0, z1, t)`` with ``t`` a float or a tensor of values; crashes become hints. The
+    result must keep the vectors' dtype (the generator's weights are float32), and the
+    vectors must come back unchanged."""
     if isinstance(t, torch.Tensor):
         t = t.as_subclass(_T)
         what = f"{name}(z0, z1, t) for a tensor t of {len(t)} values"
         hint = f"t may be a tensor of values: {NO_LOOP}"
     else:
         what, hint = f"{name}(z0, z1, {t})", "t may be a Python float: torch.as_tensor(t) first"
-    return _plain(call(fn, what, z0, z1, t, hint=hint, **kwargs))
+    a, b = z0.clone(), z1.clone()
+    out = _plain(call(fn, what, a, b, t, hint=hint, **kwargs))
+    fail_unless(
+        torch.equal(a, z0) and torch.equal(b, z1),
+        f"{name} changed z0 or z1 in place (mul_, add_, /=): compute new tensors, the caller's "
+        "vectors must stay as they are",
+    )
+    fail_unless(
+        not isinstance(out, torch.Tensor) or out.dtype == z0.dtype,
+        f"{what} returns {out.dtype if isinstance(out, torch.Tensor) else ''} for {z0.dtype} "
+        "vectors: make t with their dtype, torch.as_tensor(t, dtype=z0.dtype)",
+    )
+    return out
 
 
 def _check_common(fn, name):
@@ -73,6 +87,13 @@ def _check_common(fn, name):
     fail_unless(
         _close(path[0], z0) and _close(path[-1], z1, 1e-4),
         f"{name}: the path must start at z0 and end at z1",
+    )
+    one = _path(fn, name, z0, z1, torch.tensor([0.5]))
+    fail_unless(
+        isinstance(one, torch.Tensor) and tuple(one.shape) == (1, nz),
+        f"{name}(z0, z1, t) with 1 value of t must return shape (1, {nz}), got "
+        f"{tuple(getattr(one, 'shape', ()))}: squeeze() drops T too when it is 1; a tensor t "
+        "gives (T, nz) whatever T is",
     )
     return z0, z1, path
 
@@ -151,6 +172,15 @@ def _check_slerp(slerp):
             "quarter of the way along the arc (rescaling lerp is not slerp); use the "
             "sin((1 - t) * omega) / sin(omega) and sin(t * omega) / sin(omega) weights"
         )
+    # Different norms: the formula weighs z0 and z1 themselves (sin(omega) = 1 at 90 degrees).
+    a, b = 2 * u, 5 * v
+    want = torch.cos(ts * math.pi / 2)[:, None] * a + torch.sin(ts * math.pi / 2)[:, None] * b
+    fail_unless(
+        _close(_path(slerp, "slerp", a, b, ts), want, 1e-4),
+        "between two orthogonal vectors of norms 2 and 5, slerp is not sin((1 - t) * omega) / "
+        "sin(omega) * z0 + sin(t * omega) / sin(omega) * z1: weigh z0 and z1 themselves (unit "
+        "vectors only give omega), do not rescale the path",
+    )
     # Parallel along an axis: the cosine is exactly 1, so only a missing fallback can give NaN.
     e = torch.zeros(nz)
     e[0] = 1.0
@@ -192,7 +222,7 @@ def check_latent_grid(latent_grid):
     left, z2 top right, z1 bottom left, evenly spaced."""
     g = seeded(4)
     lin = torch.linspace
-    for rows, cols, nz in ((3, 4, 8), (4, 2, 5)):
+    for rows, cols, nz in ((3, 4, 8), (4, 2, 5), (1, 5, 6)):
         z0, z1, z2 = (torch.randn(nz, generator=g) for _ in range(3))
         what = f"latent_grid(z0, z1, z2, rows={rows}, cols={cols})"
         grid = call(latent_grid, what, z0, z1, z2, rows, cols)
@@ -203,6 +233,16 @@ def check_latent_grid(latent_grid):
             isinstance(grid, torch.Tensor) and shape == (rows * cols, nz),
             f"{what} must return ({rows * cols}, {nz}) for {nz}-dimensional vectors, got {shape}",
         )
+        if not bool(torch.isfinite(grid).all()):
+            raise CheckFailed(
+                f"{what} has NaN or infinite entries"
+                + (
+                    ": with one row a = [0]; arange(n) / (n - 1) divides by 0 there, "
+                    "torch.linspace(0, 1, n) does not"
+                    if rows == 1
+                    else ""
+                )
+            )
         want = _grid(z0, z1, z2, lin(0, 1, rows), lin(0, 1, cols))
         if _close(grid, want):
             continue
@@ -232,4 +272,4 @@ def check_latent_grid(latent_grid):
             "+ b_j (z2 - z0), a = linspace(0, 1, rows) down, b = linspace(0, 1, cols) across, "
             "row-major"
         )
-    passed("latent_grid", "corners and spacing of 3 x 4 and 4 x 2 grids")
+    passed("latent_grid", "corners and spacing of 3 x 4, 4 x 2 and 1 x 5 grids")

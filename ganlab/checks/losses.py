@@ -28,13 +28,20 @@ def _logits():
     return real, fake
 
 
-SAME_SIZE = "make each target from its own logits (torch.full_like, torch.zeros_like)"
+def _error_hint(error):
+    if "in-place" in error:
+        return (
+            "do not change the logits in place (clamp_, sigmoid_): autograd needs them as they are"
+        )
+    if "size" in error:
+        return "make each target from its own logits (torch.full_like, torch.zeros_like)"
+    return ""
 
 
 def _run(fn, what, *args):
     """Call a loss on fresh leaf tensors; return (loss, its float value, the leaves)."""
     leaves = [a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) else a for a in args]
-    loss = call(fn, what, *leaves, hint=SAME_SIZE if len(leaves) > 1 else "")
+    loss = call(fn, what, *leaves, hint=_error_hint)
     if isinstance(loss, tuple):
         raise CheckFailed(
             f"{what} returned a tuple: return one scalar tensor, the sum of the terms"

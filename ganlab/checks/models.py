@@ -184,6 +184,7 @@ def check_init(init_fn):
     ]
     modules = [m for _, m in weighted] + no_bias + [bn] + [m for _, m in others]
     before = {id(m): [p.detach().clone() for p in m.parameters()] for m in modules}
+    tensors = {id(m): dict(m.named_parameters()) for m in modules}
     for module in modules:
         name = type(module).__name__
         hint = (
@@ -197,6 +198,13 @@ def check_init(init_fn):
             f"init_fn returned a {type(result).__name__}: change the module's tensors in place "
             "(nn.init.normal_); model.apply() ignores what it returns",
         )
+        for attr, p in module.named_parameters():
+            fail_unless(
+                p is tensors[id(module)][attr],
+                f"init_fn replaced nn.{name}'s {attr} with a new tensor: fill the one it has in "
+                f"place (nn.init.normal_(module.{attr}, ...)); a new Parameter loses the "
+                "layer's device and dtype",
+            )
 
     def unchanged(m):
         return all(torch.equal(p, b) for p, b in zip(m.parameters(), before[id(m)]))
@@ -431,6 +439,12 @@ def check_critic_output(Critic):
             "critic returns values in (0, 1): remove the final sigmoid, the loss expects "
             "logits (binary_cross_entropy_with_logits applies it, stably)"
         )
+    one = run_forward(critic, x[:1].detach(), "Critic()")
+    fail_unless(
+        tuple(getattr(one, "shape", ())) == (1,),
+        f"critic output has shape {tuple(getattr(one, 'shape', ()))} for a batch of one image; "
+        "expected (1,): squeeze() drops the batch dimension too when B = 1, use .view(-1)",
+    )
     for channels, size in ((3, 32), (3, 64)):
         what = f"Critic(channels={channels}, image_size={size}, ndf=8)"
         big = build(Critic, "Critic", channels=channels, image_size=size, ndf=8)

@@ -65,6 +65,27 @@ def _diagnose_move(model, before, want, variants):
     return hits[0] if len(hits) == 1 else ""
 
 
+def _no_graph(error):
+    if "does not require grad" in error:
+        return (
+            "the loss has no graph to backpropagate: score the images outside torch.no_grad(), "
+            "and detach nothing but the fakes of the critic step"
+        )
+    return ""
+
+
+def _check_modes(critic, generator, what):
+    """A step that switches a network to eval mode leaves it there (the trainer does not switch
+    back): BatchNorm would use running statistics, and dropout stop, for the rest of training."""
+    for name, net in (("critic", critic), ("generator", generator)):
+        fail_unless(
+            net.training,
+            f"{what} left the {name} in eval mode: the trainer never switches it back, so its "
+            "BatchNorm would use running statistics from then on; leave the modes alone "
+            "(detach() and the optimizers decide who learns)",
+        )
+
+
 def _check_outputs(out, keys, what):
     fail_unless(
         isinstance(out, dict) and set(keys) <= set(out),
@@ -126,8 +147,8 @@ def _check_pair(result, critic, generator, what, lr, betas, options):
             "update would also move the generator"
         )
     for name, opt in (("opt_c", opt_c), ("opt_g", opt_g)):
-        fail_unless(
-            isinstance(opt, torch.optim.Adam), f"{name} is {type(opt).__name__}; DCGAN uses Adam"
+        fail_unless(  # not isinstance: AdamW is an Adam subclass, and it decays the weights
+            type(opt) is torch.optim.Adam, f"{name} is {type(opt).__name__}; DCGAN uses Adam"
         )
 
     def ids(opt):
@@ -243,12 +264,18 @@ def check_critic_step(critic_step):
         "only the real images were scored: score the (detached) fakes too": grads(
             ref.bce(real_logits, 0.9)
         ),
+        "the critic climbed its loss: minimise critic_loss as it is (BCE is already the "
+        "negative log-likelihood), do not negate it": [-g for g in want],
     }
     opt_c = torch.optim.SGD(critic.parameters(), lr=LR)
     before_c, before_g = _snapshot(critic), _snapshot(generator)
     _fill_grads(critic)
+    what = "critic_step(critic, generator, real, z, opt_c, real_label=0.9)"
     with substituted(critic_step, critic_loss=ref.critic_loss):
-        out = critic_step(critic, generator, real, z, opt_c, real_label=0.9)
+        out = call(
+            critic_step, what, critic, generator, real, z, opt_c, real_label=0.9, hint=_no_graph
+        )
+    _check_modes(critic, generator, "critic_step")
     fail_unless(
         not _changed(generator, before_g),
         "the generator's weights changed during the critic step: step only opt_c",
@@ -319,12 +346,17 @@ def check_generator_step(generator_step):
         "target 0 is the critic's: the generator minimises generator_loss = BCE(fake logits, 1)": _grads(
             ref.bce(logits, 0.0), generator
         ),
+        "the generator climbed its loss: minimise generator_loss as it is, do not negate it": [
+            -g for g in want
+        ],
     }
     opt_g = torch.optim.SGD(generator.parameters(), lr=LR)
     before_c, before_g = _snapshot(critic), _snapshot(generator)
     _fill_grads(generator)
+    what = "generator_step(critic, generator, z, opt_g)"
     with substituted(generator_step, generator_loss=ref.generator_loss):
-        out = generator_step(critic, generator, z, opt_g)
+        out = call(generator_step, what, critic, generator, z, opt_g, hint=_no_graph)
+    _check_modes(critic, generator, "generator_step")
     fail_unless(
         not _changed(critic, before_c),
         "the critic's weights changed during the generator step: "
@@ -344,7 +376,12 @@ def check_generator_step(generator_step):
     if hint is not None:
         raise CheckFailed(
             "the generator moved, but not by the gradient of generator_loss(critic(generator(z)))"
-            + (f": {hint}" if hint else ": backpropagate it through the critic into G, step once")
+            + (
+                f": {hint}"
+                if hint
+                else ": score generator(z) for the z passed in, backpropagate through the critic "
+                "into G, step once"
+            )
         )
     _check_outputs(out, ("loss_g", "d_fake_g"), "generator_step")
     if torch.allclose(out["loss_g"], saturating.detach(), atol=1e-5):

@@ -39,6 +39,8 @@ def critic_step(critic, generator, real, z, opt_c, real_label=1.0):
     Order: zero the critic's gradients, generate fakes from ``z`` and ``detach`` them,
     score real and fake images, ``critic_loss(..., real_label)``, backward, step.
     ``d_real`` / ``d_fake`` are the mean of ``sigmoid(logits)``: D(x) and D(G(z)).
+    Leave both networks in training mode (never switch one to eval mode): ``detach`` and
+    the optimizer decide who learns.
     """
     # BEGIN SOLUTION (notebooks/05_training.ipynb)
     opt_c.zero_grad(set_to_none=True)
@@ -64,7 +66,8 @@ def generator_step(critic, generator, z, opt_g):
     (no detach here: the gradient must flow back through the critic into G),
     ``generator_loss``, backward, step ``opt_g`` only. The critic's parameters
     receive gradients too, but its optimizer must not step; it zeroes them itself.
-    ``d_fake_g`` is the mean of ``sigmoid(logits)`` on these fakes.
+    ``d_fake_g`` is the mean of ``sigmoid(logits)`` on these fakes. Leave both networks
+    in training mode (eval mode does not "freeze" the critic: its optimizer not stepping does).
     """
     # BEGIN SOLUTION (notebooks/05_training.ipynb)
     opt_g.zero_grad(set_to_none=True)
