@@ -231,3 +231,18 @@ def test_the_moodle_gradebook_and_redacted_feedback():
 def test_process_creation_flag_names_calls_not_paths(source, flagged):
     pattern = assemble.RED_FLAGS["process creation or signals"]
     assert bool(re.search(pattern, source)) is flagged, source
+
+
+@pytest.mark.parametrize("kit", [REPO, REPO / "solutions"], ids=["stubs", "solutions"])
+def test_the_kit_as_handed_out_raises_no_red_flag(kit):
+    """Every student starts from the stubs and may end with the reference's code: a red flag
+    in either (a docstring that says ``.eval()`` matches ``eval(``) flags the whole class."""
+    modules = {
+        f"{name}.py": (kit / "ganlab" / f"{name}.py").read_text()
+        for name in ("models", "losses", "training", "latent")
+    }
+    books = {
+        p.name: nbformat.read(str(p), as_version=4) for p in (kit / "notebooks").glob("*.ipynb")
+    }
+    sub = assemble.Submission(name="handed-out", folder=kit, modules=modules)
+    assert assemble.red_flags(sub, books) == [], f"{kit}: the kit's own code is flagged"
