@@ -1236,6 +1236,19 @@ planted(E, "z transposed", TransposedZGenerator, **{GOUT: "image i must depend o
 planted(E, "no reshape of z", NeedsFourDGenerator, **{GOUT: "forward must reshape z itself"})
 
 
+class BatchNormalisedZGenerator(Generator):
+    def forward(self, z):
+        return super().forward((z - z.mean(0)) / (z.std(0) + 1e-8))
+
+
+planted(
+    E,
+    "z standardised over the batch",
+    BatchNormalisedZGenerator,
+    **{GOUT: "statistics of the batch"},
+)
+
+
 @generator_variant("ReLU before the tanh", **{GARCH: "followed by nn.Tanh() only"})
 def relu_before_tanh(net, c):
     return nn.Sequential(*list(net)[:-1], nn.ReLU(), nn.Tanh())

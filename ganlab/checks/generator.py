@@ -225,7 +225,7 @@ def _check_depends_on_z(gen, nz, g):
     try:
         with torch.no_grad():
             a, b = gen(z), gen(z)
-            shuffled = gen(z[[2, 0, 3, 1]])
+            shuffled, pair = gen(z[[2, 0, 3, 1]]), gen(z[:2])
         fail_unless(
             same and torch.allclose(a, b, atol=1e-6),
             "the same z gave different images in two calls: do not draw new noise (torch.randn) "
@@ -246,6 +246,12 @@ def _check_depends_on_z(gen, nz, g):
             torch.allclose(shuffled, a[[2, 0, 3, 1]], atol=1e-5),
             "image i must depend on z[i] only: keep the batch dimension first when you reshape z "
             "(z.view(z.size(0), -1, 1, 1))",
+        )
+        fail_unless(  # a shuffle keeps batch statistics; a smaller batch does not
+            torch.allclose(pair, a[:2], atol=1e-5),
+            "the first two images change when the batch holds only them: image i must depend on "
+            "z[i] only, so do not normalise z (or anything) with statistics of the batch in "
+            "forward; BatchNorm layers do that in training mode only",
         )
     finally:
         gen.train()
