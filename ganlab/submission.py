@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import os
 import re
 import zipfile
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,9 +34,23 @@ FORMAT, VERSION = "ganlab-submission", 1
 MANIFEST = "manifest.json"
 MAX_MEMBER_BYTES = 20 * 2**20  # per file; a notebook with plots is a few MB
 MAX_TOTAL_BYTES = 100 * 2**20
+MAX_ZIP_BYTES = MAX_TOTAL_BYTES  # the zip itself: zipfile holds its whole directory in memory
+MAX_FILES = 64  # members unpacked from one zip; a submission holds about a dozen
 COLAB_COPY = "Copy of "  # Colab's "File -> Save a copy in Drive" names a notebook "Copy of NN_..."
 DEFAULT_OUT = "ganlab-submission.zip"  # at the kit's root
-_NOTEBOOK = re.compile(r"notebooks/\d\d_[A-Za-z0-9_-]+\.ipynb")
+_NOTEBOOK = re.compile(r"notebooks/\d\d_[A-Za-z0-9_-]{1,100}\.ipynb")  # a name any disk can hold
+# What zipfile raises for a damaged or hostile zip: bad headers, a name flagged UTF-8 that is
+# not (ValueError), corrupt data (zlib, lzma; bz2 raises OSError), encryption or an unknown
+# compression method (RuntimeError, NotImplementedError), a member cut short (EOFError).
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    RuntimeError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 class SubmissionError(Exception):
@@ -92,11 +108,15 @@ def pack(files: dict, out, kit_version: str) -> dict:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        for name, data in contents.items():
-            archive.writestr(name, data)
-    os.replace(partial, out)
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+            for name, data in contents.items():
+                archive.writestr(name, data)
+        os.replace(partial, out)
+    except BaseException:  # a full disk, Ctrl-C: no half zip left next to the student's files
+        partial.unlink(missing_ok=True)
+        raise
     return manifest
 
 
@@ -132,7 +152,8 @@ def submit(kit_root=None, notebooks_dir=None, out=None, force=False) -> tuple[Pa
     kit_root = find_kit(kit_root)
     folder = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir(kit_root)
     if not folder.is_dir():
-        raise SubmissionError(f"the notebooks folder {folder} does not exist")
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise SubmissionError(f"the notebooks folder {folder} {what}")
     files, missing = collect(kit_root, folder)
     if missing:
         where = ", ".join(missing)
@@ -141,12 +162,31 @@ def submit(kit_root=None, notebooks_dir=None, out=None, force=False) -> tuple[Pa
             "notebook there (on Colab: File -> Save a copy in Drive, or File -> Download -> "
             "Download .ipynb and upload it to that folder), or name the folder with --notebooks DIR"
         )
+    _check_sizes(files)
     out = Path(out) if out else kit_root / DEFAULT_OUT
-    if out.exists() and not force:
-        raise SubmissionError(f"{out} exists: pass --force to replace it")
     if out.is_dir():
         raise SubmissionError(f"{out} is a folder, not a zip file name")
+    if not out.name.lower().endswith(".zip"):  # nor can it replace a notebook or a module
+        raise SubmissionError(f"{out}: name the file *.zip (the grader reads only .zip files)")
+    if out.exists() and not force:
+        raise SubmissionError(f"{out} exists: pass --force to replace it")
     return out, pack(files, out, __version__)
+
+
+def _check_sizes(files):
+    """Refuse what the grader's ``unpack`` would drop as too large, while the student can fix it."""
+    sizes = {name: Path(path).stat().st_size for name, path in files.items()}
+    large = [f"{n} ({b / 2**20:.0f} MB)" for n, b in sizes.items() if b > MAX_MEMBER_BYTES]
+    total = sum(sizes.values())
+    if large or total > MAX_TOTAL_BYTES:
+        what = ", ".join(large) or f"{total / 2**20:.0f} MB in all"
+        raise SubmissionError(
+            f"too large to grade: {what} "
+            f"(the grader reads at most {MAX_MEMBER_BYTES // 2**20} MB a file, "
+            f"{MAX_TOTAL_BYTES // 2**20} MB in all). Clear the notebooks' outputs (JupyterLab: "
+            "Edit -> Clear Outputs of All Cells; Colab: Edit -> Clear all outputs), save, and "
+            "hand in again"
+        )
 
 
 def hand_in(notebooks_dir=None):
@@ -168,59 +208,84 @@ def _allowed(name: str) -> bool:
     return name in {f"ganlab/{m}" for m in EXERCISE_MODULES} or bool(_NOTEBOOK.fullmatch(name))
 
 
+def _shown(names) -> str:
+    names = sorted(names)
+    return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+
+def _manifest_files(archive, notes):
+    """The manifest's ``files`` (``{name: {"sha256", "bytes"}}``), or None with a note."""
+    try:
+        with archive.open(MANIFEST) as f:
+            manifest = json.loads(f.read(2**20).decode("utf-8"))
+    except (*ZIP_ERRORS, KeyError, RecursionError):  # absent, damaged, not JSON, nested too deep
+        notes.append("no readable manifest.json: not made by `ganlab submit`")
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        notes.append("manifest.json is not a ganlab submission manifest")
+        return None
+    files = manifest.get("files")
+    return files if isinstance(files, dict) else {}
+
+
 def unpack(zip_path, dest) -> list[str]:
     """Extract a submission zip into the new folder ``dest``; returns notes for the grader.
 
     Only the names a submission may hold are written (exercise modules and course
-    notebooks, no links, no other paths), each at most ``MAX_MEMBER_BYTES`` and all
-    together at most ``MAX_TOTAL_BYTES``, counted while reading, not from the zip's
-    headers. A file whose hash differs from the manifest is kept, with a note.
-    Raises ``SubmissionError`` when the file is not a readable zip.
+    notebooks, no links, no other paths), at most ``MAX_FILES`` of them, each at most
+    ``MAX_MEMBER_BYTES`` and all together at most ``MAX_TOTAL_BYTES``, counted while
+    inflating (a member too large by its header is not inflated at all). A file whose
+    hash differs from the manifest is kept, with a note. Raises ``SubmissionError`` when
+    the file is not a readable zip, or larger than ``MAX_ZIP_BYTES``.
     """
-    dest = Path(dest)
-    notes, total = [], 0
+    dest, label = Path(dest), Path(zip_path).name
     try:
+        size = os.stat(zip_path).st_size
+        if size > MAX_ZIP_BYTES:
+            raise SubmissionError(
+                f"{label} is {size // 2**20} MB, more than a submission holds "
+                f"(at most {MAX_ZIP_BYTES // 2**20} MB): not made by `ganlab submit`"
+            )
         archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise SubmissionError(f"{Path(zip_path).name} is not a readable zip file ({err})") from err
+    except ZIP_ERRORS as err:
+        raise SubmissionError(f"{label} is not a readable zip file ({err})") from err
+    notes, skipped, written, tried, total = [], [], [], 0, 0
     with archive:
-        manifest = {}
-        try:
-            with archive.open(MANIFEST) as f:
-                manifest = json.loads(f.read(2**20).decode("utf-8"))
-            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                notes.append("manifest.json is not a ganlab submission manifest")
-                manifest = {}
-        except (KeyError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
-            notes.append("no readable manifest.json: not made by `ganlab submit`")
-        listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+        listed = _manifest_files(archive, notes)
         dest.mkdir(parents=True)
-        skipped = []
         for info in archive.infolist():
             name = info.filename
-            if name == MANIFEST or info.is_dir():
+            if name == MANIFEST or name.endswith("/"):  # (not is_dir(): it fails on a name "")
                 continue
+            if (
+                not _allowed(name)
+                or (info.external_attr >> 16) & 0o170000 not in (0, 0o100000)
+                or tried == MAX_FILES  # thousands of notebooks named NN_*: the rest is ignored
+            ):
+                skipped.append(name)
+                continue
+            tried += 1
             if (dest / name).exists():
                 notes.append(f"{name} appears twice in the zip: the first copy is graded")
                 continue
-            if not _allowed(name) or (info.external_attr >> 16) & 0o170000 not in (0, 0o100000):
-                skipped.append(name)
-                continue
-            try:
-                with archive.open(info) as f:
-                    data = f.read(MAX_MEMBER_BYTES + 1)
-            except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as err:
+            room = min(MAX_MEMBER_BYTES, MAX_TOTAL_BYTES - total)
+            data = None  # too large by its header: not worth inflating
+            if info.file_size <= room:
+                try:
+                    with archive.open(info) as f:
+                        data = f.read(room + 1)  # whatever the header says: one byte past
+                except ZIP_ERRORS as err:
+                    why = "encrypted" if info.flag_bits & 1 else str(err) or type(err).__name__
+                    notes.append(f"{name} could not be read from the zip ({why}): ignored")
+                    continue
+                total += len(data)  # kept or not: a zip bomb's members use up the total
+            if data is None or len(data) > room:
                 notes.append(
-                    f"{name} could not be read from the zip ({type(err).__name__}): ignored"
+                    f"{name} is too large (limit {MAX_MEMBER_BYTES // 2**20} MB a file, "
+                    f"{MAX_TOTAL_BYTES // 2**20} MB in all): ignored"
                 )
                 continue
-            if len(data) > MAX_MEMBER_BYTES or total + len(data) > MAX_TOTAL_BYTES:
-                notes.append(
-                    f"{name} is too large (limit {MAX_MEMBER_BYTES // 2**20} MB a file): ignored"
-                )
-                continue
-            total += len(data)
-            want = listed.get(name)
+            want = (listed or {}).get(name)
             if isinstance(want, dict) and want.get("sha256") != _digest(data)["sha256"]:
                 notes.append(
                     f"{name} differs from the hash in manifest.json (edited after packing?)"
@@ -228,7 +293,16 @@ def unpack(zip_path, dest) -> list[str]:
             path = dest / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        if skipped:
-            shown = ", ".join(sorted(skipped)[:5]) + (" ..." if len(skipped) > 5 else "")
-            notes.append(f"ignored {len(skipped)} file(s) a submission does not hold: {shown}")
+            written.append(name)
+        if listed is not None:  # the zip was made by `ganlab submit`: is it still what it packed?
+            absent = set(listed) - set(archive.namelist())
+            if absent:
+                notes.append(f"manifest.json lists files the zip lacks: {_shown(absent)}")
+            added = [name for name in written if name not in listed]
+            if added:
+                notes.append(f"not in manifest.json (added after packing?): {_shown(added)}")
+    if skipped:
+        notes.append(
+            f"ignored {len(skipped)} file(s) a submission does not hold: {_shown(skipped)}"
+        )
     return notes

@@ -3,9 +3,10 @@
 import os
 import socket
 import zipfile
+from pathlib import Path
 
 from ganlab import submission
-from ganlab.grading import intake
+from ganlab.grading import assemble, intake
 
 
 def test_folders_zips_and_dot_names_are_entries_the_rest_is_listed(tmp_path):
@@ -80,3 +81,120 @@ def test_chosen_keeps_the_named_entries_and_refuses_an_unknown_name(tmp_path):
         raise AssertionError("a name that matches no entry must be refused, not skipped")
     assert "'bobb' (did you mean 'bob'?)" in message and "'zed'" in message, message
     assert "alice" not in message, "only the unknown names are listed"
+
+
+def test_a_zip_that_breaks_zipfile_costs_its_own_row_only(tmp_path):
+    root = tmp_path / "class"
+    (root / "alice").mkdir(parents=True)
+    with zipfile.ZipFile(root / "bob.zip", "w") as z:  # a name flagged UTF-8 that is not
+        z.writestr("ganlab/models.py", "ok")
+        z.writestr("bad\u00e9", "x")
+    (root / "bob.zip").write_bytes(
+        (root / "bob.zip").read_bytes().replace(b"bad\xc3\xa9", b"bad\xff\xfe")
+    )
+    with zipfile.ZipFile(root / "carol.zip", "w") as z:  # JSON nested past the recursion limit
+        z.writestr("manifest.json", "[" * 500_000)
+        z.writestr("ganlab/models.py", "ok")
+    entries, _ = intake.entries(root, tmp_path / "work")  # was a UnicodeDecodeError for everyone
+    by_name = {e.name: e for e in entries}
+    assert list(by_name) == ["alice", "bob", "carol"]
+    assert "bob.zip could not be unpacked" in " ".join(by_name["bob"].notes)
+    assert by_name["bob"].flags == ["bob.zip could not be unpacked (grade it by hand?)"]
+    assert not list(by_name["bob"].folder.iterdir()), "a zip that failed is graded as empty"
+    assert (by_name["carol"].folder / "ganlab" / "models.py").read_text() == "ok"
+    assert by_name["alice"].flags == by_name["carol"].flags == []
+
+
+def test_a_grader_bug_while_unpacking_costs_one_row(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "class"
+    root.mkdir()
+    submission.pack({}, root / "alice.zip", "0.1.0")
+    submission.pack({}, root / "bob.zip", "0.1.0")
+    real_unpack = intake.unpack
+
+    def unpack(path, dest):
+        if "bob" in str(path):
+            (Path(dest) / "ganlab").mkdir(parents=True)
+            (Path(dest) / "ganlab" / "models.py").write_text("half")
+            raise MemoryError("a bug")
+        return real_unpack(path, dest)
+
+    monkeypatch.setattr(intake, "unpack", unpack)
+    entries, _ = intake.entries(root, tmp_path / "work")
+    alice, bob = entries
+    assert alice.flags == [] and bob.flags, "the failure is for a human to review"
+    assert "grading error: MemoryError: a bug" in " ".join(bob.notes)
+    assert not list(bob.folder.iterdir()), "half an unpacked zip is not graded"
+    assert "Traceback" in capsys.readouterr().err, "the grader's log says where it failed"
+
+
+def test_a_folder_holding_only_a_zip_is_graded_as_that_zip(tmp_path):
+    # A learning platform's "download all submissions": a folder per student, their upload in it.
+    root = tmp_path / "class"
+    (root / "Alice Smith_123_assignsubmission_file_").mkdir(parents=True)
+    module = tmp_path / "models.py"
+    module.write_text("x = 1\n")
+    upload = root / "Alice Smith_123_assignsubmission_file_" / "ganlab-submission.zip"
+    submission.pack({"ganlab/models.py": module}, upload, "0.1.0")
+    (root / "bob" / "ganlab").mkdir(parents=True)  # a kit copy that also holds a zip: a folder
+    submission.pack({"ganlab/models.py": module}, root / "bob" / "old.zip", "0.1.0")
+    alice, bob = intake.entries(root, tmp_path / "work")[0]
+    assert alice.name == "Alice Smith_123_assignsubmission_file_"
+    assert alice.notes[0] == f"from {alice.name}/ganlab-submission.zip"
+    assert (alice.folder / "ganlab" / "models.py").read_text() == "x = 1\n"
+    assert bob.folder == root / "bob"
+
+
+def test_names_one_student_may_have_twice_are_flagged(tmp_path):
+    root = tmp_path / "class"
+    for name in ("Alice", "alice", "Jos\u00e9", "Jose\u0301", "dave", "eve"):  # NFC, NFD
+        (root / name).mkdir(parents=True)
+    submission.pack({}, root / "dave.zip", "0.1.0")
+    submission.pack({}, root / ".zip", "0.1.0")
+    entries, _ = intake.entries(root, tmp_path / "work")
+    flags = {e.name: " ".join(e.flags) for e in entries}
+    assert "" not in flags and flags[".zip"] == "", "a zip named .zip is a row named .zip"
+    assert "'Alice' and 'alice' differ only in case" in flags["Alice"] == flags["alice"]
+    assert "differ only in case or Unicode form" in flags["Jos\u00e9"] == flags["Jose\u0301"]
+    assert "two submissions from dave" in flags["dave.zip"]
+    assert flags["dave"] == flags["eve"] == ""
+
+
+def test_files_the_grader_may_not_read_are_flagged_not_called_missing(tmp_path, monkeypatch):
+    # (the grader often runs as root, who reads everything: the refusals are simulated)
+    root = tmp_path / "class"
+    for name in ("frank", "gina"):
+        (root / name / "ganlab").mkdir(parents=True)
+        (root / name / "notebooks").mkdir()
+        (root / name / "ganlab" / "models.py").write_text("x = 1\n")
+    locked = [str(root / "gina"), str(root / "frank" / "ganlab" / "models.py")]
+    real = os.lstat, os.open, os.access, Path.iterdir
+
+    def denied(path):
+        return any(str(path) == p or str(path).startswith(p + os.sep) for p in locked)
+
+    def refuse(real_call, path, *args, **kwargs):
+        if denied(path) and str(path) != locked[0]:  # gina itself can be lstat-ed, not listed
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_call(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lambda p, *a, **k: refuse(real[0], p, *a, **k))
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: refuse(real[1], p, *a, **k))
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: not denied(p) and real[2](p, mode))
+
+    def iterdir(self):
+        if denied(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real[3](self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    frank, gina = intake.entries(root, tmp_path / "work")[0]
+    assert gina.flags == [
+        "the grader may not read gina, gina/ganlab, gina/notebooks: fix the permissions"
+    ]
+    sub = assemble.load_submission(gina.folder, [], "gina")  # was a PermissionError
+    assert "the submission's folder cannot be listed (Permission denied)" in sub.notes
+    assert "ganlab/models.py cannot be read (permission denied): ignored" in sub.notes
+    frank_notes = assemble.load_submission(frank.folder, [], "frank").notes
+    assert "ganlab/models.py cannot be read (permission denied): ignored" in frank_notes
+    assert not any("larger than" in n for n in frank_notes), frank_notes

@@ -1,6 +1,7 @@
 """ganlab.submission: the zip a student hands in, and how the grader reads it back."""
 
 import json
+import os
 import zipfile
 
 import pytest
@@ -178,3 +179,164 @@ def test_notebook_00_closes_with_the_hand_in_cell():
     )
     last = nb.cells[-1]
     assert last.cell_type == "code" and "submission.hand_in()" in last.source
+
+
+# -- hostile or damaged zips: a note for that student, never an exception out of unpack ------
+
+
+def _zip(path, members, method=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name or zipfile.ZipInfo(name), data)  # writestr("") refuses the name
+    return path
+
+
+def _damage(path, name, offset=30, length=40):
+    """Flip bytes of the compressed data of member ``name`` (just after its local header)."""
+    raw = bytearray(path.read_bytes())
+    start = raw.index(name.encode()) + len(name) + offset
+    for i in range(start, min(start + length, len(raw))):
+        raw[i] ^= 0x5A
+    path.write_bytes(raw)
+    return path
+
+
+def _set_header_field(path, local_offset, central_offset, value, size):
+    """Overwrite one field of every local and central header (e.g. the flags, the method)."""
+    raw = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", local_offset), (b"PK\x01\x02", central_offset)):
+        at = raw.find(signature)
+        while at != -1:
+            raw[at + offset : at + offset + size] = value.to_bytes(size, "little")
+            at = raw.find(signature, at + 4)
+    path.write_bytes(raw)
+    return path
+
+
+def _damaged_zips(tmp_path):
+    """name -> (zip, the good member that must still come out)."""
+    data = os.urandom(4000).hex()  # compresses poorly: damage lands in the compressed stream
+    ok = {"ganlab/losses.py": "ok"}
+    deflate = _zip(tmp_path / "deflate.zip", {"ganlab/models.py": data, **ok})
+    lzma_zip = _zip(tmp_path / "lzma.zip", {"ganlab/models.py": data, **ok}, zipfile.ZIP_LZMA)
+    manifest = json.dumps({"format": "ganlab-submission", "pad": data})
+    return {
+        "corrupt deflate data": (_damage(deflate, "ganlab/models.py"), "ganlab/losses.py"),
+        "corrupt lzma data": (_damage(lzma_zip, "ganlab/models.py", 60), "ganlab/losses.py"),
+        "corrupt manifest data": (
+            _damage(_zip(tmp_path / "m.zip", {"manifest.json": manifest, **ok}), "manifest.json"),
+            "ganlab/losses.py",
+        ),
+        "manifest nested too deep": (
+            _zip(tmp_path / "deep.zip", {"manifest.json": "[" * 500_000, **ok}),
+            "ganlab/losses.py",
+        ),
+        "encrypted members": (  # general purpose flag bit 0
+            _set_header_field(_zip(tmp_path / "enc.zip", {"ganlab/models.py": "x"}), 6, 8, 1, 2),
+            None,
+        ),
+        "unknown compression method": (
+            _set_header_field(_zip(tmp_path / "m99.zip", {"ganlab/models.py": "x"}), 8, 10, 99, 2),
+            None,
+        ),
+        "a member with an empty name": (
+            _zip(tmp_path / "empty-name.zip", {"": "x", **ok}),
+            "ganlab/losses.py",
+        ),
+        "a notebook name too long for the disk": (
+            _zip(tmp_path / "long.zip", {"notebooks/00_" + "a" * 300 + ".ipynb": "{}", **ok}),
+            "ganlab/losses.py",
+        ),
+    }
+
+
+def test_a_damaged_zip_costs_the_damaged_files_only(tmp_path):
+    for case, (path, good) in _damaged_zips(tmp_path).items():
+        dest = tmp_path / "out" / path.stem
+        notes = submission.unpack(path, dest)  # no zlib.error, LZMAError, RecursionError ...
+        assert all(isinstance(n, str) for n in notes), case
+        if good:
+            assert (dest / good).read_text() == "ok", f"{case}: the intact file was lost"
+    long = " ".join(submission.unpack(tmp_path / "long.zip", tmp_path / "out" / "long2"))
+    assert "ignored 1 file(s)" in long
+    enc = " ".join(submission.unpack(tmp_path / "enc.zip", tmp_path / "out" / "enc2"))
+    assert "ganlab/models.py could not be read from the zip (encrypted)" in enc
+
+
+def test_a_name_flagged_utf8_that_is_not_is_an_unreadable_zip(tmp_path):
+    path = _zip(tmp_path / "x.zip", {"ganlab/models.py": "ok", "bad\u00e9": "x"})
+    raw = path.read_bytes().replace("bad\u00e9".encode(), b"bad\xff\xfe")  # flag 0x800 stays
+    path.write_bytes(raw)
+    with pytest.raises(submission.SubmissionError, match="not a readable zip"):
+        submission.unpack(path, tmp_path / "out")  # was a UnicodeDecodeError out of zipfile
+
+
+def test_a_zip_bomb_is_not_inflated_past_the_limits(tmp_path, monkeypatch):
+    monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 1024)
+    monkeypatch.setattr(submission, "MAX_TOTAL_BYTES", 4096)
+    bomb = {f"notebooks/00_b{i}.ipynb": b"\0" * 100_000 for i in range(40)}
+    path = _zip(tmp_path / "bomb.zip", {**bomb, "ganlab/models.py": b"ok"})
+    inflated = []
+    real_read = zipfile.ZipExtFile.read
+    monkeypatch.setattr(
+        zipfile.ZipExtFile, "read", lambda f, n=-1: inflated.append(real_read(f, n)) or inflated[-1]
+    )
+    notes = submission.unpack(path, tmp_path / "out")
+    assert sum(map(len, inflated)) <= 4096, "members too large were inflated to be refused"
+    assert (tmp_path / "out" / "ganlab" / "models.py").read_bytes() == b"ok"
+    assert "notebooks/00_b0.ipynb is too large" in " ".join(notes)
+
+
+def test_unpack_writes_at_most_max_files(tmp_path):
+    many = {f"notebooks/00_n{i}.ipynb": b"" for i in range(submission.MAX_FILES + 50)}
+    notes = submission.unpack(_zip(tmp_path / "many.zip", many), tmp_path / "out")
+    assert len(list((tmp_path / "out" / "notebooks").iterdir())) == submission.MAX_FILES
+    assert "ignored 50 file(s)" in " ".join(notes)
+
+
+def test_a_zip_larger_than_a_submission_is_not_opened(tmp_path, monkeypatch):
+    monkeypatch.setattr(submission, "MAX_ZIP_BYTES", 1000)  # its directory is read into memory
+    path = _zip(tmp_path / "big.zip", {f"x{i}": b"" for i in range(100)})
+    with pytest.raises(submission.SubmissionError, match="more than a submission holds"):
+        submission.unpack(path, tmp_path / "out")
+
+
+def test_unpack_notes_files_the_manifest_lists_but_the_zip_lacks(kit, tmp_path):
+    files, _ = submission.collect(kit)
+    submission.pack(files, tmp_path / "s.zip", kit_version="1")
+    with zipfile.ZipFile(tmp_path / "s.zip") as z:
+        members = {n: z.read(n) for n in z.namelist() if n != "ganlab/losses.py"}
+    members["notebooks/03_extra.ipynb"] = b"{}"
+    notes = submission.unpack(_zip(tmp_path / "t.zip", members), tmp_path / "out")
+    assert "manifest.json lists files the zip lacks: ganlab/losses.py" in notes
+    assert "not in manifest.json (added after packing?): notebooks/03_extra.ipynb" in notes
+
+
+# -- ganlab submit: what the grader would not read is refused while the student can fix it --
+
+
+def test_submit_writes_only_a_zip_and_never_over_the_students_files(student_kit):
+    notebook = student_kit / "notebooks" / "01_data.ipynb"
+    for out in (notebook, student_kit / "handin"):
+        with pytest.raises(submission.SubmissionError, match=r"name the file \*\.zip"):
+            submission.submit(student_kit, out=out, force=True)
+    assert notebook.read_text() == '{"cells": []}', "the zip replaced the student's notebook"
+    assert not (student_kit / "handin").exists(), "the grader ignores a file not named .zip"
+
+
+def test_submit_refuses_a_notebook_the_grader_would_drop_as_too_large(student_kit, monkeypatch):
+    monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 1000)
+    (student_kit / "notebooks" / "01_data.ipynb").write_text("x" * 2000)
+    with pytest.raises(submission.SubmissionError, match="notebooks/01_data.ipynb.*Clear"):
+        submission.submit(student_kit)
+    assert not (student_kit / submission.DEFAULT_OUT).exists()
+
+
+def test_pack_leaves_no_partial_zip_when_writing_fails(kit, tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", full_disk)
+    with pytest.raises(OSError):
+        submission.pack(submission.collect(kit)[0], tmp_path / "me.zip", "1")
+    assert list(tmp_path.iterdir()) == [kit], "a half-written zip was left behind"

@@ -139,13 +139,18 @@ def _read_student_file(folder, rel, notes, limit):
     kind = file_kind(path)
     if kind == "missing":
         return None
+    unreadable = f"{rel} cannot be read (permission denied): ignored"  # not "missing": it's there
+    if kind == "unreadable":
+        notes.append(unreadable)
+        return None
     real, root = os.path.realpath(path.parent), os.path.realpath(folder)
     if kind != "regular" or not (real == root or real.startswith(root + os.sep)):
         notes.append(f"{rel} is a link or not a regular file: ignored")
         return None
     data = read_bounded(path, limit)
     if data is None:
-        notes.append(f"{rel} is larger than {limit // 2**10} KB (or unreadable): ignored")
+        too_large = f"{rel} is larger than {limit // 2**10} KB: ignored"
+        notes.append(too_large if os.access(path, os.R_OK) else unreadable)
         return None
     return data.decode("utf-8", errors="replace")
 
@@ -179,8 +184,11 @@ def load_submission(folder, notebook_names, name=None):
     """Read a student's copy; never raises for a malformed one (the notes say what was wrong)."""
     folder = Path(folder)
     sub = Submission(name or folder.name, folder)
-    if file_kind(folder) != "folder" or not any(folder.iterdir()):
-        sub.notes.append("empty submission")
+    try:
+        if file_kind(folder) != "folder" or not any(folder.iterdir()):
+            sub.notes.append("empty submission")
+    except OSError as err:  # a folder the grader may not list: its files are read one by one
+        sub.notes.append(f"the submission's folder cannot be listed ({err.strerror})")
     for module in EXERCISE_MODULES:
         text = _read_student_file(folder, f"ganlab/{module}", sub.notes, MAX_MODULE_BYTES)
         if text is None:

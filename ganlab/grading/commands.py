@@ -14,6 +14,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from ..submission import collect
 from . import assemble, engine, intake, report, sandbox
 
 REPO = engine.PACKAGE.parent
@@ -26,6 +27,21 @@ class UsageError(Exception):
 def _inside(path, folder):
     path, folder = os.path.realpath(path), os.path.realpath(folder)
     return path == folder or path.startswith(folder + os.sep)
+
+
+def _check_writable(flag, path, force, folder=False):
+    """Refuse now, not after grading the whole class, an output that cannot be written."""
+    if path.exists() and path.is_dir() != folder:
+        raise UsageError(f"{flag} {path} is {'not ' if folder else ''}a folder")
+    if path.exists() and not folder and not force:
+        raise UsageError(f"{path} already exists; pass --force to replace it")
+    where = path.absolute() if folder else path.absolute().parent
+    while not where.exists():  # made when the output is written
+        where = where.parent
+    try:
+        tempfile.TemporaryFile(dir=where).close()  # what `os.access` cannot tell: a read-only disk
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write in {where} ({err.strerror})") from None
 
 
 def _prefixes(values):
@@ -70,7 +86,8 @@ def _grade_safely(entry, index, canonical, checks, work, refused, options, isola
             entry, canonical, checks, work, refused, options, isolation, index
         )
     except Exception as err:  # a grader problem must cost one row, not the run
-        result = engine.Result(entry.name, notes=[f"grading error: {type(err).__name__}: {err}"])
+        note = f"grading error: {type(err).__name__}: {err}"
+        result = engine.Result(entry.name, notes=[*entry.notes, note], flags=list(entry.flags))
         result.checks = [engine.CheckResult(c, False, "not graded (grading error)") for c in checks]
         result.flags.append("grading error (see the grader's log)")
         traceback.print_exc(file=sys.stderr)
@@ -124,21 +141,37 @@ def _work_root(args):
 # -- ganlab grade ---------------------------------------------------------------------------
 
 
+def _check_paths(args, submissions, out):
+    """Refuse now, not after grading the whole class: an unreadable SUBMISSIONS_DIR; outputs
+    inside it, one on another, or that cannot be written; a work folder inside it."""
+    if not submissions.is_dir():
+        raise UsageError(f"{submissions} is not a folder")
+    if not os.access(submissions, os.R_OK | os.X_OK):
+        raise UsageError(f"{submissions} cannot be read (permission denied)")
+    named = {"--out": out, "--gradebook": args.gradebook, "--feedback-dir": args.feedback_dir}
+    named = {flag: Path(p) for flag, p in named.items() if p}
+    if any(_inside(p, submissions) for p in named.values()):
+        raise UsageError(
+            "write --out, --gradebook and --feedback-dir outside SUBMISSIONS_DIR "
+            "(students can read it)"
+        )
+    if len({os.path.realpath(p) for p in named.values()}) < len(named):
+        raise UsageError("--out, --gradebook and --feedback-dir must be different paths")
+    for flag, path in named.items():
+        _check_writable(flag, path, args.force, folder=flag == "--feedback-dir")
+    work = Path(getattr(args, "work_dir", None) or tempfile.gettempdir())
+    if not work.is_dir():
+        raise UsageError(f"--work-dir {work} is not a folder")
+    if _inside(work, submissions):  # the sandboxes would sit among the students' entries
+        raise UsageError(
+            f"the work folder {work} is inside SUBMISSIONS_DIR: choose another with --work-dir"
+        )
+
+
 def run_grade(args):
     try:
-        submissions = Path(args.submissions)
-        if not submissions.is_dir():
-            raise UsageError(f"{submissions} is not a folder")
-        out = Path(args.out)
-        outputs = [out, args.feedback_dir, args.gradebook]
-        if any(p and _inside(p, submissions) for p in outputs):
-            raise UsageError(
-                "write --out, --gradebook and --feedback-dir outside SUBMISSIONS_DIR "
-                "(students can read it)"
-            )
-        for path in (out, args.gradebook and Path(args.gradebook)):
-            if path and (path.is_dir() or (path.exists() and not args.force)):
-                raise UsageError(f"{path} already exists; pass --force to replace it")
+        submissions, out = Path(args.submissions), Path(args.out)
+        _check_paths(args, submissions, out)
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         if args.students is not None and not _prefixes(args.students):
@@ -224,6 +257,18 @@ def kit_root(start=None):
     return package_root if (package_root / "notebooks").is_dir() else here
 
 
+def gather(kit, notebooks, names, dest):
+    """``dest`` laid out as a kit: the student's modules from ``kit``, the notebooks ``names``
+    from the folder ``notebooks``, found as ``ganlab submit`` finds them (Colab's "Copy of"
+    names too); nothing else of that folder (a Drive folder may hold anything, FIFOs too)."""
+    files, _ = collect(kit, notebooks, names)
+    dest.mkdir(parents=True)
+    for name, source in files.items():
+        (dest / name).parent.mkdir(exist_ok=True)
+        shutil.copyfile(source, dest / name)
+    return dest
+
+
 def run_check(args):
     try:
         path = Path(args.path) if args.path else kit_root()
@@ -251,13 +296,8 @@ def run_check(args):
     root = _work_root(args)
     try:
         entry = intake.Entry(path.resolve().name, path.resolve())
-        if args.notebooks:  # the student's files, laid out as a kit: their modules, those notebooks
-            entry.folder = root / "copy"
-            (entry.folder / "ganlab").mkdir(parents=True)
-            for module in assemble.EXERCISE_MODULES:
-                if (path / "ganlab" / module).is_file():
-                    shutil.copyfile(path / "ganlab" / module, entry.folder / "ganlab" / module)
-            shutil.copytree(notebooks, entry.folder / "notebooks", symlinks=True)
+        if args.notebooks:
+            entry.folder = gather(path, notebooks, [name for name, _ in canonical], root / "copy")
         results = grade_many(
             [entry], canonical, checks, options, _refused(), isolation, root=root, progress=False
         )

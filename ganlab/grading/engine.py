@@ -306,7 +306,7 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
     """Grade one intake entry; ``canonical``: ``[(name, notebook)]``; never raises for a bad one."""
     names = [name for name, _ in canonical]
     sub = assemble.load_submission(entry.folder, names, entry.name)
-    result = Result(entry.name, notes=[*entry.notes, *sub.notes])
+    result = Result(entry.name, notes=[*entry.notes, *sub.notes], flags=list(entry.flags))
     spliced = {}
     for name, nb in canonical:
         nb, notes = assemble.splice(nb, sub.notebooks.get(name), name)

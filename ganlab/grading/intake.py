@@ -3,11 +3,16 @@
 * a sub-folder is one student's copy of the kit (names starting with "." too: they are
   graded, with a note, never skipped in silence);
 * a ``*.zip`` is a hand-in made by ``ganlab submit``, unpacked with the bounded,
-  name-checked ``ganlab.submission.unpack`` into the grader's work folder;
+  name-checked ``ganlab.submission.unpack`` into the grader's work folder; so is the one zip
+  in a folder that holds no ``ganlab/`` or ``notebooks/`` (a learning platform's "download
+  all submissions" gives each student a folder with their upload in it). A zip that cannot
+  be unpacked is a row with no files, flagged for review: it costs no other row;
 * anything else (links, FIFOs, device nodes, sockets, other files) is not opened: it is
   listed in ``ignored`` for the end-of-run summary.
 
-``chosen`` keeps the entries named by ``--students`` (grading some students again).
+``chosen`` keeps the entries named by ``--students`` (grading some students again). Two
+entries whose names differ only in case or Unicode form (``Alice``, ``alice``) are flagged:
+a gradebook or a case-insensitive disk may take them for one student.
 
 Every read of a file a student controls goes through :func:`read_bounded`: regular
 files only (no FIFO can make the grader wait, no device can feed it forever), no links,
@@ -15,8 +20,13 @@ at most ``limit`` bytes.
 """
 
 import difflib
+import itertools
 import os
+import shutil
 import stat
+import sys
+import traceback
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +38,7 @@ class Entry:
     name: str  # the student, as in the CSV: the folder's name, or the zip's without .zip
     folder: Path  # their files, laid out as a copy of the kit
     notes: list = field(default_factory=list)
+    flags: list = field(default_factory=list)  # for a human, listed at the end of the run
 
 
 def read_bounded(path, limit):
@@ -60,11 +71,14 @@ def read_bounded(path, limit):
 
 
 def file_kind(path):
-    """``"regular"``, ``"folder"``, ``"link"`` or ``"special"``, without following links."""
+    """``"regular"``, ``"folder"``, ``"link"``, ``"special"``, ``"missing"`` or ``"unreadable"``
+    (a folder on the way denies access), without following links."""
     try:
         mode = os.lstat(path).st_mode
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
+    except OSError:  # not "missing": the student's file may well be there
+        return "unreadable"
     if stat.S_ISLNK(mode):
         return "link"
     if stat.S_ISDIR(mode):
@@ -72,32 +86,86 @@ def file_kind(path):
     return "regular" if stat.S_ISREG(mode) else "special"
 
 
+def _unzipped(name, zip_path, dest, label):
+    """The entry of the zip ``zip_path``, unpacked into ``dest``; never raises: a zip that
+    cannot be unpacked is an entry with no files, flagged (the zip stays where it was)."""
+    try:
+        return Entry(name, dest, [f"from {label}", *unpack(zip_path, dest)])
+    except (SubmissionError, OSError) as err:
+        why = str(err)
+    except Exception as err:  # a grader bug must cost this row, not the run
+        traceback.print_exc(file=sys.stderr)
+        why = f"grading error: {type(err).__name__}: {err}"
+    shutil.rmtree(dest, ignore_errors=True)  # nothing half unpacked is graded
+    dest.mkdir(parents=True)
+    note = f"{label} could not be unpacked: {why}"
+    return Entry(name, dest, [note], [f"{label} could not be unpacked (grade it by hand?)"])
+
+
+def _only_zip(folder):
+    """The one ``*.zip`` in ``folder`` when it holds no ``ganlab/`` or ``notebooks/``, else None."""
+    if any(file_kind(folder / part) != "missing" for part in ("ganlab", "notebooks")):
+        return None
+    try:  # a few entries are enough to tell: a platform's folder holds the upload and little else
+        first = list(itertools.islice(folder.iterdir(), 100))
+    except OSError:
+        return None
+    zips = [p for p in first if p.name.lower().endswith(".zip") and file_kind(p) == "regular"]
+    return zips[0] if len(zips) == 1 else None
+
+
+def _locked(folder):
+    """A flag when the grader may not read ``folder``, its ``ganlab/`` or ``notebooks/``: the
+    files there would count as missing, the student's work as not done."""
+    parts = [folder, folder / "ganlab", folder / "notebooks"]
+    locked = [
+        str(p.relative_to(folder.parent))
+        for p in parts
+        if file_kind(p) in ("folder", "unreadable") and not os.access(p, os.R_OK | os.X_OK)
+    ]
+    return [f"the grader may not read {', '.join(locked)}: fix the permissions"] if locked else []
+
+
 def entries(submissions, unpack_root):
     """``(entries sorted by name, ignored [(name, why)])`` for ``submissions``."""
     found, ignored = {}, []
     for path in sorted(Path(submissions).iterdir()):
         kind, name = file_kind(path), path.name
+        dest = Path(unpack_root, f"zip-{len(found):04d}")
         if kind == "folder":
-            entry = Entry(name, path)
+            inner = _only_zip(path)
+            if inner is None:
+                entry = Entry(name, path, flags=_locked(path))
+            else:
+                entry = _unzipped(name, inner, dest, f"{name}/{inner.name}")
             if name.startswith("."):
                 entry.notes.append(f"the folder's name starts with '.' ({name}): graded anyway")
         elif kind == "regular" and name.lower().endswith(".zip"):
-            stem = name[:-4]
-            dest = Path(unpack_root, f"zip-{len(found):04d}")
-            try:
-                entry = Entry(stem, dest, [f"from {name}", *unpack(path, dest)])
-            except (SubmissionError, OSError) as err:
-                entry = Entry(stem, dest, [f"{name} could not be unpacked: {err}"])
-                dest.mkdir(parents=True, exist_ok=True)
+            entry = _unzipped(name[:-4] or name, path, dest, name)
         else:
             why = {"link": "a link", "special": "not a regular file (FIFO, device, socket)"}
             ignored.append((name, why.get(kind, "not a folder or a .zip")))
             continue
         if entry.name in found:  # alice/ and alice.zip: grade both, under different names
             entry.notes.append(f"a second submission named {entry.name}: graded as {name}")
+            entry.flags.append(f"two submissions from {entry.name}? decide which one counts")
             entry.name = name
         found[entry.name] = entry
+    _flag_lookalikes(found)
     return [found[n] for n in sorted(found)], ignored
+
+
+def _flag_lookalikes(found):
+    """Flag names that differ only in case or Unicode form (Alice, alice; José in NFC and NFD)."""
+    groups = {}
+    for name in found:
+        groups.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
+    for names in (names for names in groups.values() if len(names) > 1):
+        for name in names:
+            found[name].flags.append(
+                f"{' and '.join(map(repr, names))} differ only in case or Unicode form: one "
+                "student? (a gradebook or a case-insensitive disk takes them for one)"
+            )
 
 
 def chosen(found, names):
