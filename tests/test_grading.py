@@ -539,6 +539,21 @@ def test_csv_and_feedback(tmp_path):
     assert sorted(p.name for p in (tmp_path / "fb").iterdir()) == ["alice.md", "bob.md"]
 
 
+def test_student_names_cannot_become_formulas_or_forge_summary_lines():
+    formula, _ = _result('=HYPERLINK("http://x")', [True, False])
+    forged, checks = _result("eve\nto review (0):", [False, False])
+    forged.flags.append("crashed")
+    rows = report.csv_text([formula, forged], checks).splitlines()
+    assert rows[1].startswith("\"'=HYPERLINK"), f"a spreadsheet would run this name: {rows[1]}"
+    assert rows[2].startswith("eve?to review"), f"a newline in a name split its row: {rows}"
+    lines = report.summary([forged], [("x\nnot graded: y", "a link")], [])
+    assert lines == [
+        "not graded: x?not graded: y: a link",
+        "to review (1):",
+        "  eve?to review (0):: crashed",
+    ]
+
+
 def test_the_audit_hook_policy(tmp_path):
     from ganlab.grading.kernel import make_audit_hook
 

@@ -39,6 +39,18 @@ def _clean(text, limit):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _shown(name):
+    """A student's entry name on one line: a newline in a folder's name cannot forge a line."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", str(name))
+
+
+def _cell(name):
+    """A CSV cell a spreadsheet will not run: a name like ``=HYPERLINK(...)`` is a formula to
+    Excel and LibreOffice; a leading ``'`` makes it text (OWASP's advice for CSV injection)."""
+    name = _shown(name)
+    return "'" + name if name[:1] in ("=", "+", "-", "@") else name
+
+
 def _notes(result):
     return [*result.notes, *result.flags]
 
@@ -53,7 +65,7 @@ def csv_text(results, checks, redact=str):
         earned = {r.check.cell_id: r.earned for r in result.checks}
         writer.writerow(
             [
-                result.name,
+                _cell(result.name),
                 *[earned.get(c.cell_id, 0) for c in checks],
                 result.total,
                 maximum,
@@ -119,8 +131,8 @@ def summary(results, ignored, isolation_lines):
     """The end-of-run lines: isolation, entries not graded, then every row to review."""
     lines = list(isolation_lines)
     for name, why in ignored:
-        lines.append(f"not graded: {name}: {why}")
-    review = [(r.name, r.flags) for r in results if r.flags]
+        lines.append(f"not graded: {_shown(name)}: {why}")
+    review = [(_shown(r.name), r.flags) for r in results if r.flags]
     if review:
         lines.append(f"to review ({len(review)}):")
         lines += [f"  {name}: {'; '.join(flags)}" for name, flags in review]
