@@ -308,7 +308,10 @@ def _processes_mentioning(*texts):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux /proc to list processes")
-def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path, sig):
+    """Ctrl-C, and `kill` or a job's time limit (SIGTERM): the kernels run in sessions of their
+    own, so the grader must kill them before it goes."""
     perfect_copy(tmp_path / "class" / "alice")
     perfect_copy(tmp_path / "class" / "bob")
     work, out = tmp_path / "work", tmp_path / "grades.csv"
@@ -339,6 +342,8 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
             "--work-dir",
             str(work),
             "--no-progress",
+            # kill: without bubblewrap too, whose --die-with-parent would end the kernels anyway
+            *(["--isolation", "none"] if sig == signal.SIGTERM else []),
         ],
         preexec_fn=as_in_a_terminal,
         cwd=REPO,
@@ -354,7 +359,7 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
         )
         assert time.monotonic() < deadline, "no kernel started within 120 s"
         time.sleep(0.2)
-    grader.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+    grader.send_signal(sig)  # SIGINT: what Ctrl-C in the terminal sends
     interrupted = time.monotonic()
 
     # Promptly: the kernels are killed, not left to finish their notebooks (that takes far longer).
@@ -365,7 +370,7 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path):
 
     while ours():
         assert time.monotonic() - interrupted < 10, (
-            f"sandboxed kernels still run 10 s after Ctrl-C (this "
+            f"sandboxed kernels still run 10 s after {sig.name} (this "
             f"process's SIGINT handler, blocked: {inherited})"
         )
         time.sleep(0.2)

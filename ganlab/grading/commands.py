@@ -6,10 +6,13 @@ runs them: check the command line, find the entries (``intake``), grade each one
 has ended.
 """
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -94,6 +97,25 @@ def _grade_safely(entry, index, canonical, checks, work, refused, options, isola
         return result
 
 
+@contextlib.contextmanager
+def _stopped_like_ctrl_c():
+    """``kill`` and a job's time limit (SIGTERM) or a closed terminal (SIGHUP) stop grading as
+    Ctrl-C does: the submissions' processes, in sessions of their own, would outlive the grader."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signals = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        signals = []
+    previous = {s: signal.signal(s, interrupt) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def grade_many(
     entries, canonical, checks, options, refused, isolation, jobs=1, root=None, progress=True
 ):
@@ -102,33 +124,36 @@ def grade_many(
     Returns the results sorted by name.
     """
     pool = ThreadPoolExecutor(max_workers=jobs)
-    try:
-        futures = [
-            pool.submit(
-                _grade_safely,
-                entry,
-                i,
-                canonical,
-                checks,
-                Path(root, f"s{i:04d}"),
-                refused,
-                options,
-                isolation,
-            )
-            for i, entry in enumerate(entries)
-        ]
-        done = as_completed(futures)
-        if progress:
-            from tqdm.auto import tqdm  # only when a bar is shown
+    with _stopped_like_ctrl_c():
+        try:
+            futures = [
+                pool.submit(
+                    _grade_safely,
+                    entry,
+                    i,
+                    canonical,
+                    checks,
+                    Path(root, f"s{i:04d}"),
+                    refused,
+                    options,
+                    isolation,
+                )
+                for i, entry in enumerate(entries)
+            ]
+            done = as_completed(futures)
+            if progress:
+                from tqdm.auto import tqdm  # only when a bar is shown
 
-            done = tqdm(done, total=len(futures), desc="grading", unit="student", file=sys.stderr)
-        results = [f.result() for f in done]
-    except KeyboardInterrupt:
-        engine.stop_everything()  # the runs are in sessions of their own: Ctrl-C does not reach them
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=False)
+                done = tqdm(
+                    done, total=len(futures), desc="grading", unit="student", file=sys.stderr
+                )
+            results = [f.result() for f in done]
+        except KeyboardInterrupt:
+            engine.stop_everything()  # the runs are in sessions of their own: Ctrl-C does not reach them
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=False)
     return sorted(results, key=lambda r: r.name)
 
 
