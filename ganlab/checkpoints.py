@@ -24,7 +24,9 @@ import pickle
 import random
 import shutil
 import sys
+import tempfile
 import zipfile
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,6 +58,32 @@ class CheckpointError(RuntimeError):
 
 class DiskFull(OSError):
     """A write failed for lack of space; the files that were there before are intact."""
+
+    def __str__(self):  # the message alone, without OSError's "[Errno 28]" in front
+        return self.strerror
+
+
+class NotWritable(PermissionError):
+    """Files cannot be created in a folder a command must write to (permissions, read-only disk)."""
+
+
+def check_writable(folder):
+    """Raise ``NotWritable`` unless files can be created in ``folder``, or, while it does not
+    exist yet, in the nearest folder above it (where it would be made). Commands call this
+    before their work, so a run that could never be saved stops before it starts."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotWritable(f"cannot write in {folder}: {existing} is a file, not a folder")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()  # the only sure test: try it
+    except OSError as err:
+        if disk_full_cause(err) is not None:
+            return  # a full disk gets its own message when the real write fails
+        fix = ", or make it writable (chmod u+w)" if err.errno == errno.EACCES else ""
+        raise NotWritable(
+            f"cannot write in {existing} ({err.strerror}): choose another place{fix}"
+        ) from None
 
 
 # ---- random generators ----
@@ -183,18 +211,24 @@ def _kind_of(path: Path) -> str | None:
         head = f.read(8)
     if not head:
         return "it is empty (0 bytes: an interrupted write or a full disk)"
-    if head.startswith(b"PK\x03\x04"):  # torch.save's zip format: is the zip whole?
+    if head.startswith(b"PK\x03\x04"):  # torch.save's zip format: is the zip whole and sound?
+        if not zipfile.is_zipfile(path):
+            return "it is truncated (an interrupted copy? a full disk while it was written?)"
+        try:  # torch.load does not check the zip's checksums: damaged weights would load
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, zlib.error) as err:
+            return f"it is damaged ({err}: a bad disk or copy?)"
         return (
-            None
-            if zipfile.is_zipfile(path)
-            else ("it is truncated (an interrupted copy? a full disk while it was written?)")
+            f"it is damaged ({damaged} fails its checksum: a bad disk or copy?)"
+            if damaged
+            else None
         )
     if head[:1] == b"\x80":
         return None  # a legacy (pre-zip) torch.save pickle
     if head.startswith(b"\x08") and path.suffix == ".onnx":
         return "it is an ONNX model: sample from it with `ganlab sample MODEL.onnx`"
-    shown = head.decode("ascii", "replace").encode("unicode_escape").decode()
-    return f"it is not a PyTorch file (it starts with {shown!r})"
+    return f"it is not a PyTorch file (it starts with {head!r})"
 
 
 def _fallback(path: Path) -> str:
@@ -207,13 +241,21 @@ def _fallback(path: Path) -> str:
     )
 
 
+def check_file(path):
+    """``CheckpointError`` unless ``path`` is a file to read; for a run folder, name its checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoint.pt"
+        hint = f"did you mean {inside}?" if inside.is_file() else "give a file"
+        raise CheckpointError(f"{path} is a folder: {hint}")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Read and check a checkpoint; any problem raises ``CheckpointError`` saying what to do."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: no such checkpoint (`ganlab train` writes OUT_DIR/checkpoint.pt)"
-        )
+    check_file(path)
     if path.suffix == EXPORTED:
         raise CheckpointError(
             f"{path} is an exported generator (.pt2): it can be sampled and "
@@ -247,6 +289,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     missing = [key for key in KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path} is incomplete, it lacks {missing}.{_fallback(path)}")
+    shape = state["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(v) is int for v in shape)):
+        raise CheckpointError(
+            f"{path} is malformed: its image_shape is {shape!r}, not [channels, size]"
+        )
     bad = nonfinite(
         {k: state.get(k) for k in ("generator", "generator_ema", "critic", "opt_g", "opt_c")}
     )
@@ -258,8 +305,21 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         TrainConfig.from_dict(state["config"])
     except ConfigError as err:
-        raise CheckpointError(f"{path} holds a config this ganlab cannot use: {err}") from err
+        reason = str(err).splitlines()[0]  # not the list of allowed keys that follows
+        raise CheckpointError(
+            f"{path} holds a config this ganlab cannot use: {reason} Was it written by "
+            "another version of ganlab?"
+        ) from err
     return state
+
+
+def load_error(err: Exception) -> str:
+    """Why loading failed, in one line: for ``load_state_dict``, its second line (the first only
+    says "Error(s) in loading state_dict")."""
+    if isinstance(err, KeyError):
+        return f"it lacks {err}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[1 if len(lines) > 1 else 0][:300].rstrip(".") if lines else type(err).__name__
 
 
 def load_generator(path, device="cpu") -> nn.Module:
@@ -272,14 +332,17 @@ def load_generator(path, device="cpu") -> nn.Module:
         return load_exported(path, device)
     state = load_checkpoint(path)
     config = TrainConfig.from_dict(state["config"])
-    generator, _ = build_models(config, *state["image_shape"])
+    try:
+        generator, _ = build_models(config, *state["image_shape"])
+    except ValueError as err:  # a size the model's own rule refuses
+        raise CheckpointError(f"{path}: its image_shape does not fit its model: {err}") from err
     try:
         # ema > 0: the moving average of its weights (with its own BatchNorm statistics)
         generator.load_state_dict(state.get("generator_ema") or state["generator"])
     except RuntimeError as err:
         raise CheckpointError(
             f"{path}: its generator weights do not fit the Generator its config builds "
-            f"({str(err).splitlines()[0]}). Was it trained with different model code?"
+            f"({load_error(err)}). Was it trained with different model code?"
         ) from err
     return generator.to(device).eval()
 

@@ -46,13 +46,15 @@ class Range:
         return low_ok and high_ok
 
     def __str__(self) -> str:
+        low, high = (f"{v:g}" if isinstance(v, float) else v for v in (self.low, self.high))
         if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"{'>' if self.low_open else '>='} {low}"
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-        return f"in {left}{self.low:g}, {self.high:g}{right}"
+        return f"in {left}{low}, {high}{right}"
 
 
 POSITIVE, AT_LEAST_0 = Range(0, low_open=True), Range(0)
+SEEDS = Range(0, 2**31 - 1)  # numpy takes 32-bit seeds, and each process adds its rank to it
 FRACTION = Range(0, 1, high_open=True)  # Adam's betas, dropout: 1 would freeze or zero everything
 MODELS = ("dcgan", "resize-conv")
 MODEL_ALIASES = {"seed004": "resize-conv"}  # the labwork's name for it, still accepted
@@ -90,7 +92,7 @@ class TrainConfig:
     real_label: Annotated[float, Range(0, 1, low_open=True)] = 1.0  # 0.9 = one-sided smoothing
     steps: Annotated[Optional[int], POSITIVE] = None  # training steps; None: `epochs` passes
     epochs: Annotated[int, POSITIVE] = 5
-    seed: Annotated[int, AT_LEAST_0] = 0
+    seed: Annotated[int, SEEDS] = 0
     device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps
     sample_every: Annotated[int, POSITIVE] = 500  # write samples/step_NNNNNN.png (a GIF frame)
     checkpoint_every: Annotated[int, POSITIVE] = 1000
@@ -174,7 +176,8 @@ def _parts(hint):
     for option in get_args(hint) if get_origin(hint) is Union else (hint,):
         if get_origin(option) is Literal:
             choices += get_args(option)
-            types += [type(v) for v in get_args(option) if type(v) not in types]
+            # each type once: ("auto", True, False) is "str or bool"
+            types += [t for t in dict.fromkeys(map(type, get_args(option))) if t not in types]
         elif option not in types:
             types.append(option)
     return types, tuple(choices), limit
@@ -283,6 +286,8 @@ def load_config(path=None, overrides=(), preset: str | None = None) -> TrainConf
         values.setdefault("name", preset)
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; give a YAML config file (see ganlab/configs/)")
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:

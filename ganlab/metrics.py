@@ -31,6 +31,7 @@ FEATURE_NETS = ("mnist", "fashion-mnist")  # datasets with shipped FeatureNet we
 # A class counts as drawn only if it holds at least 5 % of the samples (a balanced generator
 # gives each of 10 classes 10 %): a lower bar, like 2 %, hides a generator that starves a class.
 COVERED = 0.05
+K_NEAREST = 3  # precision/recall: each point's ball reaches to its k-th nearest neighbour
 
 
 class MetricUnavailable(RuntimeError):
@@ -207,7 +208,7 @@ def _fraction_inside(points: Tensor, centres: Tensor, radii: Tensor, chunk: int)
 
 
 def precision_recall(
-    real_features: Tensor, fake_features: Tensor, k: int = 3, chunk: int = 1000
+    real_features: Tensor, fake_features: Tensor, k: int = K_NEAREST, chunk: int = 1000
 ) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al., NeurIPS 2019, arXiv:1904.06991).
 
@@ -258,9 +259,10 @@ def check_images(images: Tensor, what: str = "images") -> Tensor:
             f"{what}: expected float images in [-1, 1], got dtype {images.dtype} "
             "(uint8 pixels? scale them with x / 127.5 - 1)"
         )
-    if len(images) < 2:
+    if len(images) < K_NEAREST + 1:
         raise ValueError(
-            f"{what}: need at least 2 images (a covariance needs two), got {len(images)}"
+            f"{what}: need at least {K_NEAREST + 1} images (precision and recall need each "
+            f"image's {K_NEAREST} nearest neighbours), got {len(images)}"
         )
     if not torch.isfinite(images).all() or images.min() < -1.001 or images.max() > 1.001:
         raise ValueError(

@@ -8,6 +8,7 @@ without any Python class. Notebooks 06 and 07 can therefore use it before your o
 """
 
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -58,10 +59,48 @@ def export_generator(checkpoint_path, out_path, notes=None):
 
 
 def load_exported(path, device="cpu"):
+    """The generator in a ``.pt2`` file, described by the ``.json`` beside it; anything wrong with
+    either raises ``CheckpointError`` saying what."""
+    from .checkpoints import CheckpointError, check_file, load_error
+
     path = Path(path)
-    meta = json.loads(path.with_suffix(".json").read_text())
-    program = torch.export.load(str(path)).module()
-    generator = ExportedGenerator(program, meta["nz"], meta["channels"], meta["image_size"])
+    check_file(path)
+    about = path.with_suffix(".json")
+    try:
+        meta = json.loads(about.read_text())
+        nz, channels, size = (int(meta[key]) for key in ("nz", "channels", "image_size"))
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{path} needs {about.name} beside it (its nz and image shape): copy both files"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"{about} does not describe a generator (nz, channels, image_size): {err!r}"
+        ) from None
+    torch_log = logging.getLogger("torch.export")
+    level = torch_log.level
+    torch_log.setLevel(logging.ERROR)  # it logs a traceback of its own before raising
+    try:
+        program = torch.export.load(str(path)).module()
+    except Exception as err:  # torch.export raises RuntimeError, zipfile's errors, ...
+        raise CheckpointError(
+            f"{path} is not a program saved with torch.export, it does not load as one "
+            "(a renamed checkpoint.pt? an interrupted copy?)"
+        ) from err
+    finally:
+        torch_log.setLevel(level)
+    # One z through it: a program that is not the generator its description says fails here.
+    try:
+        with torch.no_grad():
+            got = tuple(program(torch.zeros(2, nz)).shape)
+    except Exception as err:
+        got = load_error(err)
+    if got != (2, channels, size, size):
+        raise CheckpointError(
+            f"{path} does not turn z of size {nz} into images of ({channels}, {size}, {size}) "
+            f"as {about.name} says (got {got}): is it a generator exported by ganlab?"
+        )
+    generator = ExportedGenerator(program, nz, channels, size)
     if str(device) != "cpu":
         generator.program.to(device)
     return generator

@@ -50,8 +50,10 @@ from .checkpoints import (
     DiskFull,
     RunLock,
     atomic_save,
+    check_writable,
     disk_full_cause,
     disk_full_message,
+    load_error,
     make_state,
     nonfinite,
     rng_state,
@@ -90,6 +92,7 @@ class Trainer:
                 f"the output folder {self.out_dir} is a file: choose a folder (--out DIR)"
             )
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
+        check_writable(self.out_dir)  # a run that could never be saved stops before it starts
         check_data(cfg)  # a wrong dataset name or image size stops here, before anything is written
         self._setup_distributed()
         self._lock = RunLock(self.out_dir)
@@ -411,13 +414,18 @@ class Trainer:
             self.critic.load_state_dict(state["critic"])
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_c.load_state_dict(state["opt_c"])
-        except (RuntimeError, ValueError, KeyError) as err:
+            history = {k: [float(v) for v in state["history"][k]] for k in HISTORY_KEYS}
+            if not (isinstance(state["step"], int) and state["step"] >= 0):
+                raise ValueError(f"step is {state['step']!r}")
+            if state["fixed_z"].shape != self.fixed_z.shape:
+                raise ValueError(f"fixed_z has shape {tuple(state['fixed_z'].shape)}")
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise CheckpointError(
                 f"{path} does not fit the models built from its config: "
-                f"{str(err).splitlines()[0]}. Was it made with different model code?"
+                f"{load_error(err)}. Was it made with different model code?"
             ) from err
         self.step, self._saved_step = state["step"], state["step"]
-        self.history = {k: list(state["history"][k]) for k in HISTORY_KEYS}
+        self.history = history
         self.fixed_z = state["fixed_z"]
         rng = state["rng"]
         if len(rng) == self.world_size:
@@ -582,30 +590,43 @@ class EpochSampler:
 class _Interrupts:
     """Within ``with _Interrupts() as stop``, a first Ctrl-C only sets ``stop.requested``: the loop
     finishes its step, saves a checkpoint and stops cleanly. A second Ctrl-C stops at once.
+    SIGTERM (``kill``, a job scheduler, ``docker stop``) counts as a Ctrl-C too.
 
     Only in the main thread of a single process (signal handlers live there; several
     processes must stop at the same step, which one signal cannot promise).
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self, enabled=True):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested, self._previous = False, None
+        self.requested, self._previous = False, {}
 
     def _handler(self, signum, frame):
         if self.requested:  # the second time: the user really means now
-            signal.signal(signal.SIGINT, self._previous)
+            self._restore()
             raise KeyboardInterrupt
         self.requested = True
 
+    def _restore(self):
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) == self._handler:
+                signal.signal(signum, previous)
+
     def __enter__(self):
         if self.enabled:
-            previous = signal.signal(signal.SIGINT, self._handler)
-            self._previous = signal.default_int_handler if previous is None else previous
+            for signum in self.SIGNALS:
+                previous = signal.signal(signum, self._handler)
+                if previous is None:  # a handler set outside Python: restore Python's own
+                    previous = (
+                        signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+                    )
+                self._previous[signum] = previous
         return self
 
     def __exit__(self, *exc):
-        if self.enabled and signal.getsignal(signal.SIGINT) == self._handler:
-            signal.signal(signal.SIGINT, self._previous)
+        if self.enabled:
+            self._restore()
         return False
 
 

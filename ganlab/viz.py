@@ -75,7 +75,7 @@ def png_bytes(images: Tensor, nrow: int = 8, upscale: int = 1, padding: int = 2)
 def save_grid(images: Tensor, path, nrow: int = 8) -> Path:
     """Save ``images`` (in [-1, 1]) as one grid image (PNG, JPEG... by the file's extension)."""
     encoded = iio.imwrite(
-        "<bytes>", grid_array(images, nrow), extension=Path(path).suffix or ".png"
+        "<bytes>", grid_array(images, nrow), extension=Path(path).suffix.lower() or ".png"
     )
     return _write_whole(path, encoded)
 

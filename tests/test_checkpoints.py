@@ -15,9 +15,11 @@ import torch
 from ganlab.checkpoints import (
     CheckpointError,
     DiskFull,
+    NotWritable,
     RunLock,
     RunLocked,
     atomic_save,
+    check_writable,
     load_checkpoint,
     load_generator,
     nonfinite,
@@ -40,8 +42,16 @@ class RunsCode:
         return (os.system, ("touch ran-code",))
 
 
+def _flip_a_bit(path):
+    """One bit flipped mid-file, in the weights: the zip stays whole, only its checksum knows."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
 DAMAGE = {  # what is done to the file -> the words the message must use
     "truncate": (lambda p: p.write_bytes(p.read_bytes()[:5000]), "truncated"),
+    "bit flip": (_flip_a_bit, "damaged"),
     "garbage": (lambda p: p.write_bytes(b"not a checkpoint at all"), "not a PyTorch file"),
     "foreign": (lambda p: torch.save({"weights": torch.zeros(3)}, p), "not a ganlab checkpoint"),
     "empty": (lambda p: p.write_bytes(b""), "empty"),
@@ -134,6 +144,7 @@ def test_atomic_save_on_a_full_disk_keeps_the_previous_file(tmp_path):
         with pytest.raises(DiskFull) as err:
             atomic_save({"w": torch.zeros(600_000)}, disk / "checkpoint.pt")  # 2.4 MB > 1 MB
         assert "full" in str(err.value) and str(disk) in str(err.value), f"unclear: {err.value}"
+        assert not str(err.value).startswith("[Errno"), f"the message alone: {err.value}"
         assert (disk / "checkpoint.pt").read_bytes() == before, "the previous checkpoint changed"
         assert sorted(p.name for p in disk.iterdir()) == ["checkpoint.pt"], (
             "temporary files left behind"
@@ -199,3 +210,91 @@ def test_mismatched_resume_is_refused_and_checkpoint_untouched(tmp_path):
     )
     fresh = Trainer(tiny(tmp_path, steps=2, lr=1e-3), overwrite=True)
     assert fresh.step == 0, "--overwrite should start a new run"
+
+
+# ---- files that are not what they claim ----
+def _tampered(tmp_path, **changes):
+    """A real checkpoint with some of its entries replaced (``config`` entries: merged)."""
+    trainer = train(tiny(tmp_path, steps=2))
+    state = torch.load(trainer.checkpoint_path, weights_only=True)
+    state["config"].update(changes.pop("config", {}))
+    state.update(changes)
+    torch.save(state, trainer.checkpoint_path)
+    return trainer.checkpoint_path
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"image_shape": "abc"}, "image_shape is 'abc'"),
+        ({"image_shape": [1, 30]}, "image_size=30 is not supported"),
+        ({"config": {"ngf": 16}}, "size mismatch for"),
+    ],
+    ids=["image_shape not a pair", "image size the model refuses", "weights of another width"],
+)
+def test_a_checkpoint_that_does_not_fit_its_model_says_why(tmp_path, changes, words):
+    path = _tampered(tmp_path, **changes)
+    with pytest.raises(CheckpointError) as err:
+        load_generator(path)
+    assert words in str(err.value), f"the message should say {words!r}: {err.value}"
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [({"step": "x"}, "step is 'x'"), ({"history": {}}, "lacks 'loss_c'"),
+     ({"fixed_z": torch.zeros(3)}, "fixed_z has shape (3,)")],
+    ids=["step", "history", "fixed_z"],
+)  # fmt: skip
+def test_resuming_a_malformed_checkpoint_is_a_checkpoint_error(tmp_path, changes, words):
+    _tampered(tmp_path, **changes)
+    with pytest.raises(CheckpointError) as err:
+        Trainer(tiny(tmp_path, steps=4))
+    assert words in str(err.value), f"the message should say {words!r}: {err.value}"
+
+
+def _exported(tmp_path, module, example, **about):
+    path = tmp_path / "g.pt2"
+    torch.export.save(torch.export.export(module, (example,)), path)
+    path.with_suffix(".json").write_text(json.dumps(about))
+    return path
+
+
+def test_a_pt2_that_is_not_a_generator_is_refused_with_a_reason(tmp_path):
+    about = {"nz": 4, "channels": 1, "image_size": 28}
+    linear = _exported(tmp_path, torch.nn.Linear(4, 10), torch.randn(2, 4), **about)
+    with pytest.raises(CheckpointError, match=r"got \(2, 10\)"):
+        load_generator(linear)
+    (tmp_path / "g.json").write_text(json.dumps({**about, "nz": 7}))
+    with pytest.raises(CheckpointError, match="does not turn z of size 7"):
+        load_generator(linear)
+    (tmp_path / "g.json").write_text("{nz: 4")
+    with pytest.raises(CheckpointError, match="does not describe a generator"):
+        load_generator(linear)
+    (tmp_path / "g.json").unlink()
+    with pytest.raises(CheckpointError, match="needs g.json beside it"):
+        load_generator(linear)
+    (tmp_path / "g.json").write_text(json.dumps(about))
+    linear.write_bytes(b"PK\x03\x04 not a program")
+    with pytest.raises(CheckpointError, match="not a program saved with torch.export"):
+        load_generator(linear)
+
+
+def test_a_run_folder_given_for_its_checkpoint_is_named(tmp_path):
+    trainer = train(tiny(tmp_path, steps=2))
+    with pytest.raises(CheckpointError, match="did you mean .*checkpoint.pt"):
+        load_generator(trainer.out_dir)
+
+
+def test_check_writable_tries_the_folder_it_would_write_in(tmp_path, monkeypatch):
+    check_writable(tmp_path / "not" / "made" / "yet")  # its nearest existing parent is writable
+    assert not (tmp_path / "not").exists(), "checking must not make folders"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotWritable, match="is a file, not a folder"):
+        check_writable(tmp_path / "file" / "run")
+
+    def refused(*args, **kwargs):  # as chmod 555, or a read-only disk, would (root ignores chmod)
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.TemporaryFile", refused)
+    with pytest.raises(NotWritable, match=f"cannot write in {tmp_path} .Read-only file system"):
+        check_writable(tmp_path / "run")

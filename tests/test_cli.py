@@ -236,6 +236,27 @@ def _corrupt_folder(tmp_path):
     return f"dataset: folder:{folder}\nimage_size: 32\nbatch_size: 4\n"
 
 
+def _file(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _npy(tmp_path, array, name="s.npy"):
+    """``array`` saved as ``name``; a dict of arrays makes an .npz archive under that name."""
+    with open(tmp_path / name, "wb") as f:  # a file object: np.savez would add .npz to a name
+        if isinstance(array, dict):
+            np.savez(f, **array)
+        else:
+            np.save(f, array)
+    return str(tmp_path / name)
+
+
+def _copy(source, tmp_path, name):
+    (tmp_path / name).write_bytes(Path(source).read_bytes())
+    return str(tmp_path / name)
+
+
 NO_GPU = not torch.cuda.is_available()
 # (argv builder: (tmp_path, checkpoint) -> argv, exit status, words the error line must hold)
 BAD = {
@@ -249,7 +270,11 @@ BAD = {
         2,
         "dropout must be",
     ),
-    "negative seed": (lambda t, c: ["train", _config(t, "seed: -3\n")], 2, "seed must be >= 0"),
+    "negative seed": (
+        lambda t, c: ["train", _config(t, "seed: -3\n")],
+        2,
+        "seed must be in [0, 2147483647]",
+    ),
     "unknown dataset": (
         lambda t, c: ["train", _config(t, "dataset: mnits\n")],
         2,
@@ -340,6 +365,86 @@ BAD = {
     ),
     "evaluate missing file": (lambda t, c: ["evaluate", str(t / "x.npy")], 1, "no such file"),
     "unknown command": (lambda t, c: ["trian"], 2, "invalid choice"),
+    # files that are not what the command needs
+    "config is a folder": (lambda t, c: ["train", str(t)], 2, "is a folder"),
+    "sample a run folder": (
+        lambda t, c: ["sample", str(Path(c).parent), "--out", str(t / "x.png")],
+        1,
+        "did you mean",
+    ),
+    "sample a .pt2 without its .json": (
+        lambda t, c: ["sample", _file(t, "g.pt2", b"PK"), "--out", str(t / "x.png")],
+        1,
+        "needs g.json beside it",
+    ),
+    "evaluate an .npz named .npy": (
+        lambda t, c: ["evaluate", _npy(t, {"a": np.zeros(3)})],
+        1,
+        "not an .npy file",
+    ),
+    "evaluate a PNG named .npy": (
+        lambda t, c: ["evaluate", _file(t, "s.npy", b"\x89PNG\r\n\x1a\n")],
+        1,
+        "not an .npy file",
+    ),
+    "evaluate an .npy of text": (
+        lambda t, c: ["evaluate", _npy(t, np.array(["a", "b"]))],
+        1,
+        "holds <U1 values",
+    ),
+    "evaluate 3 images": (
+        lambda t, c: ["evaluate", _npy(t, np.zeros((3, 1, 28, 28), np.float32))],
+        1,
+        "need at least 4 images",
+    ),
+    "evaluate --n 3": (lambda t, c: ["evaluate", c, "--n", "3"], 1, "need at least 4 images"),
+    # numbers out of range
+    "sample -n too many": (
+        lambda t, c: ["sample", c, "--out", str(t / "x.png"), "-n", "100000000"],
+        2,
+        "at most 50,000 images",
+    ),
+    "sample -n 2.5": (
+        lambda t, c: ["sample", c, "--out", str(t / "x.png"), "-n", "2.5"],
+        2,
+        "must be a positive whole number",
+    ),
+    "sample --seed -1": (
+        lambda t, c: ["sample", c, "--out", str(t / "x.png"), "--seed", "-1"],
+        2,
+        "--seed: must be a whole number in [0,",
+    ),
+    "evaluate --seed 10**30": (
+        lambda t, c: ["evaluate", c, "--seed", str(10**30)],
+        2,
+        "--seed: must be a whole number in [0,",
+    ),
+    "interpolate --fps nan": (
+        lambda t, c: ["interpolate", c, "--out", str(t / "w.gif"), "--fps", "nan"],
+        2,
+        "--fps must be a positive number",
+    ),
+    "interpolate too many images": (
+        lambda t, c: ["interpolate", c, "--out", str(t / "w.gif"), "--steps", "100000"],
+        2,
+        "at most 50,000 images",
+    ),
+    # outputs that cannot be written
+    "sample --out inside a file": (
+        lambda t, c: ["sample", c, "--out", str(Path(_a_file(t)) / "x.png")],
+        1,
+        "is a file, not a folder",
+    ),
+    "sample --out name too long": (
+        lambda t, c: ["sample", c, "--out", str(t / ("a" * 300 + ".png"))],
+        1,
+        "File name too long",
+    ),
+    "sample --out is the input, even with --force": (
+        lambda t, c: ["sample", _copy(c, t, "ck.png"), "--out", str(t / "ck.png"), "--force"],
+        2,
+        "is the input file",
+    ),
 }
 if NO_GPU:
     BAD["device cuda without a GPU"] = (
@@ -377,6 +482,86 @@ def test_bad_input_is_one_error_line_with_the_right_status(case, run_dir, tmp_pa
         p.name for p in tmp_path.rglob("*") if ".partial" in p.name or p.name.endswith(".tmp")
     ]
     assert not leftovers, f"{case}: half-written files left behind: {leftovers}"
+
+
+def test_upper_case_suffixes_write_the_file_named(run_dir, tmp_path):
+    checkpoint = str(run_dir / "checkpoint.pt")
+    for name in ("S.NPY", "G.PNG"):
+        assert main(["sample", checkpoint, "-n", "4", "--out", str(tmp_path / name)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["G.PNG", "S.NPY"]
+    assert np.load(tmp_path / "S.NPY").shape == (4, 1, 28, 28)
+
+
+def test_an_unwritable_place_stops_a_command_before_its_work(run_dir, tmp_path, capfd, monkeypatch):
+    """chmod 555 or a read-only disk (simulated: root ignores chmod): one line, nothing touched."""
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.TemporaryFile", refused)
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.replace("steps: 4", "steps: 6"))
+    for argv in (
+        ["sample", str(run_dir / "checkpoint.pt"), "--out", str(tmp_path / "s.png")],
+        ["train", str(config), "--out", str(run_dir)],  # 2 more steps, then it could not save
+    ):
+        assert status_of(argv) == 1, f"ganlab {argv[0]} should fail with status 1"
+        err = capfd.readouterr().err
+        assert err.startswith("error: cannot write in") and "Traceback" not in err, err
+    assert (run_dir / "checkpoint.pt").read_bytes() == before, "the checkpoint was touched"
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 4
+
+
+def test_big_endian_samples_are_scored(tmp_path, capsys):
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 1, 28, 28)).astype(">f4")
+    assert main(["evaluate", _npy(tmp_path, images), "--n", "8"]) == 0, capsys.readouterr().err
+
+
+def test_evaluate_draws_no_more_samples_than_it_scores(run_dir, tmp_path, capsys, monkeypatch):
+    import ganlab.cli
+
+    drawn = []
+    real_samples = ganlab.cli._samples
+    monkeypatch.setattr(
+        ganlab.cli, "_samples", lambda path, n, *a: drawn.append(n) or real_samples(path, 8, *a)
+    )
+    assert main(["evaluate", str(run_dir / "checkpoint.pt"), "--n", "100000000"]) == 0
+    assert drawn and drawn[0] <= 10_000, f"drew {drawn} samples for a test set of at most 10,000"
+
+
+def test_an_onnx_model_that_is_not_a_generator_is_refused(tmp_path, capfd):
+    pytest.importorskip("onnxruntime")
+    import warnings
+
+    path = tmp_path / "linear.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            torch.nn.Linear(4, 10),
+            (torch.zeros(2, 4),),
+            str(path),
+            input_names=["z"],
+            dynamic_axes={"z": {0: "batch"}},
+            dynamo=False,
+        )
+    assert status_of(["sample", str(path), "-n", "4", "--out", str(tmp_path / "s.npy")]) == 1
+    err = capfd.readouterr().err
+    assert err.startswith("error: ") and "not images" in err and "Traceback" not in err, err
+    assert not (tmp_path / "s.npy").exists(), "a wrong model must not write samples"
+
+
+def test_help_on_a_terminal_that_cannot_show_accents(tmp_path):
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ganlab", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "Fr\\xe9chet" in proc.stdout, proc.stdout
 
 
 def test_a_failed_command_leaves_no_empty_folder(run_dir, tmp_path, capfd):

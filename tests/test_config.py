@@ -131,7 +131,8 @@ def test_preset_then_file_then_overrides(tmp_path):
         ("beta1", 1.0, "beta1 must be in [0, 1)"),
         ("beta2", -0.1, "beta2 must be in [0, 1)"),
         ("dropout", 1.5, "dropout must be in [0, 1)"),
-        ("seed", -1, "seed must be >= 0"),
+        ("seed", -1, "seed must be in [0, 2147483647]"),
+        ("seed", 2**32, "seed must be in [0, 2147483647]"),  # numpy would refuse it mid-start
         ("lr", 0, "lr must be > 0"),
         ("real_label", 0.0, "real_label must be in (0, 1]"),
         ("num_workers", -2, "num_workers must be >= 0"),
@@ -167,6 +168,14 @@ def test_bad_files_and_overrides_are_config_errors(tmp_path):
         load_config(None, ["steps=[1,"])
     with pytest.raises(ConfigError, match="unknown preset 'cpuu'"):
         load_config(preset="cpuu")
+    with pytest.raises(ConfigError, match="is a folder; give a YAML config file"):
+        load_config(tmp_path)
+
+
+def test_allowed_keys_name_each_type_once():
+    keys = TrainConfig.allowed_keys()
+    assert "model: str ('dcgan', 'resize-conv')" in keys, keys
+    assert "data_on_device: str or bool ('auto', True, False)" in keys, keys
 
 
 def test_dataset_and_image_size_are_checked_before_training():

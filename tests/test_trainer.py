@@ -305,6 +305,33 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, monkeypatc
     )
 
 
+def test_sigterm_stops_like_ctrl_c(tmp_path, monkeypatch):
+    """``kill``, a job scheduler, ``docker stop``: SIGTERM finishes the step and saves it too."""
+    real_step, calls = ganlab.training.generator_step, []
+
+    def terminated_during_step_3(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(*args)
+
+    class Killed(Exception):
+        """Stands in for SIGTERM's default action, which would end pytest itself."""
+
+    def killed(signum, frame):
+        raise Killed
+
+    monkeypatch.setattr(ganlab.training, "generator_step", terminated_during_step_3)
+    handler = signal.signal(signal.SIGTERM, killed)
+    try:
+        with pytest.raises(TrainingInterrupted, match="step 3 of 8"):
+            Trainer(tiny(tmp_path, steps=8, checkpoint_every=100)).fit()
+        assert signal.getsignal(signal.SIGTERM) is killed, "fit() must restore SIGTERM's handler"
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 3
+
+
 def test_ctrl_c_after_the_save_decision_still_saves_before_it_says_so(tmp_path, monkeypatch):
     """A Ctrl-C landing after the step decided not to save (while it logs or draws): the
     message says "saved" only once a checkpoint holds the step it names."""
