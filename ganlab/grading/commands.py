@@ -17,6 +17,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from ..checkpoints import NotWritable, check_writable
 from ..submission import collect
 from . import assemble, engine, intake, report, sandbox
 
@@ -38,13 +39,10 @@ def _check_writable(flag, path, force, folder=False):
         raise UsageError(f"{flag} {path} is {'not ' if folder else ''}a folder")
     if path.exists() and not folder and not force:
         raise UsageError(f"{path} already exists; pass --force to replace it")
-    where = path.absolute() if folder else path.absolute().parent
-    while not where.exists():  # made when the output is written
-        where = where.parent
-    try:
-        tempfile.TemporaryFile(dir=where).close()  # what `os.access` cannot tell: a read-only disk
-    except OSError as err:
-        raise UsageError(f"{flag} {path}: cannot write in {where} ({err.strerror})") from None
+    try:  # tries to create a file there: `os.access` cannot tell a read-only disk
+        check_writable(path.absolute() if folder else path.absolute().parent)
+    except NotWritable as err:
+        raise UsageError(f"{flag} {path}: {err}") from None
 
 
 def _prefixes(values):
