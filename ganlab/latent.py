@@ -34,8 +34,9 @@ def slerp(z0, z1, t, eps=1e-7):
 
     With omega the angle between z0 and z1:
     ``slerp = sin((1 - t) * omega) / sin(omega) * z0 + sin(t * omega) / sin(omega) * z1``.
-    Same shapes as ``lerp``. When z0 and z1 are (nearly) parallel, ``sin(omega)`` is
-    ~0: fall back to ``lerp`` instead of dividing by it (``eps`` is the threshold).
+    Same shapes as ``lerp``. When z0 and z1 are (nearly) parallel, or opposite (omega = pi),
+    ``sin(omega)`` is ~0: fall back to ``lerp`` where ``|sin(omega)| < eps`` instead of
+    dividing by it.
     """
     # YOUR CODE HERE
     raise NotImplementedError(
@@ -49,8 +50,8 @@ def latent_grid(z0, z1, z2, rows, cols):
 
     Entry (i, j) is ``z0 + a_i * (z1 - z0) + b_j * (z2 - z0)`` with ``a`` = ``rows``
     values evenly from 0 to 1 (down the grid) and ``b`` = ``cols`` values from 0 to 1
-    (across). Returns (rows * cols, nz) in row-major order, so the corners are
-    z0 (top left), z2 (top right) and z1 (bottom left). Use ``torch.linspace``.
+    (across). Returns (rows * cols, nz) in z0's dtype, in row-major order, so the corners
+    are z0 (top left), z2 (top right) and z1 (bottom left). Use ``torch.linspace``.
     """
     # YOUR CODE HERE
     raise NotImplementedError(

@@ -56,10 +56,12 @@ class Critic(nn.Module):
     """The DCGAN critic (discriminator): images -> one logit per image.
 
     Input ``x``: (B, channels, image_size, image_size), values in [-1, 1].
-    Output: (B,) raw scores (logits). Do NOT end with a sigmoid: the losses use
-    ``binary_cross_entropy_with_logits``, which applies it in a numerically safe way.
+    Output: (B,) raw scores (logits). Do NOT end with a sigmoid (nor a tanh: logits are
+    unbounded): the losses use ``binary_cross_entropy_with_logits``, which applies it in a
+    numerically safe way.
 
-    Build ``self.net`` from ``n_blocks, base = dcgan_schedule(image_size)``:
+    Build ``self.net`` from ``n_blocks, base = dcgan_schedule(image_size)``, with every
+    layer below a module in it (``nn.LeakyReLU``, not ``F.leaky_relu`` in ``forward``):
 
     * ``n_blocks`` blocks, each ``Conv2d(kernel_size=4, stride=2, padding=1)`` (halves
       H and W), then ``BatchNorm2d`` (not in the first block: it would normalise away
@@ -123,8 +125,9 @@ class Generator(nn.Module):
       then ``BatchNorm2d`` and ``ReLU``;
     * ``n_blocks`` times ``upsample_block(..., mode=upsample)``, halving the channels
       each time; every block but the last is followed by ``BatchNorm2d`` and ``ReLU``;
-    * the last block outputs ``channels`` maps and is followed by ``Tanh`` only
-      (no BatchNorm on the output: it would fix the output statistics).
+    * the last block outputs ``channels`` maps and is followed by ``nn.Tanh()`` only, a
+      layer of ``self.net`` like the others (no BatchNorm on the output: it would fix the
+      output statistics).
 
     ``forward`` reshapes z itself, so callers pass plain (B, nz) vectors. Image i is a
     function of ``z[i]`` alone: no noise drawn inside ``forward``, no learned input in place

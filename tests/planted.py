@@ -13,6 +13,7 @@ is a bug.
 
 import functools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms
+from torchvision.transforms import v2
 
 from ganlab import latent, losses, models, training
 from ganlab.latent import lerp, slerp
@@ -2436,4 +2438,271 @@ CORRECT = [
     ("latent_grid", _grid_meshgrid),
     ("gradient_penalty", _penalty_sqrt),
     ("critic_step", _critic_step_no_grad_fakes),
+]
+
+
+# -- a third round: mistakes and correct variants found by trying the exercises another way ------
+class TanhCritic(Critic):
+    def forward(self, x):
+        return torch.tanh(super().forward(x))
+
+
+planted("Critic", "tanh on the logits", TanhCritic, **{OUT: "squashes the logits"})
+
+
+class FunctionalLeakyCritic(Critic):
+    """LeakyReLU as F.leaky_relu in forward: self.net holds no activation layers."""
+
+    def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
+        super().__init__(channels, image_size, ndf, dropout)
+        self.net = nn.Sequential(*[m for m in self.net if not isinstance(m, nn.LeakyReLU)])
+
+    def forward(self, x):
+        for m in self.net[:-1]:
+            x = m(x)
+            first = isinstance(m, nn.Conv2d) and m.in_channels == self.channels
+            if isinstance(m, nn.BatchNorm2d) or first:
+                x = F.leaky_relu(x, 0.2)
+        return self.net[-1](x).view(-1)
+
+
+planted("Critic", "F.leaky_relu in forward", FunctionalLeakyCritic, **{ARCH: "F.leaky_relu call"})
+
+
+class FunctionalTanhGenerator(Generator):
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__(nz, channels, image_size, ngf, upsample)
+        self.net = self.net[:-1]
+
+    def forward(self, z):
+        return torch.tanh(super().forward(z))
+
+
+planted(
+    "Generator", "torch.tanh in forward", FunctionalTanhGenerator, **{GARCH: "no nn.Tanh layer"}
+)
+
+
+@planted(
+    "upsample_block", "NotImplementedError for unknown modes", **{UP: "raised NotImplementedError"}
+)
+def not_implemented_mode(i, o, mode="transposed"):
+    if mode not in ("transposed", "nearest"):
+        raise NotImplementedError(mode)
+    return upsample_block(i, o, mode)
+
+
+planted(
+    "critic_loss",
+    "logits clamped in place",
+    lambda r, f, real_label=1.0: critic_loss(r.clamp_(-10, 10), f, real_label),
+    **{CL: ("a leaf Variable that requires grad", "do not change the logits in place")},
+)
+planted(
+    "critic_loss",
+    "fake targets smoothed to 0.1",
+    lambda r, f, real_label=1.0: BCE(r, _full(r, real_label)) + BCE(f, _full(f, 0.1)),
+    **{CL: "label smoothing is one-sided"},
+)
+planted(
+    "generator_loss",
+    "smoothed target 0.9",
+    lambda f: BCE(f, _full(f, 0.9)),
+    **{GL: "the generator's target is exactly 1"},
+)
+
+
+@planted("critic_step", "detaches the fake logits", **{CS: "never the critic's logits"})
+def critic_step_detached_logits(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z)).detach()
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+planted(
+    "make_transform",
+    "PILToTensor, .float(), Normalize",
+    lambda: T.Compose(
+        [T.PILToTensor(), T.Lambda(lambda x: x.float()), T.Normalize((0.5,), (0.5,))]
+    ),
+    check_transform="not scaled from 0..255",
+)
+
+
+@planted("slerp", "fallback for parallel vectors only", **{SP: "opposite vectors"})
+def slerp_parallel_only(z0, z1, t, eps=1e-7):
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())
+    if cos > 1 - eps:
+        return lerp(z0, z1, t)
+    return _slerp_formula(z0, z1, t, torch.arccos(cos.clamp(-1, 1)), -1.0)
+
+
+@planted("slerp", "fallback when omega < eps", **{SP: "opposite vectors"})
+def slerp_omega_below_eps(z0, z1, t, eps=1e-7):
+    omega = torch.arccos((torch.dot(z0, z1) / (z0.norm() * z1.norm())).clamp(-1, 1))
+    if omega < eps:
+        return lerp(z0, z1, t)
+    return _slerp_formula(z0, z1, t, omega, -1.0)
+
+
+planted(
+    "latent_grid",
+    "numpy's float64 linspace",
+    lambda z0, z1, z2, rows, cols: _grid(
+        z0,
+        z1,
+        z2,
+        torch.from_numpy(np.linspace(0, 1, rows)),
+        torch.from_numpy(np.linspace(0, 1, cols)),
+    ),
+    **{LG: "not numpy's float64 linspace"},
+)
+
+
+def _lerp_numpy(z0, z1, t):
+    t = torch.as_tensor(np.asarray(t), dtype=z0.dtype)
+    return (1 - t)[..., None] * z0 + t[..., None] * z1
+
+
+def _lerp_np_array(z0, z1, t):
+    t = torch.from_numpy(np.array(t, dtype=np.float32)).unsqueeze(-1)
+    return (1 - t) * z0 + t * z1
+
+
+def _lerp_einsum(z0, z1, t):
+    t = torch.as_tensor(t, dtype=z0.dtype)
+    if t.dim() == 0:
+        return (1 - t) * z0 + t * z1
+    return torch.einsum("t,n->tn", 1 - t, z0) + torch.einsum("t,n->tn", t, z1)
+
+
+def _lerp_outer(z0, z1, t):
+    if isinstance(t, float):
+        return (1 - t) * z0 + t * z1
+    return torch.outer(1 - t, z0) + torch.outer(t, z1)
+
+
+def _grid_cartesian(z0, z1, z2, rows, cols):
+    ab = torch.cartesian_prod(torch.linspace(0, 1, rows), torch.linspace(0, 1, cols)).view(-1, 2)
+    return z0 + ab[:, :1] * (z1 - z0) + ab[:, 1:] * (z2 - z0)
+
+
+class OrderedDictCritic(nn.Module):
+    """Named layers in an OrderedDict, keyword arguments, biases everywhere, inplace=False."""
+
+    def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
+        super().__init__()
+        n_blocks, base = models.dcgan_schedule(image_size)
+        layers, ch = OrderedDict(), channels
+        for i in range(n_blocks):
+            out = ndf * 2**i
+            layers[f"conv{i}"] = nn.Conv2d(ch, out, kernel_size=4, stride=2, padding=1)
+            if i:
+                layers[f"bn{i}"] = nn.BatchNorm2d(out)
+            layers[f"act{i}"] = nn.LeakyReLU(negative_slope=0.2, inplace=False)
+            if dropout > 0:
+                layers[f"drop{i}"] = nn.Dropout2d(p=dropout)
+            ch = out
+        layers["logit"] = nn.Conv2d(ch, 1, kernel_size=(base, base))
+        self.net = nn.Sequential(layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, x):
+        return self.net(x).flatten()
+
+
+class BlocksGenerator(nn.Module):
+    """A projection Sequential and a ModuleList of blocks; z[:, :, None, None]."""
+
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__()
+        self.nz = nz
+        n_blocks, base = models.dcgan_schedule(image_size)
+        ch = ngf * 2 ** (n_blocks - 1)
+        self.project = nn.Sequential(
+            nn.ConvTranspose2d(nz, ch, base, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(False)
+        )
+        self.blocks = nn.ModuleList()
+        for i in range(n_blocks):
+            last = i == n_blocks - 1
+            out = channels if last else ch // 2
+            after = [nn.Tanh()] if last else [nn.BatchNorm2d(out), nn.ReLU()]
+            self.blocks.append(nn.Sequential(upsample_block(ch, out, mode=upsample), *after))
+            ch = out
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z):
+        x = self.project(z[:, :, None, None])
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def _upsample_same(i, o, mode="transposed"):
+    if mode == "nearest":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2.0), nn.Conv2d(i, o, 3, padding="same", bias=False)
+        )
+    return upsample_block(i, o, mode)
+
+
+def _init_trunc_normal(m):
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.trunc_normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.constant_(m.bias, 0.0)
+    elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+        nn.init.normal_(m.weight, mean=1.0, std=0.02)
+        nn.init.constant_(m.bias, 0)
+
+
+def _critic_step_module_zero_grad(critic, generator, real, z, opt_c, real_label=1.0):
+    critic.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+CORRECT += [
+    ("lerp", _lerp_numpy),
+    ("lerp", _lerp_np_array),
+    ("lerp", _lerp_einsum),
+    ("lerp", _lerp_outer),
+    ("latent_grid", _grid_cartesian),
+    ("Critic", OrderedDictCritic),
+    ("Generator", BlocksGenerator),
+    ("upsample_block", _upsample_same),
+    ("init_dcgan_weights", _init_trunc_normal),
+    ("critic_step", _critic_step_module_zero_grad),
+    ("generator_loss", lambda f: -F.logsigmoid(f).mean()),
+    (
+        "critic_loss",
+        lambda r, f, real_label=1.0: (
+            nn.BCEWithLogitsLoss()(r, torch.ones_like(r) * real_label)
+            + nn.BCEWithLogitsLoss()(f, torch.zeros_like(f))
+        ),
+    ),
+    (
+        "make_transform",
+        lambda: v2.Compose(
+            [
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize([0.5], [0.5]),
+            ]
+        ),
+    ),
+    ("make_transform", lambda: T.Compose([T.ToTensor(), T.Normalize(0.5, 0.5)])),
+    (
+        "make_optimizers",
+        lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: (
+            ADAM(c.parameters(), lr, list(betas), **kw),
+            ADAM(g.parameters(), lr, list(betas), **kw),
+        ),
+    ),
 ]

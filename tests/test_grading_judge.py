@@ -241,6 +241,16 @@ class BranchingGenerator(_G):
         return self.net(z)
 """,
     ),
+    # torchvision's v2 transforms are nn.Modules, but no layers: they travel as callables.
+    "make_transform_v2": (
+        "check_transform",
+        """
+import torch
+from torchvision.transforms import v2
+def make_transform_v2():
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5], [0.5])])
+""",
+    ),
     "LoopCritic": (
         "check_critic_output",
         """

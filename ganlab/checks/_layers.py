@@ -47,12 +47,22 @@ def _one(value):
     return value[0] if isinstance(value, tuple) and len(set(value)) == 1 else value
 
 
+def _padding(m):
+    """A conv's padding as numbers: ``padding="same"`` (stride 1) is (kernel - 1) // 2 a side for
+    the odd kernels DCGAN uses, ``"valid"`` is 0."""
+    if not isinstance(m.padding, str):
+        return m.padding
+    if m.padding == "valid":
+        return (0,) * len(m.kernel_size)
+    return tuple(d * (k - 1) // 2 for k, d in zip(m.kernel_size, m.dilation))
+
+
 def key(m):
     """What the DCGAN rules say about a layer, as a tuple: ('Conv2d', in, out, kernel, stride, padding)."""
     name = type(m).__name__
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         return (name, m.in_channels, m.out_channels) + tuple(
-            _one(v) for v in (m.kernel_size, m.stride, m.padding)
+            _one(v) for v in (m.kernel_size, m.stride, _padding(m))
         )
     if isinstance(m, nn.BatchNorm2d):
         return (name, m.num_features)

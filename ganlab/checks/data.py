@@ -76,6 +76,11 @@ def check_transform(make_transform):
             "black -> -0.42: you normalised with MNIST's mean and std (0.1307, 0.3081). "
             "That suits classifiers; a GAN needs the fixed range [-1, 1]: Normalize((0.5,), (0.5,))."
         )
+    if abs(black + 1) < 1e-5 and abs(white - 509) < 1e-3:
+        raise CheckFailed(
+            "black -> -1 and white -> 509: the pixels were not scaled from 0..255 to [0, 1] "
+            "before Normalize; use ToTensor() (or v2.ToDtype(torch.float32, scale=True))"
+        )
     fail_unless(
         abs(black + 1) < 1e-5 and abs(white - 1) < 1e-5,
         f"black -> {black:.4f} and white -> {white:.4f}; expected -1 and 1 "

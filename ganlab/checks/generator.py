@@ -177,9 +177,9 @@ def check_upsample_block(upsample_block):
             f"the ValueError says {first_line(err)!r}: name the modes that exist "
             "(UPSAMPLE_MODES), so the caller sees how to fix the call",
         )
-    except (NotImplementedError, CheckFailed):
+    except CheckFailed:
         raise
-    except Exception as err:
+    except Exception as err:  # NotImplementedError too: both modes work, this is no stub
         raise CheckFailed(
             f"upsample_block(8, 4, 'bilinear-typo') raised {type(err).__name__}: raise a "
             "ValueError naming UPSAMPLE_MODES for an unknown mode"
@@ -452,6 +452,12 @@ def check_generator_architecture(Generator):
     fail_unless(
         layers_of(gen, nn.BatchNorm2d) and not layers_of(gen, *OTHER_NORMS),
         "the generator normalises with BatchNorm2d after the projection and every block but the last",
+    )
+    fail_unless(
+        layers_of(gen, nn.Tanh),
+        "the generator has no nn.Tanh layer; it needs exactly one nn.Tanh, at the end of "
+        "self.net (a torch.tanh or F.tanh call in forward is not one of self.net's layers, "
+        "which the docstring lists)",
     )
     fail_unless(len(layers_of(gen, nn.Tanh)) == 1, "exactly one nn.Tanh, at the output")
     for config in GENERATOR_CONFIGS:

@@ -6,6 +6,7 @@ that a bug in lerp costs only check 6.1.
 
 import math
 
+import numpy as np
 import torch
 
 from . import _reference as ref
@@ -14,13 +15,36 @@ from ._core import CheckFailed, call, fail_unless, graded, passed, seeded, subst
 NO_LOOP = "no Python loop over t: broadcast it against the vectors (t.unsqueeze(-1))"
 
 
+def _refuse(*args, **kwargs):
+    raise CheckFailed(f"the interpolation walks through t one value at a time: {NO_LOOP}")
+
+
+class _NoLoopArray(np.ndarray):
+    """``t.numpy()``: an array like any other (np.asarray(t) and arithmetic on it are fine) that
+    refuses to be walked through in Python too."""
+
+    __iter__ = tolist = _refuse
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            _refuse()
+        return super().__getitem__(index)
+
+
 class _T(torch.Tensor):
-    """A 1-D ``t`` that refuses to be walked through in Python (``for``, ``t[i]``, ``tolist``)."""
+    """A 1-D ``t`` that refuses to be walked through in Python (``for``, ``t[i]``, ``tolist``).
+
+    Turning it into something else whole is fine: ``torch.as_tensor(t)``, ``torch.tensor(t)``,
+    ``np.asarray(t)``, ``t.numpy()`` (an array that refuses loops as well), ``t.to(...)``.
+    """
+
+    __iter__ = unbind = tolist = _refuse
+
+    def numpy(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor).numpy(*args, **kwargs).view(_NoLoopArray)
 
     def _refuse(self, *args, **kwargs):
-        raise CheckFailed(f"the interpolation walks through t one value at a time: {NO_LOOP}")
-
-    __iter__ = unbind = tolist = numpy = _refuse
+        _refuse()
 
     def __getitem__(self, index):
         if isinstance(index, int) or (
@@ -191,6 +215,14 @@ def _check_slerp(slerp):
         "when it is below eps",
     )
     fail_unless(_close(same, 2.25 * e, 1e-4), "slerp of parallel vectors must fall back to lerp")
+    # Opposite along an axis: omega = pi, and sin(pi) rounds to -8.7e-8 in float32, below eps.
+    opposite = _path(slerp, "slerp", 1.5 * e, -3 * e, ts)
+    fail_unless(
+        _close(opposite, ref.lerp(1.5 * e, -3 * e, ts), 1e-4),
+        "slerp of two opposite vectors (z1 = -2 z0) must fall back to lerp too: omega = pi "
+        "there, where sin(omega) is ~0 as for parallel ones; test |sin(omega)| < eps, not the "
+        "cosine against 1 or omega against 0",
+    )
     # Parallel in general position: rounding can put the cosine a hair above 1.
     for z in torch.randn(24, nz, generator=g):
         same = _path(slerp, "slerp", z, 3 * z, ts)
@@ -232,6 +264,12 @@ def check_latent_grid(latent_grid):
         fail_unless(
             isinstance(grid, torch.Tensor) and shape == (rows * cols, nz),
             f"{what} must return ({rows * cols}, {nz}) for {nz}-dimensional vectors, got {shape}",
+        )
+        fail_unless(
+            grid.dtype == z0.dtype,
+            f"{what} returns {grid.dtype} for {z0.dtype} vectors (the generator's weights are "
+            "float32): make a and b with their dtype, torch.linspace(0, 1, n, dtype=z0.dtype), "
+            "not numpy's float64 linspace",
         )
         if not bool(torch.isfinite(grid).all()):
             raise CheckFailed(

@@ -111,6 +111,8 @@ def check_critic_loss(critic_loss):
             "the real term is missing: add mean BCE(real logits, real_label)": _bce(fake, 0),
             "the real term is halved: halve neither, add the two means": _bce(real, 1) / 2
             + _bce(fake, 0),
+            "the fake targets are smoothed (0.1): label smoothing is one-sided, the fake targets "
+            "stay exactly 0": _bce(real, 1) + _bce(fake, 0.1),
             "the fake term is halved: halve neither, add the two means": _bce(real, 1)
             + _bce(fake, 0) / 2,
         },
@@ -179,6 +181,8 @@ def check_generator_loss(generator_loss):
             "a sigmoid before binary_cross_entropy_with_logits: it takes the raw logits": _bce(
                 torch.sigmoid(fake), 1
             ),
+            "the target is smoothed (0.9): label smoothing is for the critic's real targets "
+            "only; the generator's target is exactly 1": _bce(fake, 0.9),
         },
         what,
         "mean BCE(fake logits, 1)",

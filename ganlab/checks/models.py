@@ -19,6 +19,7 @@ from ._core import (
     describe,
     fail_unless,
     graded,
+    output_op,
     passed,
     run_forward,
     seeded,
@@ -378,7 +379,12 @@ def check_critic_architecture(Critic):
     fail_unless(
         leaky,
         "no LeakyReLU found"
-        + (" (you used ReLU)" if layers_of(critic, nn.ReLU) else "")
+        + (
+            " (you used ReLU)"
+            if layers_of(critic, nn.ReLU)
+            else " among self.net's layers (an F.leaky_relu call in forward is not a layer: put "
+            "nn.LeakyReLU(0.2) modules in self.net, as the docstring lists)"
+        )
         + ": the DCGAN critic uses LeakyReLU(0.2) so that gradients flow for negative inputs too",
     )
     slopes = {m.negative_slope for m in leaky}
@@ -438,6 +444,14 @@ def check_critic_output(Critic):
         raise CheckFailed(
             "critic returns values in (0, 1): remove the final sigmoid, the loss expects "
             "logits (binary_cross_entropy_with_logits applies it, stably)"
+        )
+    last = output_op(out)
+    # Not Clamp: its bounds are the student's choice (say +-20 against overflow), not [-1, 1].
+    if last in ("Tanh", "Hardtanh"):
+        raise CheckFailed(
+            f"the critic's last operation is {last}: it squashes the logits into [-1, 1], so "
+            "sigmoid(logit) stays within (0.27, 0.73) and the critic can never be confident; "
+            "return the final conv's raw output, unbounded"
         )
     one = run_forward(critic, x[:1].detach(), "Critic()")
     fail_unless(

@@ -261,9 +261,9 @@ def check_critic_step(critic_step):
             ref.critic_loss(fake_logits, real_logits, 0.9)
         ),
         "opt_c.step() ran twice: step once per call": [2 * g for g in want],
-        "only the real images were scored: score the (detached) fakes too": grads(
-            ref.bce(real_logits, 0.9)
-        ),
+        "only the real images were scored, or the fake term gave the critic no gradient: "
+        "score the (detached) fakes too, and detach the fakes before the critic, never the "
+        "critic's logits (critic(fake).detach())": grads(ref.bce(real_logits, 0.9)),
         "the critic climbed its loss: minimise critic_loss as it is (BCE is already the "
         "negative log-likelihood), do not negate it": [-g for g in want],
     }

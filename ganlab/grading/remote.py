@@ -158,7 +158,11 @@ class Codec:
             return {"~": "dtype", "v": str(obj).removeprefix("torch.")}
         if isinstance(obj, torch.device):
             return {"~": "device", "v": "cpu"}
-        if isinstance(obj, nn.Module):
+        # torchvision's v2 transforms are nn.Modules but hold no layers (and fx cannot trace
+        # them): like the classic ones, they travel as callables.
+        if isinstance(obj, nn.Module) and not (
+            self.handle is not None and type(obj).__module__.startswith("torchvision.transforms")
+        ):
             return self.module(obj)
         if isinstance(obj, torch.optim.Optimizer):
             return self.optimizer(obj)
@@ -333,7 +337,9 @@ class Codec:
         if len(raw) != n * torch.empty(0, dtype=dtype).element_size():
             raise WireError("a tensor whose bytes do not fit its shape")
         t = (
-            torch.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
+            # detach(): not a view of the buffer, so an in-place change is reported in the
+            # notebook's words ("a leaf Variable", not "a view of a leaf Variable")
+            torch.frombuffer(bytearray(raw), dtype=dtype).reshape(shape).detach()
             if n
             else torch.empty(shape, dtype=dtype)
         )
