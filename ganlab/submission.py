@@ -13,7 +13,8 @@ for every course notebook, and ``manifest.json``::
 
 ``collect`` finds the files, ``pack`` writes the zip, ``unpack`` turns one back into a
 folder of the same layout as a student's copy of the kit. Unpacking only ever writes the
-names above, as regular files of bounded size: a zip is untrusted input.
+names above, as regular files of bounded size: a zip is untrusted input. A zip made by hand
+is read as well where it names the same files (one folder above them, Windows' ``\\``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from ._solutions import EXERCISE_MODULES
 
 FORMAT, VERSION = "ganlab-submission", 1
 MANIFEST = "manifest.json"
-MAX_MEMBER_BYTES = 20 * 2**20  # per file; a notebook with plots is a few MB
+# The one statement of what the grader reads of a hand-in: `ganlab submit` refuses more,
+# ``unpack`` drops more, and the grader reads a student's folder with the same limits.
+MAX_MODULE_BYTES = 2**20  # an exercise module: its code is a few KB
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a notebook with plots is a few MB
 MAX_TOTAL_BYTES = 100 * 2**20
 MAX_ZIP_BYTES = MAX_TOTAL_BYTES  # the zip itself: zipfile holds its whole directory in memory
 MAX_FILES = 64  # members unpacked from one zip; a submission holds about a dozen
@@ -173,19 +177,36 @@ def submit(kit_root=None, notebooks_dir=None, out=None, force=False) -> tuple[Pa
     return out, pack(files, out, __version__)
 
 
+def max_bytes(name: str) -> int:
+    """The most the grader reads of the submission file ``name`` (``ganlab/...``, ``notebooks/...``)."""
+    return MAX_MODULE_BYTES if name.startswith("ganlab/") else MAX_NOTEBOOK_BYTES
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+
+
+def limits_text() -> str:
+    """The limits in words, for every message that refuses or drops a file."""
+    return (
+        f"the grader reads at most {_mb(MAX_MODULE_BYTES)} of a module, "
+        f"{_mb(MAX_NOTEBOOK_BYTES)} of a notebook, {_mb(MAX_TOTAL_BYTES)} in all"
+    )
+
+
 def _check_sizes(files):
     """Refuse what the grader's ``unpack`` would drop as too large, while the student can fix it."""
     sizes = {name: Path(path).stat().st_size for name, path in files.items()}
-    large = [f"{n} ({b / 2**20:.0f} MB)" for n, b in sizes.items() if b > MAX_MEMBER_BYTES]
+    large = [f"{n} ({_mb(b)})" for n, b in sizes.items() if b > max_bytes(n)]
     total = sum(sizes.values())
     if large or total > MAX_TOTAL_BYTES:
-        what = ", ".join(large) or f"{total / 2**20:.0f} MB in all"
+        what = ", ".join(large) or f"{_mb(total)} in all"
+        modules = any(n.startswith("ganlab/") for n in large)
         raise SubmissionError(
-            f"too large to grade: {what} "
-            f"(the grader reads at most {MAX_MEMBER_BYTES // 2**20} MB a file, "
-            f"{MAX_TOTAL_BYTES // 2**20} MB in all). Clear the notebooks' outputs (JupyterLab: "
-            "Edit -> Clear Outputs of All Cells; Colab: Edit -> Clear all outputs), save, and "
-            "hand in again"
+            f"too large to grade: {what} ({limits_text()}). "
+            + ("Keep only code in the exercise modules (no data or weights). " if modules else "")
+            + "Clear the notebooks' outputs (JupyterLab: Edit -> Clear Outputs of All Cells; "
+            "Colab: Edit -> Clear all outputs), save, and hand in again"
         )
 
 
@@ -206,6 +227,15 @@ def hand_in(notebooks_dir=None):
 
 def _allowed(name: str) -> bool:
     return name in {f"ganlab/{m}" for m in EXERCISE_MODULES} or bool(_NOTEBOOK.fullmatch(name))
+
+
+def _inner_folder(names) -> str:
+    """``"my-kit/"`` when a zip made by hand holds the submission in one folder
+    (``my-kit/ganlab/models.py``; macOS's Compress adds ``__MACOSX/``), else ``""``."""
+    if any(map(_allowed, names)):
+        return ""
+    tops = {n.split("/", 1)[0] for n in names if "/" in n and _allowed(n.split("/", 1)[1])}
+    return f"{tops.pop()}/" if len(tops) == 1 else ""
 
 
 def _shown(names) -> str:
@@ -233,7 +263,7 @@ def unpack(zip_path, dest) -> list[str]:
 
     Only the names a submission may hold are written (exercise modules and course
     notebooks, no links, no other paths), at most ``MAX_FILES`` of them, each at most
-    ``MAX_MEMBER_BYTES`` and all together at most ``MAX_TOTAL_BYTES``, counted while
+    ``max_bytes(name)`` and all together at most ``MAX_TOTAL_BYTES``, counted while
     inflating (a member too large by its header is not inflated at all). A file whose
     hash differs from the manifest is kept, with a note. Raises ``SubmissionError`` when
     the file is not a readable zip, or larger than ``MAX_ZIP_BYTES``.
@@ -249,26 +279,31 @@ def unpack(zip_path, dest) -> list[str]:
         archive = zipfile.ZipFile(zip_path)
     except ZIP_ERRORS as err:
         raise SubmissionError(f"{label} is not a readable zip file ({err})") from err
-    notes, skipped, written, tried, total = [], [], [], 0, 0
+    notes, skipped, links, written, tried, total = [], [], [], [], 0, 0
     with archive:
         listed = _manifest_files(archive, notes)
         dest.mkdir(parents=True)
-        for info in archive.infolist():
-            name = info.filename
+        # A zip made by hand: Windows tools may write "\\" for "/", and a zipped folder puts
+        # everything one level down. Both name the same files: graded, with a note.
+        names = [info.filename.replace("\\", "/") for info in archive.infolist()]
+        inner = _inner_folder(names)
+        if inner:
+            notes.append(f"the files are in {inner} inside the zip: graded from there")
+        for info, name in zip(archive.infolist(), names):
+            name = name[len(inner) :] if inner and name.startswith(inner) else name
             if name == MANIFEST or name.endswith("/"):  # (not is_dir(): it fails on a name "")
                 continue
-            if (
-                not _allowed(name)
-                or (info.external_attr >> 16) & 0o170000 not in (0, 0o100000)
-                or tried == MAX_FILES  # thousands of notebooks named NN_*: the rest is ignored
-            ):
+            if not _allowed(name) or tried == MAX_FILES:  # thousands of NN_* notebooks: the rest
                 skipped.append(name)
+                continue
+            if (info.external_attr >> 16) & 0o170000 not in (0, 0o100000):  # a link's target
+                links.append(name)  # is its data: written as a file, it would be graded as code
                 continue
             tried += 1
             if (dest / name).exists():
                 notes.append(f"{name} appears twice in the zip: the first copy is graded")
                 continue
-            room = min(MAX_MEMBER_BYTES, MAX_TOTAL_BYTES - total)
+            room = min(max_bytes(name), MAX_TOTAL_BYTES - total)
             data = None  # too large by its header: not worth inflating
             if info.file_size <= room:
                 try:
@@ -280,10 +315,7 @@ def unpack(zip_path, dest) -> list[str]:
                     continue
                 total += len(data)  # kept or not: a zip bomb's members use up the total
             if data is None or len(data) > room:
-                notes.append(
-                    f"{name} is too large (limit {MAX_MEMBER_BYTES // 2**20} MB a file, "
-                    f"{MAX_TOTAL_BYTES // 2**20} MB in all): ignored"
-                )
+                notes.append(f"{name} is too large ({limits_text()}): ignored")
                 continue
             want = (listed or {}).get(name)
             if isinstance(want, dict) and want.get("sha256") != _digest(data)["sha256"]:
@@ -301,6 +333,8 @@ def unpack(zip_path, dest) -> list[str]:
             added = [name for name in written if name not in listed]
             if added:
                 notes.append(f"not in manifest.json (added after packing?): {_shown(added)}")
+    if links:
+        notes.append(f"{_shown(links)}: a link or special file in the zip, not a file: ignored")
     if skipped:
         notes.append(
             f"ignored {len(skipped)} file(s) a submission does not hold: {_shown(skipped)}"

@@ -510,7 +510,7 @@ def test_malformed_submissions_are_read_with_notes(tmp_path):
     sub = assemble.load_submission(odd, names)
     assert sub.notebooks["02_critic.ipynb"] is None and sub.modules["models.py"] is None
     notes = "\n".join(sub.notes)
-    assert "ganlab/models.py is a link or not a regular file: ignored" in notes
+    assert "ganlab/models.py is a link or not a regular file: graded as not implemented" in notes
     assert "ganlab/losses.py has a syntax error (line 1)" in notes
     assert "notebooks/02_critic.ipynb is not a valid notebook" in notes
 
@@ -557,6 +557,21 @@ def test_student_names_cannot_become_formulas_or_forge_summary_lines():
         "to review (1):",
         "  eve?to review (0):: crashed",
     ]
+
+
+def test_the_gradebook_and_feedback_take_names_as_safely_as_the_csv():
+    # Was: moodle.csv wrote the name as it was (a formula to a spreadsheet), and a newline
+    # in a name wrote a line of its own into the feedback ("**Total: 13 / 13 points**").
+    formula, checks = _result('=HYPERLINK("http://x")', [True, False])
+    forged, _ = _result("eve\n**Total: 99 / 99 points**", [False, False])
+    rows = report.moodle_csv([formula, forged], checks).splitlines()
+    assert rows[1].startswith("\"'=HYPERLINK"), f"a spreadsheet would run this name: {rows[1]}"
+    assert rows[2].startswith("eve?**Total"), rows
+    assert not any(line.startswith("**Total: 99") for line in report.feedback(forged).splitlines())
+    assert (
+        report.feedback(forged).splitlines()[0]
+        == "# ganlab feedback: eve?**Total: 99 / 99 points**"
+    )
 
 
 def test_the_audit_hook_policy(tmp_path):
@@ -657,3 +672,18 @@ def test_the_launcher_protects_a_real_process(tmp_path):
         "subprocess": "PermissionError",
     }
     assert not (tmp_path / "grades.csv").exists()
+
+
+def test_every_student_gets_a_feedback_file_whatever_their_name(tmp_path):
+    # Was: a folder name of 245+ bytes stopped the run at its feedback file (File name too
+    # long, after grading everyone), and Alice's and alice's files were one on a case-insensitive disk.
+    names = ["Alice", "alice", "x" * 255, "Jos\u00e9" * 60, "eve\nline"]
+    results = [_result(name, [True, False])[0] for name in names]
+    report.write_feedback(results, tmp_path / "fb")
+    files = report.feedback_names(names)
+    assert files["Alice"] == "Alice.md" and files["alice"] == "alice~2.md"
+    assert len({name.casefold() for name in files.values()}) == len(names)
+    for name in names:
+        text = (tmp_path / "fb" / files[name]).read_text()
+        assert len(files[name].encode()) <= 255 - len(".partial")
+        assert text.startswith(f"# ganlab feedback: {name.replace(chr(10), '?')}")

@@ -73,3 +73,21 @@ def test_check_gathers_only_the_course_files_of_a_notebooks_folder(tmp_path):
     dest = commands.gather(kit, drive, names, tmp_path / "copy")
     copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert copied == ["ganlab/models.py", "notebooks/00_setup.ipynb"]
+
+
+def test_students_selects_names_that_hold_commas(tmp_path, monkeypatch, capsys):
+    # Was: every --students value was split at commas: "Doe, Jane" was refused as "Doe", "Jane".
+    for name in ("Doe, Jane", "Doe", "bob"):
+        (tmp_path / "class" / name).mkdir(parents=True)
+    graded = []
+
+    def record(entries, *args, **kwargs):
+        graded.append([e.name for e in entries])
+        raise KeyboardInterrupt  # (stops before any grading or writing)
+
+    monkeypatch.setattr(commands, "grade_many", record)
+    for value, want in [("Doe, Jane", ["Doe, Jane"]), ("bob,Doe, Jane", ["Doe, Jane", "bob"])]:
+        argv = ["grade", str(tmp_path / "class"), "--out", str(tmp_path / "g.csv")]
+        parsed = build_parser().parse_args([*argv, "--isolation", "none", "--students", value])
+        assert commands.run_grade(parsed) == 130, capsys.readouterr().err
+        assert graded.pop() == want

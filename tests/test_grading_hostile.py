@@ -228,6 +228,22 @@ def build(root, targets):
     # student code, must not.
     forger = perfect_copy(root / "x_forger")
     append_to(forger, "models.py", SIGMOID_CRITIC + FORGE)
+    # Forged output: the runner's per-cell lines ("passed", and a kernel that never started, which
+    # asks for a regrade) and check marks, printed, written to fds 1 and 2, and by a hook-free child.
+    forged = "".join(
+        f"GANLAB-CELL {json.dumps(dict(notebook='02_critic.ipynb', cell_id=c, outcome=o))}\n"
+        for c, o in [(f"check-2-{i}", "passed") for i in range(1, 5)] + [("", "nostart")]
+    )
+    forged += "\u2714 check-2-3: 2/2 points PASSED\n"
+    write = f"import os\nfor fd in (1, 2):\n    os.write(fd, {forged.encode()!r})\n"
+    forger_out = perfect_copy(root / "x_forged_output")
+    append_to(forger_out, "models.py", SIGMOID_CRITIC)
+    edit_cell(
+        forger_out,
+        "02_critic.ipynb",
+        "ex-2-1",
+        lambda src: f"print({forged!r})\n{write}" + attack(write, wait=2) + src,
+    )
     # Filling the host's disk through the sandbox folder: big files, and a great many small ones.
     filler = perfect_copy(root / "x_disk_filler")
     in_cell(
@@ -360,6 +376,14 @@ def test_attacks_that_fail_leave_the_attacker_their_own_grade(hostile_class, nam
     assert "flagged for review" in row, f"{name} used process creation and must be flagged: {row}"
 
 
+def test_forged_output_lines_change_nothing(hostile_class):
+    _, run, _, snapshot, _, _ = hostile_class
+    row = _rows(snapshot)["x_forged_output"]
+    assert row.startswith("1,1,0,0,2,6,"), f"forged 'passed' lines earned points: {row}"
+    review = run.stdout.split("to review", 1)[1]
+    assert "no kernel answered" not in review, "a forged 'nostart' line asked for a regrade"
+
+
 def test_no_process_outlives_the_grading_and_the_csv_stays_the_graders(hostile_class):
     base, _, _, snapshot, survivors, _ = hostile_class
     assert TOKEN not in survivors, "a student's process outlived the grader"
@@ -392,7 +416,7 @@ def test_huge_cells_and_notebooks_are_limited_and_noted(hostile_class):
     rows = _rows(hostile_class[3])
     assert "exercise 2.1 is longer than 200 k characters" in rows["x_huge_cell"]
     assert rows["x_huge_cell"].startswith("0,1,2,2,5,6,")
-    assert "notebooks/02_critic.ipynb is larger than" in rows["x_huge_notebook"]
+    assert "notebooks/02_critic.ipynb is too large" in rows["x_huge_notebook"]
     assert rows["x_huge_notebook"].startswith("0,1,2,2,5,6,")
 
 

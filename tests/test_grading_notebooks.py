@@ -13,7 +13,7 @@ import re
 import nbformat
 import pytest
 
-from ganlab import cli, instructor
+from ganlab import cli, instructor, submission
 from ganlab.grading import assemble, commands
 from ganlab.grading.sample_class import perfect_copy
 
@@ -54,18 +54,38 @@ def test_the_kit_marks_every_exercise_cell():
     ), "marking twice writes the line once"
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
 def as_colab(data):
-    """What Colab writes back: no cell ids, its own metadata, nbformat 4.0, sources as lists."""
+    """What Colab writes back: no cell ids, its own metadata (``colab``, ``accelerator``, cell
+    ``executionInfo``), widget outputs, nbformat 4.0, sources as lists."""
     data["nbformat_minor"] = 0
-    data["metadata"] = {"colab": {"provenance": []}, "kernelspec": {"name": "python3"}}
+    data["metadata"] = {
+        "colab": {"provenance": [], "gpuType": "T4", "toc_visible": True},
+        "accelerator": "GPU",
+        "kernelspec": {"name": "python3", "display_name": "Python 3"},
+        "language_info": {"name": "python"},
+        "widgets": {"application/vnd.jupyter.widget-state+json": {"0a1b": {"state": {}}}},
+    }
     for i, cell in enumerate(data["cells"]):
         cell.pop("id", None)
         cell["metadata"] = {"id": f"Xy{i}Q", "colab": {"base_uri": "https://localhost:8080/"}}
         if cell["cell_type"] == "code":
+            cell["metadata"]["executionInfo"] = {"status": "ok", "elapsed": 12, "user_tz": -60}
+            cell["metadata"]["outputId"] = f"out-{i}"
+            cell["execution_count"] = i
             cell["outputs"] = [
-                {"output_type": "stream", "name": "stdout", "text": ["x\n"], "metadata": {}}
+                {"output_type": "stream", "name": "stdout", "text": ["x\n"], "metadata": {}},
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {
+                        WIDGET: {"model_id": "0a1b", "version_major": 2, "version_minor": 0},
+                        "text/plain": ["HBox(children=(FloatProgress(value=0.0),))"],
+                    },
+                },
             ]
-            cell["outputs"][0]["outputId"] = f"out-{i}"
         source = cell["source"]
         cell["source"] = source.splitlines(keepends=True) if isinstance(source, str) else source
 
@@ -75,6 +95,88 @@ def test_a_notebook_saved_by_colab_is_graded_by_its_markers(tmp_path):
     nb, notes = _splice(_student_json(tmp_path, as_colab))
     assert notes == []
     assert "return (n + 2 * padding - kernel) // stride + 1" in _exercise(nb, "ex-2-1")
+
+
+def _minor(n):
+    def older(data):  # what an older writer saved: no ids before 4.5, sources as one string
+        data["nbformat_minor"] = n
+        for cell in data["cells"]:
+            cell.pop("id", None)
+            cell["source"] = "".join(cell["source"])
+
+    return older
+
+
+SAVED_BY = {
+    "jupyterlab": lambda data: None,
+    "colab": as_colab,
+    **{f"nbformat 4.{n}": _minor(n) for n in range(5)},
+}
+
+
+@needs_solutions
+@pytest.mark.parametrize("bom", [False, True], ids=["", "with BOM"])
+@pytest.mark.parametrize("writer", sorted(SAVED_BY))
+def test_a_notebook_grades_the_same_whatever_saved_it(tmp_path, writer, bom):
+    # Was: a notebook saved with a UTF-8 BOM (some Windows editors, tools that re-save JSON) was
+    # "not a valid notebook": every exercise of it counted as not done.
+    def read_back(folder, transform, bom):
+        text = _student_json(folder, transform)
+        path = folder / "s" / "notebooks" / "02_critic.ipynb"
+        path.write_bytes(b"\xef\xbb\xbf" * bom + text.encode("utf-8"))
+        sub = assemble.load_submission(folder / "s", ["02_critic.ipynb"])
+        nb, notes = assemble.splice(
+            _canonical(), sub.notebooks["02_critic.ipynb"], "02_critic.ipynb"
+        )
+        return nb, [*sub.notes, *notes]
+
+    want, _ = read_back(tmp_path / "lab", SAVED_BY["jupyterlab"], False)
+    got, notes = read_back(tmp_path / "other", SAVED_BY[writer], bom)
+    assert notes == []
+    assert got.cells == want.cells
+    assert "return (n + 2 * padding - kernel) // stride + 1" in _exercise(got, "ex-2-1")
+
+
+@needs_solutions
+def test_a_folder_with_colabs_copy_of_name_grades_as_its_zip_would(tmp_path):
+    # Was: `ganlab submit` packed "Copy of 02_critic.ipynb" as the notebook, but a folder handed
+    # in with that name counted the notebook's exercises as not done.
+    folder = perfect_copy(tmp_path / "s")
+    notebooks = folder / "notebooks"
+    (notebooks / "02_critic.ipynb").rename(notebooks / "Copy of 02_critic.ipynb")
+    sub = assemble.load_submission(folder, ["02_critic.ipynb"])
+    assert sub.notes == ["notebooks/Copy of 02_critic.ipynb graded as 02_critic.ipynb"]
+    nb, notes = assemble.splice(_canonical(), sub.notebooks["02_critic.ipynb"], "02_critic.ipynb")
+    assert notes == [] and "stride + 1" in _exercise(nb, "ex-2-1")
+
+
+@needs_solutions
+def test_a_lone_surrogate_in_a_cell_costs_that_cell_not_the_row(tmp_path):
+    # Was: valid JSON ("\\ud800") that no UTF-8 file can hold: writing the sandbox raised
+    # UnicodeEncodeError, a "grading error" that zeroed every notebook of the submission.
+    from ganlab.grading import engine
+
+    def surrogate(data):
+        ex = next(c for c in data["cells"] if c.get("id") == "ex-2-1")
+        ex["source"] = "".join(ex["source"]) + "\ns = '\ud800'\n"
+
+    folder = tmp_path / "t"
+    (folder / "notebooks").mkdir(parents=True)
+    (folder / "notebooks" / "02_critic.ipynb").write_text(_student_json(tmp_path, surrogate))
+    sub = assemble.load_submission(folder, ["02_critic.ipynb"])
+    nb, _ = assemble.splice(_canonical(), sub.notebooks["02_critic.ipynb"], "02_critic.ipynb")
+    box = assemble.build_sandbox(tmp_path / "box", engine.PACKAGE, sub, {"02_critic.ipynb": nb})
+    assert "s = '?'" in _exercise(nbformat.read(str(box / "02_critic.ipynb"), 4), "ex-2-1")
+
+
+@needs_solutions
+def test_a_module_saved_with_a_bom_is_the_same_code(tmp_path):
+    folder = perfect_copy(tmp_path / "s")
+    module = folder / "ganlab" / "models.py"
+    text = module.read_text()
+    module.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    sub = assemble.load_submission(folder, [])
+    assert sub.modules["models.py"] == text and sub.notes == [], sub.notes  # was a syntax error
 
 
 @needs_solutions
@@ -140,14 +242,14 @@ def test_limits_on_what_is_parsed(tmp_path):
     (folder / "ganlab").mkdir()
     big = folder / "notebooks" / "02_critic.ipynb"
     with open(big, "wb") as f:
-        f.truncate(assemble.MAX_NOTEBOOK_BYTES + 1)
+        f.truncate(submission.MAX_NOTEBOOK_BYTES + 1)
     (folder / "ganlab" / "models.py").write_text("x = (" * 300_000)  # over the module limit
     os.mkfifo(folder / "ganlab" / "losses.py")  # would block a naive reader forever
     sub = assemble.load_submission(folder, ["02_critic.ipynb"])
     notes = "\n".join(sub.notes)
-    assert "notebooks/02_critic.ipynb is larger than" in notes
-    assert "ganlab/models.py is larger than" in notes
-    assert "ganlab/losses.py is a link or not a regular file: ignored" in notes
+    assert "notebooks/02_critic.ipynb is too large (the grader reads at most" in notes
+    assert "ganlab/models.py is too large (the grader reads at most 1 MB of a module" in notes
+    assert "ganlab/losses.py is a link or not a regular file: graded as not implemented" in notes
     deep = folder / "ganlab" / "latent.py"
     deep.write_text("x = " + "(" * 5000 + ")" * 5000)
     sub = assemble.load_submission(folder, [])
@@ -231,6 +333,56 @@ def test_the_moodle_gradebook_and_redacted_feedback():
 def test_process_creation_flag_names_calls_not_paths(source, flagged):
     pattern = assemble.RED_FLAGS["process creation or signals"]
     assert bool(re.search(pattern, source)) is flagged, source
+
+
+@pytest.mark.parametrize(
+    "source, flagged",
+    [
+        ("!cat /etc/hostname", "shell escapes or magics"),
+        ("x = 1\n  !pip install torch", "shell escapes or magics"),
+        ("files = !ls /", "shell escapes or magics"),
+        ("%%bash\ncat /etc/passwd", "shell escapes or magics"),
+        ("%run -i other.py", "shell escapes or magics"),
+        ("%load models_copy.py", "shell escapes or magics"),
+        ("%%writefile ganlab/checks/__init__.py\nx = 1", "shell escapes or magics"),
+        ("get_ipython().system('ls')", "shell escapes or magics"),
+        ("from ganlab import _solutions", "the reference solutions"),
+        ("import os\nos.environ['GANLAB_SOLUTIONS'] = '1'", "the reference solutions"),
+        # What honest cells hold: operators, strings, the magics of timing and plotting.
+        ("ok = a != b\nrest = 7 % 3\ns = '!'", None),
+        ("%time train(3)\n%matplotlib inline\nfrom IPython.display import display", None),
+    ],
+)
+def test_shell_escapes_magics_and_the_solutions_are_flagged(source, flagged):
+    # Was: `!cmd`, `%%bash`, `%run` and ganlab._solutions in an exercise cell were not flagged:
+    # a sandbox refuses them, but the row only said "failed", nothing for a human to look at.
+    sub = assemble.Submission(name="s", folder=REPO, modules={"models.py": None})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source, id="ex-2-1")])
+    want = [f"flagged for review: the code uses {flagged}"] if flagged else []
+    assert assemble.red_flags(sub, {"02.ipynb": nb}) == want, source
+
+
+def test_only_the_four_exercise_modules_reach_the_sandbox(tmp_path):
+    # A student's ganlab/json.py, torch.py, checks/ or a torch.py beside the notebooks would
+    # shadow the real ones if copied: the sandbox gets the grader's ganlab and four modules.
+    folder = tmp_path / "s"
+    (folder / "ganlab" / "checks").mkdir(parents=True)
+    (folder / "notebooks").mkdir()
+    for shadow in (
+        "ganlab/json.py",
+        "ganlab/torch.py",
+        "ganlab/checks/__init__.py",
+        "ganlab/models.py",
+        "notebooks/torch.py",
+        "torch.py",
+        "json.py",
+    ):
+        (folder / shadow).write_text("raise SystemExit('shadowed')\n")
+    sub = assemble.load_submission(folder, [])
+    sandbox = assemble.build_sandbox(tmp_path / "box", commands.engine.PACKAGE, sub, {})
+    shadowed = [p for p in sandbox.rglob("*.py") if "shadowed" in p.read_text()]
+    assert [str(p.relative_to(sandbox)) for p in shadowed] == ["ganlab/models.py"]
+    assert not (sandbox / "ganlab" / "json.py").exists() and not (sandbox / "torch.py").exists()
 
 
 @pytest.mark.parametrize("kit", [REPO, REPO / "solutions"], ids=["stubs", "solutions"])

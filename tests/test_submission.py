@@ -62,6 +62,8 @@ def test_unpack_writes_only_what_a_submission_holds(tmp_path):
         link.external_attr = 0o120777 << 16  # a symbolic link
         z.writestr(link, "/etc/passwd")
         z.writestr("notebooks/02_critic.ipynb", "nb")
+        for shadow in ("ganlab/Models.py", "ganlab/json.py", "ganlab/torch.py", "torch.py"):
+            z.writestr(shadow, "raise SystemExit")  # a case twin; modules that shadow others
     notes = submission.unpack(bad, tmp_path / "out")
     written = sorted(
         str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file()
@@ -73,8 +75,10 @@ def test_unpack_writes_only_what_a_submission_holds(tmp_path):
     assert (
         "no readable manifest.json" in joined
         and "appears twice" in joined
-        and "ignored 4 file(s)" in joined
+        and "ignored 7 file(s)" in joined
     )
+    # Was: the link was listed among the files "a submission does not hold", next to models.py.
+    assert "ganlab/losses.py: a link or special file in the zip, not a file: ignored" in notes
 
 
 def test_unpack_bounds_sizes_and_checks_hashes(kit, tmp_path, monkeypatch):
@@ -87,7 +91,7 @@ def test_unpack_bounds_sizes_and_checks_hashes(kit, tmp_path, monkeypatch):
     with zipfile.ZipFile(tmp_path / "t.zip", "w") as z:
         for name, data in members.items():
             z.writestr(name, data)
-    monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 1024)
+    monkeypatch.setattr(submission, "MAX_NOTEBOOK_BYTES", 1024)
     notes = " ".join(submission.unpack(tmp_path / "t.zip", tmp_path / "out"))
     assert "ganlab/models.py differs from the hash" in notes
     assert "notebooks/01_data.ipynb is too large" in notes
@@ -272,7 +276,7 @@ def test_a_name_flagged_utf8_that_is_not_is_an_unreadable_zip(tmp_path):
 
 
 def test_a_zip_bomb_is_not_inflated_past_the_limits(tmp_path, monkeypatch):
-    monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 1024)
+    monkeypatch.setattr(submission, "MAX_NOTEBOOK_BYTES", 1024)
     monkeypatch.setattr(submission, "MAX_TOTAL_BYTES", 4096)
     bomb = {f"notebooks/00_b{i}.ipynb": b"\0" * 100_000 for i in range(40)}
     path = _zip(tmp_path / "bomb.zip", {**bomb, "ganlab/models.py": b"ok"})
@@ -325,7 +329,7 @@ def test_submit_writes_only_a_zip_and_never_over_the_students_files(student_kit)
 
 
 def test_submit_refuses_a_notebook_the_grader_would_drop_as_too_large(student_kit, monkeypatch):
-    monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 1000)
+    monkeypatch.setattr(submission, "MAX_NOTEBOOK_BYTES", 1000)
     (student_kit / "notebooks" / "01_data.ipynb").write_text("x" * 2000)
     with pytest.raises(submission.SubmissionError, match="notebooks/01_data.ipynb.*Clear"):
         submission.submit(student_kit)
@@ -340,3 +344,30 @@ def test_pack_leaves_no_partial_zip_when_writing_fails(kit, tmp_path, monkeypatc
     with pytest.raises(OSError):
         submission.pack(submission.collect(kit)[0], tmp_path / "me.zip", "1")
     assert list(tmp_path.iterdir()) == [kit], "a half-written zip was left behind"
+
+
+def test_a_module_has_one_size_limit_from_submit_to_the_grader(student_kit, tmp_path):
+    # Was: `ganlab submit` took a module of up to 20 MB, the grader read 1 MB of it, and the
+    # student's row said "larger than 1024 KB: ignored" and "missing".
+    from ganlab.grading import assemble
+
+    module = student_kit / "ganlab" / "models.py"
+    module.write_text("x = 1\n#" + "w" * submission.MAX_MODULE_BYTES)
+    with pytest.raises(
+        submission.SubmissionError,
+        match=r"ganlab/models\.py \(1 MB\) \(the grader reads at most 1 MB of a module, "
+        r"20 MB of a notebook, 100 MB in all\)\. Keep only code",
+    ):
+        submission.submit(student_kit)
+    said = "ganlab/models.py is too large (the grader reads at most 1 MB of a module"
+    files, _ = submission.collect(student_kit)
+    submission.pack(files, tmp_path / "by_hand.zip", "0.1.0")  # a zip made without the check
+    assert any(
+        n.startswith(said) for n in submission.unpack(tmp_path / "by_hand.zip", tmp_path / "u")
+    )
+    notes = assemble.load_submission(student_kit, [], "s").notes  # a folder: the same limit
+    assert f"{said}, 20 MB of a notebook, 100 MB in all): graded as not implemented" in notes
+    assert not any("missing" in n for n in notes), notes
+    module.write_text("x = 1\n#" + "w" * (submission.MAX_MODULE_BYTES - 10))  # under: all fine
+    submission.submit(student_kit)
+    assert assemble.load_submission(student_kit, [], "s").modules["models.py"].startswith("x = 1")

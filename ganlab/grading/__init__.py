@@ -11,7 +11,9 @@ The pipeline, one small module per step, for each submission in parallel:
 1. ``intake``: each entry of SUBMISSIONS_DIR is a student: a folder (names starting with
    "." too, with a note), or a zip from ``ganlab submit`` (``ganlab.submission.unpack``:
    bounded, name-checked), alone or in a folder of its own; links, FIFOs, devices and other
-   files are listed, not opened; a zip that cannot be unpacked is flagged, costing no other row;
+   files are listed, not opened; a zip that cannot be unpacked, or holds nothing to grade, is
+   flagged, costing no other row. A row is named after its entry; Moodle's folder names are
+   cut to the student's name and participant id (``intake.row_name``);
 2. ``assemble`` (the notebooks): the instructor's notebooks with the student's exercise
    cells spliced in, found by cell id, else by the ``# ganlab:ex-N-M`` line the kit writes
    into each exercise cell, else reported missing; saved outputs are never read; a

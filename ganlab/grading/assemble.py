@@ -5,13 +5,17 @@
   found by cell id, else by the marker line the kit writes into each of them
   (``# ganlab:ex-N-M``), else the exercise is reported missing: deleting or editing a
   check cell in the student copy changes nothing, and saved outputs are never read.
-* Limits: a student file is read only if it is a regular file within its size limit,
+* Limits: a student file is read only if it is a regular file within the size limit
+  ``ganlab submit`` enforces (``submission.max_bytes``, one fact for zips and folders),
   a notebook holds at most ``MAX_CELLS`` cells, an exercise cell ``MAX_CELL_CHARS``.
 * The sandbox gets the instructor's ``ganlab`` package with the student's four
   exercise modules dropped in; a missing module stays the stub (not implemented).
 
 Everything here only reads and parses student files (``ast``, ``json``); nothing
-the student wrote is executed in the grader's process.
+the student wrote is executed in the grader's process. The cost of parsing is bounded by
+the size limits: the worst notebook of 20 MB (millions of empty JSON objects, deeply nested
+ones end in a ``RecursionError``, a note) takes about 0.5 GB and 5 s of the grader while
+it is parsed, and only its code cells' sources are kept.
 """
 
 import ast
@@ -24,14 +28,13 @@ from pathlib import Path
 
 import nbformat
 
+from .. import submission
 from .._solutions import EXERCISE_MODULES
 from ..instructor import MARKER_RE
 from .deps import needed_cells, strip_magics
 from .intake import file_kind, read_bounded
 
-# What the grader reads and parses of a submission, at most (a notebook with plots is a few MB).
-MAX_NOTEBOOK_BYTES = 20 * 2**20
-MAX_MODULE_BYTES = 2**20
+# What the grader parses of a submission, at most; the files' sizes: ``submission.max_bytes``.
 MAX_CANONICAL_BYTES = 50 * 2**20
 MAX_CELLS = 5000
 MAX_CELL_CHARS = 200_000  # one exercise cell's source
@@ -53,6 +56,11 @@ RED_FLAGS = {
     "files outside the exercise": r"solutions/|grades\.csv|/proc/|from_file|\.\./",
     "__globals__": r"__globals__|__closure__|__code__|__builtins__",
     "dynamic code": r"\bexec\(|\beval\(|\bcompile\(|__import__|importlib|base64|codecs\.decode",
+    # A cell's `!cmd`, `x = !cmd`, `%%bash` start processes; `%run`, `%load` run other files.
+    "shell escapes or magics": r"(?m)^[ \t]*(?:\w[\w., ]*=[ \t]*)?(?:!|%%?(?:bash|sh|script|system"
+    r"|sx|sc|run|load|loadpy|pycat|writefile|file|alias|macro)\b)"
+    r"|get_ipython|run_line_magic|run_cell_magic",
+    "the reference solutions": r"_solutions|GANLAB_SOLUTIONS",
 }
 
 
@@ -133,26 +141,30 @@ def checks_of(name, nb):
     return checks
 
 
-def _read_student_file(folder, rel, notes, limit):
-    """Text of ``folder/rel``, or None with a note: links, special and oversized files are skipped."""
+def _read_student_file(folder, rel, notes, then):
+    """Text of ``folder/rel``, or None with a note ending in ``then`` (what that costs): a
+    missing file, a link, a special file and a file larger than ``ganlab submit`` hands in
+    (``submission.max_bytes``: the same limit for a folder as for a zip) are not read."""
     path = Path(folder, rel)
     kind = file_kind(path)
     if kind == "missing":
+        notes.append(f"{rel} missing: {then}")
         return None
-    unreadable = f"{rel} cannot be read (permission denied): ignored"  # not "missing": it's there
+    unreadable = f"{rel} cannot be read (permission denied): {then}"  # not "missing": it's there
     if kind == "unreadable":
         notes.append(unreadable)
         return None
     real, root = os.path.realpath(path.parent), os.path.realpath(folder)
     if kind != "regular" or not (real == root or real.startswith(root + os.sep)):
-        notes.append(f"{rel} is a link or not a regular file: ignored")
+        notes.append(f"{rel} is a link or not a regular file: {then}")
         return None
-    data = read_bounded(path, limit)
+    data = read_bounded(path, submission.max_bytes(rel))
     if data is None:
-        too_large = f"{rel} is larger than {limit // 2**10} KB: ignored"
+        too_large = f"{rel} is too large ({submission.limits_text()}): {then}"
         notes.append(too_large if os.access(path, os.R_OK) else unreadable)
         return None
-    return data.decode("utf-8", errors="replace")
+    # utf-8-sig: a BOM (Windows editors, some notebook tools) is an encoding mark, not code.
+    return data.decode("utf-8-sig", errors="replace")
 
 
 def student_cells(text):
@@ -176,7 +188,9 @@ def student_cells(text):
         if isinstance(source, list):
             source = "".join(part for part in source if isinstance(part, str))
         cell_id = cell.get("id")
-        found.append((cell_id if isinstance(cell_id, str) else "", str(source)))
+        # JSON may escape a lone surrogate ("\\ud800"), which no file can hold: '?' instead.
+        source = str(source).encode("utf-8", "replace").decode("utf-8")
+        found.append((cell_id if isinstance(cell_id, str) else "", source))
     return found
 
 
@@ -190,27 +204,29 @@ def load_submission(folder, notebook_names, name=None):
     except OSError as err:  # a folder the grader may not list: its files are read one by one
         sub.notes.append(f"the submission's folder cannot be listed ({err.strerror})")
     for module in EXERCISE_MODULES:
-        text = _read_student_file(folder, f"ganlab/{module}", sub.notes, MAX_MODULE_BYTES)
-        if text is None:
-            sub.notes.append(f"ganlab/{module} missing: graded as not implemented")
-        else:
+        text = _read_student_file(
+            folder, f"ganlab/{module}", sub.notes, "graded as not implemented"
+        )
+        if text is not None:
             try:
                 compile(
                     text, f"ganlab/{module}", "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST
                 )
             except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
                 sub.notes.append(
-                    f"ganlab/{module} has a syntax error (line {getattr(err, 'lineno', '?')}): "
+                    f"ganlab/{module} has a syntax error (line {getattr(err, 'lineno', 0) or '?'}): "
                     f"{getattr(err, 'msg', type(err).__name__)}"
                 )
         sub.modules[module] = text
     for nb_name in notebook_names:
         rel = f"notebooks/{nb_name}"
-        text = _read_student_file(folder, rel, sub.notes, MAX_NOTEBOOK_BYTES)
+        copy = f"notebooks/{submission.COLAB_COPY}{nb_name}"  # Colab's "Save a copy in Drive"
+        if file_kind(folder / rel) == "missing" and file_kind(folder / copy) != "missing":
+            rel = copy  # taken as `ganlab submit` takes it, so a folder grades as its zip would
+            sub.notes.append(f"{rel} graded as {nb_name}")
+        text = _read_student_file(folder, rel, sub.notes, "its exercise cells count as not done")
         cells = None
-        if text is None:
-            sub.notes.append(f"{rel} missing: its exercise cells count as not done")
-        else:
+        if text is not None:
             try:
                 cells = student_cells(text)
             except (ValueError, RecursionError, MemoryError) as err:

@@ -217,7 +217,7 @@ def run_grade(args):
         entries, ignored = intake.entries(submissions, root / "unpacked")
         if args.students is not None:
             try:
-                entries = intake.chosen(entries, _prefixes(args.students))
+                entries = intake.chosen(entries, args.students)  # commas may be in names
             except LookupError as err:
                 print(f"error: {err.args[0]} in {submissions} (--students)", file=sys.stderr)
                 return 2

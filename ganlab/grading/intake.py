@@ -10,7 +10,10 @@
 * anything else (links, FIFOs, device nodes, sockets, other files) is not opened: it is
   listed in ``ignored`` for the end-of-run summary.
 
-``chosen`` keeps the entries named by ``--students`` (grading some students again). Two
+A row is named after its entry (a folder's name, a zip's without ``.zip``), except in the
+layout of Moodle's "Download all submissions", where the name is cut to its readable and
+stable part (``row_name``). ``chosen`` keeps the entries named by ``--students`` (grading
+some students again), by row name or entry name, commas in names too. Two
 entries whose names differ only in case or Unicode form (``Alice``, ``alice``) are flagged:
 a gradebook or a case-insensitive disk may take them for one student.
 
@@ -22,6 +25,7 @@ at most ``limit`` bytes.
 import difflib
 import itertools
 import os
+import re
 import shutil
 import stat
 import sys
@@ -32,13 +36,38 @@ from pathlib import Path
 
 from ..submission import SubmissionError, unpack
 
+# Moodle's "Download all submissions": "<full name>_<participant id>_assignsubmission_<plugin>_"
+# is a folder (with "download in folders"), or the prefix of each uploaded file's name.
+_MOODLE = re.compile(r"(?P<who>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_[a-z]+_.*", re.S)
+
 
 @dataclass
 class Entry:
-    name: str  # the student, as in the CSV: the folder's name, or the zip's without .zip
+    name: str  # the student, as in the CSV (``row_name``)
     folder: Path  # their files, laid out as a copy of the kit
     notes: list = field(default_factory=list)
     flags: list = field(default_factory=list)  # for a human, listed at the end of the run
+    source: str = ""  # its name in SUBMISSIONS_DIR, when not ``name`` (``--students`` takes both)
+
+
+def text_name(name):
+    """A file name as text: one that is not UTF-8 (a zip unpacked from Windows: ``caf\\xe9``)
+    is shown with its bytes escaped, never as surrogates that no CSV can hold."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def row_name(name):
+    """The student's row for the entry ``name`` (a folder's name, a zip's without ``.zip``).
+
+    Moodle's layout gives ``Jane Doe_12345_assignsubmission_file_`` (or, without folders,
+    ``Jane Doe_12345_assignsubmission_file_<the upload's name>``): the row is ``Jane Doe_12345``.
+    The name is what a person reads; the participant id keeps two students of one name apart
+    and is the same in every download of the assignment (Moodle's worksheet calls it
+    "Participant 12345"); the rest names Moodle's plugin and the student's file, noise that
+    changes with the upload. Any other name is the row's as it is.
+    """
+    found = _MOODLE.fullmatch(name)
+    return f"{found['who']}_{found['id']}" if found else name
 
 
 def read_bounded(path, limit):
@@ -90,7 +119,10 @@ def _unzipped(name, zip_path, dest, label):
     """The entry of the zip ``zip_path``, unpacked into ``dest``; never raises: a zip that
     cannot be unpacked is an entry with no files, flagged (the zip stays where it was)."""
     try:
-        return Entry(name, dest, [f"from {label}", *unpack(zip_path, dest)])
+        entry = Entry(name, dest, [f"from {label}", *unpack(zip_path, dest)])
+        if not any(dest.iterdir()):  # a zero for how it was packed: a person should look
+            entry.flags.append(f"{label} holds no file a submission holds (grade it by hand?)")
+        return entry
     except (SubmissionError, OSError) as err:
         why = str(err)
     except Exception as err:  # a grader bug must cost this row, not the run
@@ -130,18 +162,20 @@ def entries(submissions, unpack_root):
     """``(entries sorted by name, ignored [(name, why)])`` for ``submissions``."""
     found, ignored = {}, []
     for path in sorted(Path(submissions).iterdir()):
-        kind, name = file_kind(path), path.name
+        kind, name = file_kind(path), text_name(path.name)
         dest = Path(unpack_root, f"zip-{len(found):04d}")
         if kind == "folder":
             inner = _only_zip(path)
             if inner is None:
-                entry = Entry(name, path, flags=_locked(path))
+                entry = Entry(row_name(name), path, flags=_locked(path))
+                if entry.name != name:  # a zip's note names its folder already
+                    entry.notes.append(f"from {name}/")
             else:
-                entry = _unzipped(name, inner, dest, f"{name}/{inner.name}")
+                entry = _unzipped(row_name(name), inner, dest, f"{name}/{text_name(inner.name)}")
             if name.startswith("."):
                 entry.notes.append(f"the folder's name starts with '.' ({name}): graded anyway")
         elif kind == "regular" and name.lower().endswith(".zip"):
-            entry = _unzipped(name[:-4] or name, path, dest, name)
+            entry = _unzipped(row_name(name[:-4] or name), path, dest, name)
         else:
             why = {"link": "a link", "special": "not a regular file (FIFO, device, socket)"}
             ignored.append((name, why.get(kind, "not a folder or a .zip")))
@@ -150,6 +184,7 @@ def entries(submissions, unpack_root):
             entry.notes.append(f"a second submission named {entry.name}: graded as {name}")
             entry.flags.append(f"two submissions from {entry.name}? decide which one counts")
             entry.name = name
+        entry.source = path.name if path.name != entry.name else ""  # as typed: --students
         found[entry.name] = entry
     _flag_lookalikes(found)
     return [found[n] for n in sorted(found)], ignored
@@ -168,13 +203,34 @@ def _flag_lookalikes(found):
             )
 
 
-def chosen(found, names):
-    """The entries of ``found`` named in ``names`` (a regrade of some students), sorted.
+def _names(values, known):
+    """The names in ``--students`` values: each a name, or names joined by commas. A name that
+    holds commas (``Doe, Jane``) is found as the longest run of comma-joined parts that is one
+    of ``known``; any other part is a name of its own, stripped of spaces."""
+    names = []
+    for value in values:
+        parts, i = value.split(","), 0
+        while i < len(parts):
+            runs = (",".join(parts[i:j]) for j in range(len(parts), i, -1))
+            run = next((r for r in runs if r in known or r.strip() in known), None)
+            name = (run if run in known else run.strip()) if run else parts[i].strip()
+            i += run.count(",") + 1 if run else 1
+            if name:
+                names.append(name)
+    return names
+
+
+def chosen(found, values):
+    """The entries of ``found`` named in ``values`` (``--students``: a regrade of some students),
+    sorted. A name is a row's name or the entry's own (``Jane Doe_12345`` or Moodle's folder
+    name); values split at commas except inside a name (``_names``).
 
     A name that matches no entry raises ``LookupError`` naming the closest one: a typo must not
     grade nobody and write an empty CSV.
     """
     by_name = {entry.name: entry for entry in found}
+    by_name.update({entry.source: entry for entry in found if entry.source not in ("", *by_name)})
+    names = _names(values, by_name)
 
     def named(name):
         close = difflib.get_close_matches(name, by_name, n=1)
@@ -183,4 +239,5 @@ def chosen(found, names):
     unknown = [named(name) for name in dict.fromkeys(names) if name not in by_name]
     if unknown:
         raise LookupError(f"no submission named {', '.join(unknown)}")
-    return [by_name[name] for name in sorted(set(names))]
+    picked = {by_name[name].name: by_name[name] for name in names}
+    return [picked[name] for name in sorted(picked)]

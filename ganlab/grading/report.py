@@ -9,6 +9,7 @@ import csv
 import io
 import os
 import re
+import unicodedata
 from itertools import groupby
 from pathlib import Path
 
@@ -34,14 +35,20 @@ class Redactor:
         return text
 
 
+def _text(value):
+    """``str(value)`` that UTF-8 can hold: a lone surrogate (from a file name that is not UTF-8,
+    or a student's string) is written as ``\\udce9``, never a UnicodeEncodeError for the run."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _clean(text, limit):
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", str(text))
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", _text(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _shown(name):
     """A student's entry name on one line: a newline in a folder's name cannot forge a line."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", str(name))
+    return re.sub(r"[\x00-\x1f\x7f]", "?", _text(name))
 
 
 def _cell(name):
@@ -86,7 +93,8 @@ def moodle_csv(results, checks, item="ganlab"):
         summary = f"{result.total}/{maximum} points" + (
             f"; not passed: {', '.join(missed)}" if missed else ""
         )
-        writer.writerow([result.name, result.total, _clean(summary, MAX_NOTES)])
+        # The name as in grades.csv: a folder named "=HYPERLINK(...)" is no formula here either.
+        writer.writerow([_cell(result.name), result.total, _clean(summary, MAX_NOTES)])
     return out.getvalue()
 
 
@@ -94,7 +102,7 @@ def feedback(result, redact=str):
     """Markdown: the total, the notes, then every check with its points and hint."""
     maximum = sum(r.check.points for r in result.checks)
     lines = [
-        f"# ganlab feedback: {result.name}",
+        f"# ganlab feedback: {_shown(result.name)}",  # a newline in a name forges no line
         "",
         f"**Total: {result.total} / {maximum} points**",
         "",
@@ -117,14 +125,34 @@ def write_atomic(path, text):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
+    partial.write_text(text, encoding="utf-8", errors="backslashreplace")  # never fails the run
     os.replace(partial, path)
+
+
+MAX_FILE_NAME = 200  # bytes of a feedback file's stem: disks take 255, with ".md.partial" too
+
+
+def feedback_names(names):
+    """``{row name: feedback file name}``: each name on one line and cut to ``MAX_FILE_NAME``
+    bytes (a long folder name failed the whole feedback), and no two alike in case or Unicode
+    form (``Alice``, ``alice``: one file on a case-insensitive disk), which get ``~2``, ``~3``."""
+    files, taken = {}, set()
+    for name in sorted(names):
+        stem = _shown(name).encode()[:MAX_FILE_NAME].decode("utf-8", "ignore")
+        candidate, n = stem, 1
+        while unicodedata.normalize("NFC", candidate).casefold() in taken:
+            n += 1
+            candidate = f"{stem}~{n}"
+        taken.add(unicodedata.normalize("NFC", candidate).casefold())
+        files[name] = f"{candidate}.md"
+    return files
 
 
 def write_feedback(results, folder, redact=str):
     folder.mkdir(parents=True, exist_ok=True)
+    files = feedback_names([r.name for r in results])
     for result in results:
-        write_atomic(folder / f"{result.name}.md", feedback(result, redact))
+        write_atomic(folder / files[result.name], feedback(result, redact))
 
 
 def summary(results, ignored, isolation_lines):
@@ -135,5 +163,5 @@ def summary(results, ignored, isolation_lines):
     review = [(_shown(r.name), r.flags) for r in results if r.flags]
     if review:
         lines.append(f"to review ({len(review)}):")
-        lines += [f"  {name}: {'; '.join(flags)}" for name, flags in review]
+        lines += [f"  {name}: {_shown('; '.join(flags))}" for name, flags in review]
     return lines
