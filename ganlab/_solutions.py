@@ -9,6 +9,7 @@ in ``ganlab/`` and are found as usual. Nothing is copied, so nothing can drift.
 """
 
 import os
+import sys
 from pathlib import Path
 
 # The files students complete: each has a reference in solutions/ganlab/ and a derived stub in
@@ -34,17 +35,38 @@ def solutions_dir():
     return Path(__file__).resolve().parent.parent / "solutions" / "ganlab"
 
 
+class _Refuse:
+    """An import hook that fails every import of an exercise module with ``error``.
+
+    Raising while ``ganlab`` itself is imported would stop the ``ganlab`` command before it can
+    print one line (the console script imports ``ganlab.cli``, hence the package, first); the
+    student's own files must never be used in place of the solutions asked for either."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in {f"ganlab.{name.removesuffix('.py')}" for name in EXERCISE_MODULES}:
+            raise self.error
+        return None  # anything else: the usual finders
+
+
 def activate_solutions_if_requested(package_path):
-    """Prepend the solutions folder to ``package_path`` when the switch is on; return whether it is."""
+    """Prepend the solutions folder to ``package_path`` when the switch is on; return whether it is.
+
+    Switched on where there are no solutions (a student copy), ``import ganlab`` still works, but
+    importing an exercise module raises SolutionsUnavailable, saying what to do."""
     if not solutions_requested():
         return False
     folder = solutions_dir()
     if not (folder / "models.py").is_file():
-        raise SolutionsUnavailable(
+        error = SolutionsUnavailable(
             f"{ENV_SWITCH}=1 is set, but there are no reference solutions at {folder}. "
             "Student copies of ganlab do not ship them: unset the variable "
             f"(e.g. `unset {ENV_SWITCH}` or `%env {ENV_SWITCH}=0` in a notebook) to use your own code, "
             f"or point {ENV_DIR} at an instructor copy's solutions/ganlab folder."
         )
+        sys.meta_path.insert(0, _Refuse(error))
+        return False
     package_path.insert(0, str(folder))
     return True

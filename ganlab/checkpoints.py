@@ -249,7 +249,8 @@ def check_file(path):
         hint = f"did you mean {inside}?" if inside.is_file() else "give a file"
         raise CheckpointError(f"{path} is a folder: {hint}")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+        there = path.exists()  # a named pipe or a device: reading it could wait forever
+        raise CheckpointError(f"{path}: not a regular file" if there else f"{path}: no such file")
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -439,7 +440,7 @@ class RunLock:
         if key in RunLock._held:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
+        f = open(self.path, "a+", errors="backslashreplace")  # a command line may not be UTF-8
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -456,6 +457,11 @@ class RunLock:
         f.write(f"process {os.getpid()} ({command})")
         f.flush()
         RunLock._held[key] = f
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock."""
+        return os.path.realpath(self.path) in RunLock._held
 
     def release(self):
         f = RunLock._held.pop(os.path.realpath(self.path), None)

@@ -5,7 +5,7 @@
     ganlab sample runs/demo/checkpoint.pt -n 64 --out samples.png   (or .npy; or from .onnx / .pt2)
     ganlab interpolate runs/demo/checkpoint.pt --out walk.gif [--method slerp|lerp]
     ganlab export runs/demo/checkpoint.pt model.onnx
-    ganlab evaluate runs/demo/checkpoint.pt              (or samples.npy, or a .pt2 generator)
+    ganlab evaluate runs/demo/checkpoint.pt              (or samples.npy, or a .pt2 / .onnx)
     ganlab grade submissions/ --out grades.csv           (instructors: a whole class)
     ganlab check                                         (students: self-check before submitting)
     ganlab submit [--notebooks DIR]                      (students: the zip to hand in)
@@ -23,6 +23,7 @@ file or empty folder behind.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import importlib.util
 import json
@@ -34,21 +35,26 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from ._solutions import EXERCISE_MODULES, SolutionsUnavailable
-from .checkpoints import (
-    CheckpointError,
-    DiskFull,
-    RunLocked,
-    check_file,
-    check_writable,
-    load_error,
-    load_generator,
-    sample_checkpoint,
-)
-from .config import SEEDS, ConfigError, load_config, presets, resolve_device
+
+try:  # torch takes seconds to import: Ctrl-C meanwhile ends as in guarded(), not in a traceback
+    import numpy as np
+    import torch
+
+    from .checkpoints import (
+        CheckpointError,
+        DiskFull,
+        RunLocked,
+        check_file,
+        check_writable,
+        load_error,
+        load_generator,
+        sample_checkpoint,
+    )
+    from .config import SEEDS, ConfigError, load_config, presets, resolve_device
+except KeyboardInterrupt:
+    print("\ninterrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 # Imported inside the commands that use them, to keep start-up light: .trainer and .viz (torchvision,
 # matplotlib), .metrics (torchmetrics), .grading (the Jupyter stack); also .latent (your file) and
@@ -98,7 +104,9 @@ def _writing(path: Path):
     while not parent.exists():
         made.append(parent)
         parent = parent.parent
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")  # keeps the suffix writers go by
+    # Keeps the suffix writers go by; a name of our own, as some writers (torch.onnx) refuse a
+    # name that is not UTF-8, and two commands writing one file at once must not share it.
+    tmp = path.with_name(f".ganlab-{os.getpid()}.partial{path.suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
@@ -154,8 +162,11 @@ def cmd_train(args) -> int:
         raise UsageError(
             f"give a config file or a preset: --preset NAME, one of {', '.join(presets())}"
         )
-    overrides = list(args.set) + ([f"out_dir={args.out}"] if args.out else [])
-    config = load_config(args.config, overrides, preset=args.preset)
+    config = load_config(args.config, args.set, preset=args.preset)
+    if args.out is not None:  # a path as typed: not read as YAML (2024 is no number, # no comment)
+        if not args.out.strip():
+            raise UsageError("--out is empty: give the folder to train into")
+        config = dataclasses.replace(config, out_dir=args.out)
     trainer = train(config, resume=True if args.resume else None, overwrite=args.overwrite)
     if trainer.is_main:
         print(
@@ -172,8 +183,9 @@ def _onnx_generate(path: Path, n: int, seed: int):
         raise UsageError("sampling from .onnx needs onnxruntime: pip install onnxruntime") from err
     check_file(path)
     export = "export a generator with `ganlab export CHECKPOINT model.onnx`"
+    model = path.read_bytes()  # the bytes, not the name: onnxruntime refuses names not in UTF-8
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for unreadable files
         raise CheckpointError(f"{path} is not a readable ONNX model ({err}); {export}") from err
     inputs = session.get_inputs()  # a generator's: one "z", shaped (batch, nz)
@@ -197,7 +209,7 @@ def _onnx_generate(path: Path, n: int, seed: int):
 
 def _samples(source: Path, n: int, seed: int, device):
     """``n`` images in [-1, 1] from a checkpoint, a ``.pt2`` or an ``.onnx`` (the same seed, the same z)."""
-    if source.suffix == ".onnx":
+    if source.suffix.lower() == ".onnx":
         return _onnx_generate(source, n, seed)
     return sample_checkpoint(source, n, seed, device)
 
@@ -269,43 +281,56 @@ def cmd_export(args) -> int:
     kwargs = dict(
         input_names=["z"], output_names=["images"], opset_version=args.opset, verbose=False
     )
-    with _writing(out) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
-        if importlib.util.find_spec("onnxscript") is not None:  # the torch.export-based exporter
-            torch.onnx.export(
-                generator,
-                (z,),
-                str(tmp),
-                dynamo=True,
-                external_data=False,  # one file
-                dynamic_shapes={"z": {0: torch.export.Dim("batch")}},
-                **kwargs,
-            )
-        else:  # the TorchScript-based exporter, which needs no extra package
-            torch.onnx.export(
-                generator,
-                (z,),
-                str(tmp),
-                dynamo=False,
-                dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}},
-                **kwargs,
-            )
+    with _writing(out) as tmp:  # checked before it becomes `out`: a failed check leaves nothing
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
+            if importlib.util.find_spec("onnxscript") is not None:  # the torch.export-based one
+                torch.onnx.export(
+                    generator,
+                    (z,),
+                    str(tmp),
+                    dynamo=True,
+                    external_data=False,  # one file
+                    dynamic_shapes={"z": {0: torch.export.Dim("batch")}},
+                    **kwargs,
+                )
+            else:  # the TorchScript-based exporter, which needs no extra package
+                torch.onnx.export(
+                    generator,
+                    (z,),
+                    str(tmp),
+                    dynamo=False,
+                    dynamic_axes={"z": {0: "batch"}, "images": {0: "batch"}},
+                    **kwargs,
+                )
+        diff = _onnx_difference(tmp, generator)
+    if diff is None:
+        print(f"wrote {out} (not verified: pip install onnxruntime to check it)")
+    else:
+        print(f"wrote {out}; ONNX Runtime vs PyTorch on a batch of 5: max difference {diff:.2e}")
+    return 0
+
+
+def _onnx_difference(path: Path, generator) -> float | None:
+    """How far ONNX Runtime's images from the file at ``path`` are from PyTorch's, on the same z,
+    at another batch size than exported; None without onnxruntime. Raises BadInput when they differ.
+    """
     try:
         import onnxruntime as ort
     except ImportError:
-        print(f"wrote {out} (not verified: pip install onnxruntime to check it)")
-        return 0
-    # Check the file: the same z through PyTorch and ONNX Runtime, at another batch size than exported.
+        return None
     z = torch.randn(5, generator.nz, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = generator(z).numpy()
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    diff = float(np.abs(session.run(["images"], {"z": z.numpy()})[0] - expected).max())
-    print(f"wrote {out}; ONNX Runtime vs PyTorch on a batch of 5: max difference {diff:.2e}")
-    if diff > 1e-4:
-        print(f"error: the exported model differs from PyTorch by {diff:.2e}", file=sys.stderr)
-        return 1
-    return 0
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        images = session.run(["images"], {"z": z.numpy()})[0]
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise BadInput(f"ONNX Runtime cannot run the exported model: {load_error(err)}") from err
+    diff = float(np.abs(images - expected).max()) if images.shape == expected.shape else math.inf
+    if not diff <= 1e-4:  # NaN too
+        raise BadInput(f"the exported model differs from PyTorch by {diff:.2e}; nothing written")
+    return diff
 
 
 # ---- evaluate ----
@@ -331,16 +356,16 @@ def cmd_evaluate(args) -> int:
     from . import metrics
 
     path = Path(args.input)
-    if path.suffix not in (".pt", ".pth", ".pt2", ".npy"):
+    if path.suffix.lower() not in (".pt", ".pth", ".pt2", ".onnx", ".npy"):
         raise UsageError(
-            f"{path}: expected a checkpoint (.pt), a generator (.pt2) or samples (.npy)"
+            f"{path}: expected a checkpoint (.pt), a generator (.pt2 or .onnx) or samples (.npy)"
         )
-    if args.json:
-        json_out = _check_out(Path(args.json), True, (".json",), option="--json")
+    if args.json is not None:  # --json "" too: a report asked for must not be skipped silently
+        json_out = _check_out(Path(args.json), args.force, (".json",), option="--json")
     real = metrics.reference_data(args.dataset, args.real, args.data_root)
     size = metrics.reference_size(real, args.data_root)
     n = min(args.n or size, size)  # default: the whole test set; more would not be scored
-    if path.suffix == ".npy":
+    if path.suffix.lower() == ".npy":
         fake = _npy_samples(path)
     else:
         fake = _samples(path, n, args.seed, "cpu")  # same seed, same samples
@@ -362,7 +387,7 @@ def cmd_evaluate(args) -> int:
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(metrics.format_report(report))
-    if args.json:
+    if args.json is not None:
         with _writing(json_out) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
         print(f"report written to {json_out}")
@@ -497,8 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "input",
-        metavar="CHECKPOINT_PT2_OR_NPY",
-        help="checkpoint .pt or generator .pt2 (samples drawn with --seed), or .npy of "
+        metavar="CHECKPOINT_PT2_ONNX_OR_NPY",
+        help="checkpoint .pt or generator .pt2 / .onnx (samples drawn with --seed), or .npy of "
         "(N, 1, 28, 28) in [-1, 1]",
     )
     p.add_argument(
@@ -524,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root", default="data", help="where the real datasets are (default: data)"
     )
     p.add_argument("--json", metavar="OUT", help="also write the report to this JSON file")
+    p.add_argument("--force", action="store_true", help="replace --json if it exists")
     p.add_argument(
         "--inception", action="store_true", help="add Inception FID (torch-fidelity, download)"
     )
@@ -578,8 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--students",
         action="append",
         metavar="NAME[,NAME...]",
-        help="grade only these entries (a folder's name, a zip's without .zip), e.g. one flagged "
-        "'grade again'; --out then holds their rows only",
+        help="grade only these rows, by the name grades.csv shows (a folder's name, a zip's "
+        "without .zip, Moodle's 'Name_participant id'; a name may hold commas), e.g. one "
+        "flagged 'grade again'; --out then holds their rows only",
     )
     p.add_argument("--work-dir", help="where the sandboxes go (default: the system's temp folder)")
     p.add_argument(
@@ -732,10 +759,9 @@ def guarded(run, *args) -> int:
     try:
         return run(*args)
     except KeyboardInterrupt as err:
-        from .trainer import TrainingInterrupted
-
-        message = str(err) if isinstance(err, TrainingInterrupted) else "interrupted"
-        print(f"\n{message}", file=sys.stderr)
+        # A plain Ctrl-C has no message; training's TrainingInterrupted says where it stopped.
+        # (Importing .trainer here to tell them apart would redo an import Ctrl-C cut short.)
+        print(f"\n{str(err) or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as err:
         explained = _explain(err)

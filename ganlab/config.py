@@ -115,6 +115,12 @@ class TrainConfig:
             self.model = MODEL_ALIASES.get(self.model, self.model)
         for f in fields(self):
             setattr(self, f.name, _checked(f.name, getattr(self, f.name), _HINTS[f.name]))
+        # The run folder is runs/NAME: a name like "", ".." or "a/../../b" would put it elsewhere.
+        if self.name.strip() in ("", ".", "..") or any(sep in self.name for sep in "/\\"):
+            raise ConfigError(
+                f"name must be a plain name, got {self.name!r}; choose the folder with "
+                "out_dir (--out DIR)"
+            )
 
     @classmethod
     def allowed_keys(cls) -> str:
@@ -300,6 +306,11 @@ def load_config(path=None, overrides=(), preset: str | None = None) -> TrainConf
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like key=value, e.g. steps=200")
+        if not text.strip():  # YAML reads "" as null: `--set steps=$UNSET` would mean "epochs"
+            raise ConfigError(
+                f"override {item!r} has no value: give one, or write {key.strip()}=null "
+                "for the key's null"
+            )
         try:  # "200" -> 200, "true" -> True, "null" -> None, "2e-4" -> "2e-4" (then a float)
             values[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as err:

@@ -83,8 +83,6 @@ class Trainer:
     True = must continue one, False = must start fresh. ``overwrite`` replaces an existing run."""
 
     def __init__(self, config: TrainConfig, resume: bool | None = None, overwrite: bool = False):
-        from .training import make_optimizers  # your chapter-5 code (or the solutions)
-
         self.config = cfg = config
         self.out_dir = cfg.run_dir
         if self.out_dir.exists() and not self.out_dir.is_dir():
@@ -96,11 +94,35 @@ class Trainer:
         check_data(cfg)  # a wrong dataset name or image size stops here, before anything is written
         self._setup_distributed()
         self._lock = RunLock(self.out_dir)
-        if self.is_main:
-            self._lock.acquire()
-        state = run_state(self.checkpoint_path, cfg, resume, overwrite, self.is_main)
-        self._barrier()  # process 0 has removed an overwritten run
+        made = [p for p in (self.out_dir, *self.out_dir.parents) if not p.exists()]
+        new_lock = self.is_main and not self._lock.path.exists()
+        shared = self._lock.held  # by another Trainer of this process: leave it to that one
+        try:
+            if self.is_main:
+                self._lock.acquire()  # makes the folder
+            state = run_state(self.checkpoint_path, cfg, resume, overwrite, self.is_main)
+            self._barrier()  # process 0 has removed an overwritten run
+            self._build(state)
+        except BaseException:
+            # Nothing to resume, a stub not written yet, ...: this process (a notebook's kernel
+            # lives on) must not keep the folder locked against the next run, nor leave behind
+            # a lock file or the empty folders it made for a run that never started.
+            if new_lock and self._lock.held:
+                self._lock.path.unlink(missing_ok=True)  # while held: no one can hold it meanwhile
+            if not shared:
+                self._lock.release()
+            for folder in made if self.is_main else ():  # innermost first
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty: something else wrote there; it stays
+                    break
+            raise
 
+    def _build(self, state: dict | None):
+        """Data, networks, optimizers and the noise, from ``state`` when resuming."""
+        from .training import make_optimizers  # your chapter-5 code (or the solutions)
+
+        cfg = self.config
         torch.manual_seed(cfg.seed)  # the same initial weights in every process and every run
         self._build_data()
         self.generator, self.critic = (

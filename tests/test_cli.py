@@ -6,6 +6,9 @@ import os
 # tests/conftest.py does the same, this keeps the file runnable on its own.
 os.environ["GANLAB_SOLUTIONS"] = "1"
 
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -252,6 +255,11 @@ def _npy(tmp_path, array, name="s.npy"):
     return str(tmp_path / name)
 
 
+def _fifo(tmp_path, name):
+    os.mkfifo(tmp_path / name)  # reading it would wait for a writer forever
+    return str(tmp_path / name)
+
+
 def _copy(source, tmp_path, name):
     (tmp_path / name).write_bytes(Path(source).read_bytes())
     return str(tmp_path / name)
@@ -444,6 +452,33 @@ BAD = {
         lambda t, c: ["sample", _copy(c, t, "ck.png"), "--out", str(t / "ck.png"), "--force"],
         2,
         "is the input file",
+    ),
+    # arguments that would quietly do something else
+    "train --out empty": (
+        lambda t, c: ["train", _config(t, ""), "--out", ""],
+        2,
+        "--out is empty",
+    ),
+    "override without a value": (
+        lambda t, c: ["train", _config(t, ""), "--set", "steps="],
+        2,
+        "has no value",
+    ),
+    "name is a path": (
+        lambda t, c: ["train", _config(t, ""), "--set", "name=../../elsewhere"],
+        2,
+        "name must be a plain name",
+    ),
+    "evaluate --json empty": (lambda t, c: ["evaluate", c, "--json", ""], 2, "is a folder"),
+    "evaluate --json exists": (
+        lambda t, c: ["evaluate", c, "--json", _file(t, "r.json", b'{"mine": 1}')],
+        2,
+        "--force",
+    ),
+    "sample a named pipe": (
+        lambda t, c: ["sample", _fifo(t, "g.onnx"), "--out", str(t / "x.png")],
+        1,
+        "not a regular file",
     ),
 }
 if NO_GPU:
@@ -677,3 +712,124 @@ def test_the_scripts_report_bad_input_like_the_cli(script, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "error: unknown config key 'no_such_key'" in proc.stderr, proc.stderr
+
+
+def test_the_solutions_switch_in_a_student_copy_is_one_error_line(tmp_path):
+    """GANLAB_SOLUTIONS=1 where no solutions/ exists (a student copy): one line, no traceback;
+    and importing an exercise module still refuses, never quietly using the student's file."""
+    env = dict(
+        os.environ, GANLAB_SOLUTIONS="1", GANLAB_SOLUTIONS_DIR=str(tmp_path / "no-solutions")
+    )
+    run = tmp_path / "r"
+    command = ["train", "--preset", "demo", "--set", "steps=1", "--out", str(run)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "ganlab", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: GANLAB_SOLUTIONS=1 is set, but there are no reference"), (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert not run.exists(), "a run that cannot start must leave no folder"
+    proc = subprocess.run(
+        [sys.executable, "-c", "import ganlab; from ganlab import models"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "SolutionsUnavailable" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("module", ["torch", "torchvision"])  # ganlab.cli's; train's (.trainer)
+def test_ctrl_c_while_torch_is_imported_is_one_line_and_130(module):
+    # The console script's own code; a finder holds the import until the signal comes.
+    script = f"""if True:
+        import sys, time
+        class Slow:
+            def find_spec(self, name, path=None, target=None):
+                if name == {module!r}:
+                    print("importing torch", file=sys.stderr, flush=True)
+                    time.sleep(60)
+        sys.meta_path.insert(0, Slow())
+        from ganlab.cli import main
+        sys.exit(main())
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, "train", "--preset", "demo"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr.readline() == "importing torch\n"
+        proc.send_signal(signal.SIGINT)
+        # At once: not after importing that module again (it would wait the 60 s again)
+        assert proc.wait(timeout=30) == 130
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert err.strip() == "interrupted", f"one line expected: {err!r}"
+
+
+def test_a_failed_export_check_writes_nothing_and_keeps_the_old_file(
+    run_dir, tmp_path, capsys, monkeypatch
+):
+    ort = pytest.importorskip("onnxruntime")
+    run = ort.InferenceSession.run
+    monkeypatch.setattr(  # an export that ONNX Runtime runs differently from PyTorch
+        ort.InferenceSession, "run", lambda self, *a, **k: [x + 1 for x in run(self, *a, **k)]
+    )
+    out = tmp_path / "g.onnx"
+    err = fails(["export", str(run_dir / "checkpoint.pt"), str(out)], capsys, code=1)
+    assert "differs from PyTorch" in err, err
+    assert not out.exists(), "an export that failed its check must not be written"
+    out.write_bytes(b"precious")
+    fails(["export", str(run_dir / "checkpoint.pt"), str(out), "--force"], capsys, code=1)
+    assert out.read_bytes() == b"precious", "a failed export must not replace the old file"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.onnx"], "no partial file left behind"
+
+
+def test_evaluate_scores_an_exported_onnx_as_its_checkpoint(run_dir, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    onnx_path = tmp_path / "G.ONNX"  # any case of the suffix
+    assert main(["export", str(run_dir / "checkpoint.pt"), str(onnx_path)]) == 0
+    reports = []
+    for source in (run_dir / "checkpoint.pt", onnx_path):
+        out = tmp_path / f"{source.stem}.json"
+        assert main(["evaluate", str(source), "--n", "64", "--json", str(out)]) == 0, (
+            capsys.readouterr().err
+        )
+        reports.append(json.loads(out.read_text()))
+    fd = [r["fd"] for r in reports]
+    assert fd[0] == pytest.approx(fd[1], rel=1e-3), f"ONNX and checkpoint scored apart: {fd}"
+
+
+def test_train_out_is_a_path_as_typed(tmp_path, monkeypatch, capsys):
+    """--out 2024 was read as YAML (a number: refused), --out '#x' as a comment (null: the run
+    went to runs/NAME, resuming what was there)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 4", "steps: 1"))
+    for out in ("2024", "#x"):
+        assert main(["train", "tiny.yaml", "--out", out]) == 0, capsys.readouterr().err
+        assert (tmp_path / out / "checkpoint.pt").is_file(), f"--out {out}: not trained there"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names of any bytes: Linux")
+def test_file_names_that_are_not_utf8(tmp_path, capsys):
+    bad = os.fsdecode(b"\xff")  # as Python hands such a name from the command line
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.replace("steps: 4", "steps: 1"))
+    run, model = tmp_path / f"run{bad}", tmp_path / f"g{bad}.onnx"
+    assert main(["train", str(config), "--out", str(run)]) == 0, capsys.readouterr().err
+    if importlib.util.find_spec("onnxruntime") is None:
+        return
+    assert main(["export", str(run / "checkpoint.pt"), str(model)]) == 0, capsys.readouterr().err
+    out = tmp_path / f"s{bad}.npy"
+    assert main(["sample", str(model), "-n", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert np.load(out).shape == (2, 1, 28, 28)

@@ -418,3 +418,31 @@ def test_a_failed_picture_write_is_one_clear_error(tmp_path, capfd):
             )
     finally:
         subprocess.run(["umount", str(disk)])
+
+
+def _lockable_by_another_process(folder):
+    probe = (
+        "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
+        "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-c", probe, str(folder / ".lock")]).returncode == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no run lock without fcntl")
+def test_a_trainer_that_cannot_start_leaves_no_lock_and_no_folder(tmp_path):
+    # Nothing to resume, in a folder that does not exist yet and in an empty one.
+    config = tiny(tmp_path / "a" / "b")
+    with pytest.raises(Exception, match="nothing to resume"):
+        Trainer(config, resume=True)
+    assert not (tmp_path / "a").exists(), "the folders made for the run must go with it"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Exception, match="nothing to resume"):
+        Trainer(tiny(tmp_path, name="empty"), resume=True)
+    assert list((tmp_path / "empty").iterdir()) == [], "no stale .lock in the empty folder"
+    # A run with another config: refused, and this process (a notebook's kernel) must not
+    # keep the folder locked against the next command.
+    train(tiny(tmp_path, steps=2))
+    with pytest.raises(ConfigError):
+        Trainer(tiny(tmp_path, steps=2, ngf=16))
+    assert _lockable_by_another_process(tmp_path / "run"), "the refused trainer kept the lock"
