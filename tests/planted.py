@@ -2706,3 +2706,312 @@ CORRECT += [
         ),
     ),
 ]
+
+
+# -- a fourth round: the exercises written in notebook cells, tried another way -------------------
+E = "count_parameters"
+planted(
+    E,
+    "np.sum of the numels",
+    lambda m: np.sum([p.numel() for p in m.parameters() if p.requires_grad]),
+    check_count_parameters="np.sum of an empty list",
+)
+planted(
+    E,
+    "named_parameters() pairs",
+    lambda m: sum(p.numel() for p in m.named_parameters()),
+    check_count_parameters="(name, parameter) pairs",
+)
+planted(
+    E,
+    "len of each tensor",
+    lambda m: sum(len(p) for p in m.parameters() if p.requires_grad),
+    check_count_parameters="len(p) is a tensor's first dimension",
+)
+planted(
+    E,
+    "those with a .grad",
+    lambda m: sum(p.numel() for p in m.parameters() if p.grad is not None),
+    check_count_parameters="keep the parameters with requires_grad",
+)
+planted(
+    E,
+    "state_dict(keep_vars=True) counts a shared weight twice",
+    lambda m: sum(v.numel() for v in m.state_dict(keep_vars=True).values() if v.requires_grad),
+    check_count_parameters="counted twice",
+)
+planted(
+    E,
+    "each module's own parameters count a shared weight twice",
+    lambda m: sum(
+        p.numel() for x in m.modules() for p in x.parameters(recurse=False) if p.requires_grad
+    ),
+    check_count_parameters="counted twice",
+)
+
+E = "to_display"
+planted(
+    E, ".float() at the end", lambda x: ((x + 1) / 2).clamp(0, 1).float(), check_scaling="float64"
+)
+planted(
+    E,
+    "a new tensor from a list",
+    lambda x: torch.tensor(((x + 1) / 2).clamp(0, 1).tolist()),
+    check_scaling="changed the dtype",
+)
+planted(E, "half precision", lambda x: ((x + 1) / 2).clamp(0, 1).half(), check_scaling="float16")
+planted(
+    E,
+    "adds a batch dimension",
+    lambda x: ((x if x.dim() == 4 else x.unsqueeze(0)) + 1).div(2).clamp(0, 1),
+    check_scaling="any shape",
+)
+planted(E, "clamps below only", lambda x: ((x + 1) / 2).clamp(min=0), check_scaling="clamp")
+planted(
+    E,
+    "in place on a detached alias",
+    lambda x: x.detach().add_(1).div_(2).clamp_(0, 1),
+    check_scaling="changed the images passed in",
+)
+
+E = "conv_out_size"
+planted(
+    E,
+    "only the kernel divided",
+    lambda n, k, s=1, p=0: n + 2 * p - k // s + 1,
+    check_conv_out_size="// binds tighter",
+)
+planted(
+    E,
+    "torch.div with rounding_mode",
+    lambda n, k, s=1, p=0: torch.div(torch.tensor(n + 2 * p - k), s, rounding_mode="floor") + 1,
+    check_conv_out_size="return an int: use //",
+)
+
+E = "deconv_out_size"
+planted(
+    E,
+    "n - 1 * stride",
+    lambda n, k, s=1, p=0: n - 1 * s - 2 * p + k,
+    check_deconv_out_size="* binds tighter than -",
+)
+planted(
+    E,
+    "returns a float",
+    lambda n, k, s=1, p=0: float((n - 1) * s - 2 * p + k),
+    check_deconv_out_size="return an int",
+)
+
+E = "saturating_generator_loss"
+planted(
+    E,
+    "eps inside the log",
+    lambda f: torch.log(1 - torch.sigmoid(f) + 1e-8).mean(),
+    **{SL: "an eps inside the log"},
+)
+planted(
+    E,
+    "log of a clamped sigmoid",
+    lambda f: torch.log((1 - torch.sigmoid(f)).clamp(min=1e-12)).mean(),
+    **{SL: "sigmoid saturates"},
+)
+planted(E, "log1p(exp(l))", lambda f: -torch.log1p(torch.exp(f)).mean(), **{SL: "overflows"})
+planted(
+    E, "log(sigmoid(-l))", lambda f: torch.log(torch.sigmoid(-f)).mean(), **{SL: "log() breaks"}
+)
+planted(
+    E,
+    "BCELoss on the sigmoid",
+    lambda f: -F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f)),
+    **{SL: "BCELoss clamps it"},
+)
+planted(E, "detached", lambda f: -F.softplus(f).mean().detach(), **{SL: "without a graph"})
+planted(
+    E,
+    "a new tensor from .item()",
+    lambda f: torch.tensor(-F.softplus(f).mean().item()),
+    **{SL: "without a graph"},
+)
+planted(E, "mean with keepdim", lambda f: -F.softplus(f).mean(0, keepdim=True), **{SL: "a scalar"})
+
+E = "history"
+planted(
+    E,
+    "a tensor of D(x) per step",
+    dict(HISTORY, d_real=[torch.full((4,), 0.6)] * 100),
+    **{TR: "not one number per step"},
+)
+planted(E, "None for the missing steps", dict(HISTORY, loss_g=[None] * 100), **{TR: "one number"})
+
+E = "gradient_penalty"
+
+
+def _penalty_on(make_x_hat, norm=lambda g: g.flatten(1).norm(dim=1), reduce=None, wrt=None):
+    """A penalty on the point ``make_x_hat(real, fake, eps)``; the gradient is taken with respect
+    to it, or to ``wrt(real, fake)`` (a leaf ``make_x_hat`` is built from)."""
+
+    def penalty(critic, real, fake, weight=10.0):
+        eps = torch.rand(real.size(0), 1, 1, 1)
+        leaf = wrt(real, fake) if wrt else None
+        if leaf is not None:
+            real, fake = leaf
+        x_hat = make_x_hat(real, fake, eps)
+        inputs = [t for t in (real, fake) if t.requires_grad] if leaf else [x_hat]
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), inputs, create_graph=True)
+        d = norm(grad) - 1
+        return reduce(d, weight) if reduce else weight * (d**2).mean()
+
+    return penalty
+
+
+def _leaf_mix(real, fake, eps):
+    return (eps * real + (1 - eps) * fake).requires_grad_(True)
+
+
+planted(
+    E,
+    "eps * real + eps * fake",
+    _penalty_on(lambda r, f, e: (e * r + e * f).requires_grad_(True)),
+    **{GP: "must add up to 1"},
+)
+planted(
+    E,
+    "distance neither squared nor absolute",
+    _penalty_on(_leaf_mix, reduce=lambda d, w: w * d.mean()),
+    **{GP: "not ||grad|| - 1"},
+)
+planted(
+    E,
+    "root mean square over the pixels",
+    _penalty_on(_leaf_mix, norm=lambda g: g.flatten(1).pow(2).mean(1).sqrt()),
+    **{GP: "root mean square"},
+)
+planted(
+    E,
+    "mean |grad| over the pixels",
+    _penalty_on(_leaf_mix, norm=lambda g: g.flatten(1).abs().mean(1)),
+    **{GP: "mean of |grad| over the pixels"},
+)
+planted(
+    E,
+    "norm over height and width only",
+    _penalty_on(_leaf_mix, norm=lambda g: g.norm(dim=(2, 3))),
+    **{GP: "each channel's pixels"},
+)
+planted(
+    E,
+    "one eps per channel",
+    _penalty_on(
+        lambda r, f, e: _leaf_mix(r, f, torch.rand(r.size(0), r.size(1), 1, 1)),
+    ),
+    **{GP: "per channel"},
+)
+planted(
+    E,
+    "x_hat detached, no requires_grad",
+    _penalty_on(lambda r, f, e: (e * r + (1 - e) * f).detach()),
+    **{GP: "x_hat needs requires_grad_(True)"},
+)
+planted(
+    E,
+    "eps of shape (B,)",
+    _penalty_on(lambda r, f, e: _leaf_mix(r, f, e.view(-1))),
+    **{GP: "eps must broadcast over the images"},
+)
+planted(
+    E,
+    "weight inside the square",
+    _penalty_on(_leaf_mix, reduce=lambda d, w: ((w * d) ** 2).mean()),
+    **{GP: "the weight is squared"},
+)
+planted(
+    E,
+    "gradient with respect to real",
+    _penalty_on(
+        lambda r, f, e: e * r + (1 - e) * f,
+        wrt=lambda r, f: (r.clone().requires_grad_(True), f),
+    ),
+    **{GP: "with respect to real"},
+)
+planted(
+    E,
+    "gradient with respect to fake",
+    _penalty_on(
+        lambda r, f, e: e * r + (1 - e) * f,
+        wrt=lambda r, f: (r, f.clone().requires_grad_(True)),
+    ),
+    **{GP: "with respect to fake"},
+)
+
+
+def _penalty_grad_outputs(critic, real, fake, weight=10.0):
+    eps = torch.rand_like(real[:, :1, :1, :1]).expand_as(real)
+    x_hat = torch.lerp(fake, real, eps).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(
+        outputs=scores,
+        inputs=x_hat,
+        grad_outputs=torch.ones(scores.size()),
+        create_graph=True,
+        retain_graph=True,
+        only_inputs=True,
+    )
+    return weight * ((torch.linalg.vector_norm(grad, dim=(1, 2, 3)) - 1) ** 2).mean()
+
+
+CORRECT += [
+    (
+        "count_parameters",
+        lambda m: sum(np.prod(p.shape) for p in m.parameters() if p.requires_grad),
+    ),
+    (
+        "count_parameters",
+        lambda m: sum(math.prod(p.size()) for p in m.parameters() if p.requires_grad),
+    ),
+    (
+        "count_parameters",
+        lambda m: sum(p.nelement() for _, p in m.named_parameters() if p.requires_grad),
+    ),
+    ("to_display", lambda x: ((x.detach() + 1) / 2).clip(0.0, 1.0)),
+    ("to_display", lambda x: torch.clamp(x.add(1).div(2), min=0.0, max=1.0)),
+    ("conv_out_size", lambda n, k, s=1, p=0: int((n + 2 * p - k) / s) + 1),
+    ("deconv_out_size", lambda n, k, s=1, p=0: n * s - s - 2 * p + k),
+    ("saturating_generator_loss", lambda f: F.logsigmoid(-f).mean()),
+    (
+        "saturating_generator_loss",
+        lambda f: -F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)),
+    ),
+    ("saturating_generator_loss", lambda f: -torch.logaddexp(torch.zeros_like(f), f).mean()),
+    (
+        "saturating_generator_loss",
+        lambda f: -(f.clamp(min=0) + torch.log1p(torch.exp(-f.abs()))).sum() / len(f),
+    ),
+    ("gradient_penalty", _penalty_on(lambda r, f, e: _leaf_mix(r, f, 1 - e))),
+    ("gradient_penalty", _penalty_on(lambda r, f, e: (r + e * (f - r)).requires_grad_(True))),
+    ("gradient_penalty", _penalty_grad_outputs),
+]
+
+
+@planted(E, "x_hat made in place in real", **{GP: "changed real or fake in place"})
+def _penalty_in_place(critic, real, fake, weight=10.0):
+    eps = torch.rand(real.size(0), 1, 1, 1)
+    x_hat = real.mul_(eps).add_((1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+@planted(E, "the critic scores under no_grad", **{GP: "not under torch.no_grad()"})
+def _penalty_no_grad(critic, real, fake, weight=10.0):
+    x_hat = _leaf_mix(real, fake, torch.rand(real.size(0), 1, 1, 1))
+    with torch.no_grad():
+        scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+planted(
+    E,
+    "a new tensor from .item()",
+    lambda c, r, f, weight=10.0: torch.tensor(_penalty_on(_leaf_mix)(c, r, f, weight).item()),
+    **{GP: "no .item()"},
+)

@@ -145,23 +145,41 @@ def check_scaling(to_display):
         f"-1.2 and 1.3 -> {got[3:]}; generator outputs can overshoot, so clamp to [0, 1] "
         "(tensor.clamp(0, 1)); matplotlib warns on values outside it",
     )
-    batch = torch.linspace(-1, 1, 2 * 3 * 4 * 4).view(2, 3, 4, 4)
-    out = call(to_display, "to_display(images)", batch.clone())
-    fail_unless(
-        isinstance(out, torch.Tensor)
-        and out.shape == batch.shape
-        and torch.allclose(out, (batch + 1) / 2, atol=1e-6),
-        "to_display must work on any shape, e.g. a batch (2, 3, 4, 4): the same shape back, "
-        "every value mapped by (x + 1) / 2",
-    )
+    # A colour batch, and a single float64 image without batch or channel dimensions.
+    for batch in (
+        torch.linspace(-1, 1, 2 * 3 * 4 * 4).view(2, 3, 4, 4),
+        torch.linspace(-1, 1, 5 * 7, dtype=torch.float64).view(5, 7),
+    ):
+        shape = ", ".join(map(str, batch.shape))
+        out = call(to_display, f"to_display(images of shape ({shape}))", batch.clone())
+        fail_unless(
+            isinstance(out, torch.Tensor)
+            and out.shape == batch.shape
+            and torch.allclose(out.to(batch.dtype), (batch + 1) / 2, atol=1e-6),
+            f"to_display must work on any shape, e.g. ({shape}): the same shape back, "
+            "every value mapped by (x + 1) / 2",
+        )
+        fail_unless(
+            out.dtype == batch.dtype,
+            f"to_display changed the dtype {batch.dtype} to {out.dtype}: keep the images' dtype "
+            "(no .float() or torch.tensor(...))",
+        )
     passed("to_display", "[-1, 1] -> [0, 1], clamped")
+
+
+def _count_hint(error):
+    if "'tuple' object" in error:
+        return (
+            "named_parameters() gives (name, parameter) pairs: for name, p in ..., or parameters()"
+        )
+    return ""
 
 
 @graded
 def check_count_parameters(count_parameters):
     """``count_parameters(model)``: the trainable scalars, as an int."""
     layer = nn.Linear(10, 5)  # 50 weights + 5 biases
-    got = call(count_parameters, "count_parameters(nn.Linear(10, 5))", layer)
+    got = call(count_parameters, "count_parameters(nn.Linear(10, 5))", layer, hint=_count_hint)
     if got == 2:
         raise CheckFailed(
             "count_parameters returned 2 for nn.Linear(10, 5): you counted parameter tensors; "
@@ -175,6 +193,11 @@ def check_count_parameters(count_parameters):
     if got == 50:
         raise CheckFailed(
             "count_parameters(nn.Linear(10, 5)) = 50: the 5 biases are parameters too"
+        )
+    if got == 10:
+        raise CheckFailed(
+            "count_parameters(nn.Linear(10, 5)) = 10: len(p) is a tensor's first dimension only "
+            "(5 rows of 10 weights); p.numel() counts every scalar in it"
         )
     fail_unless(
         got == 55,
@@ -206,6 +229,18 @@ def check_count_parameters(count_parameters):
     got = call(count_parameters, "count_parameters(model)", frozen)
     fail_unless(got != 61, "frozen parameters were counted: keep only those with p.requires_grad")
     fail_unless(got == 6, f"count_parameters gave {got} for a model with 6 trainable scalars")
+    tied = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    tied[1].weight = tied[0].weight  # one weight matrix used by both layers: 16 + 4 + 4 scalars
+    got = call(count_parameters, "count_parameters(model)", tied)
+    fail_unless(
+        got != 40,
+        "a weight shared by two layers was counted twice: it is one parameter, which the "
+        "optimizer trains once; model.parameters() lists each parameter once",
+    )
+    fail_unless(
+        got == 24,
+        f"count_parameters gave {got} for two Linear(4, 4) sharing one weight: expected 24",
+    )
     got = call(
         count_parameters,
         "count_parameters(nn.ReLU())",
@@ -214,5 +249,10 @@ def check_count_parameters(count_parameters):
     )
     fail_unless(
         got == 0, f"count_parameters(nn.ReLU()) = {got!r}: a model without parameters has 0"
+    )
+    fail_unless(
+        isinstance(got, numbers.Integral) and not isinstance(got, bool),
+        f"count_parameters(nn.ReLU()) returned {got!r} ({type(got).__name__}); return an int "
+        "(np.sum of an empty list is the float 0.0; Python's sum() gives 0)",
     )
     passed("count_parameters")

@@ -67,6 +67,10 @@ DECONV_MISTAKES = [
         "there is no + 1 in the transposed formula (that is the Conv2d one)",
         lambda n, k, s, p: deconv_size(n, k, s, p) + 1,
     ),
+    (
+        "n - 1 * stride is n - stride: * binds tighter than -, so write (n - 1) * stride",
+        lambda n, k, s, p: n - 1 * s - 2 * p + k,
+    ),
 ]
 
 
@@ -80,6 +84,7 @@ def check_deconv_out_size(deconv_out_size):
         deconv_size,
         DECONV_MISTAKES,
         "(n - 1) * stride - 2 * padding + kernel",
+        int_hint="every term is an int, no / or float() needed",
     )
     passed("deconv_out_size", "1 -> 7 -> 14 -> 28 with the DCGAN generator's layers")
 

@@ -73,7 +73,8 @@ def _check_extreme(fn, logits, expected, what):
     fail_unless(
         abs(value - expected) < 1e-3,
         f"{what} gives {value} for logits of +-200, expected {expected}: sigmoid saturates to "
-        "exactly 0 or 1 there and log() breaks (BCELoss clamps it at -100); work on logits with "
+        "exactly 0 or 1 there and log() breaks (BCELoss clamps it at -100, an eps inside the log "
+        "caps it, exp(200) overflows to inf); work on logits with "
         "binary_cross_entropy_with_logits, or softplus",
     )
 
@@ -198,10 +199,11 @@ def check_generator_loss(generator_loss):
 
 @graded
 def check_saturating_loss(saturating_generator_loss):
-    """The minimax generator term mean(log(1 - D(G(z)))) on logits, to compare with the non-saturating one."""
+    """The minimax generator term mean(log(1 - D(G(z)))) on logits, to compare with the
+    non-saturating one: a scalar tensor with its graph, finite for any logits."""
     _, fake = _logits()
     what = f"saturating_generator_loss on {len(fake)} fake logits"
-    _, value, _ = _run(saturating_generator_loss, what, fake)
+    loss, value, (f,) = _run(saturating_generator_loss, what, fake)
     want = -_bce(fake, 0)
     _judge(
         value,
@@ -218,6 +220,18 @@ def check_saturating_loss(saturating_generator_loss):
         },
         what,
         "mean(log(1 - sigmoid(l))) = -mean(softplus(l))",
+    )
+    fail_unless(
+        loss.requires_grad,
+        "saturating_generator_loss returned a tensor without a graph (an .item(), .detach(), "
+        "torch.tensor(...) or torch.no_grad() inside): a loss must pass its gradient on",
+    )
+    loss.backward()
+    fail_unless(
+        f.grad is not None
+        and torch.allclose(f.grad, -torch.sigmoid(fake) / len(fake), rtol=1e-4, atol=1e-7),
+        "the gradient of saturating_generator_loss with respect to each logit must be "
+        "-sigmoid(l) / B (the derivative of -mean(softplus(l))): keep every logit in the graph",
     )
     _check_extreme(
         saturating_generator_loss,

@@ -41,7 +41,7 @@ from ._layers import (
 # -- output sizes (exercise 2.1; 3.1 uses the same helper) --------------------------------
 
 
-def check_size_formula(fn, name, cases, want, mistakes, formula):
+def check_size_formula(fn, name, cases, want, mistakes, formula, int_hint=""):
     """Every case must give ``want``. A wrong answer is put down to a known mistake only when
     that mistake explains every case (two that these cases cannot tell apart are both
     named); otherwise the hint says what was expected and what came."""
@@ -50,8 +50,8 @@ def check_size_formula(fn, name, cases, want, mistakes, formula):
         value = call(fn, f"{name}{args}", *args)
         fail_unless(
             isinstance(value, numbers.Integral) and not isinstance(value, bool),
-            f"{name}{args} returned {value!r} ({type(value).__name__}); return an int: use // "
-            "(floor division), PyTorch rounds down",
+            f"{name}{args} returned {value!r} ({type(value).__name__}); return an int"
+            + (f": {int_hint}" if int_hint else ""),
         )
         got[args] = value
     bad = next((args for args in cases if got[args] != want(*args)), None)
@@ -105,6 +105,11 @@ CONV_MISTAKES = [
     (FLOOR, lambda n, k, s, p: math.ceil((n + 2 * p - k) / s) + 1),
     (FLOOR, lambda n, k, s, p: round((n + 2 * p - k) / s) + 1),
     ("divide by the stride", lambda n, k, s, p: n + 2 * p - k + 1),
+    (
+        "only the kernel was divided by the stride: // binds tighter than + and -, so put "
+        "(n + 2 * padding - kernel) in parentheses",
+        lambda n, k, s, p: n + 2 * p - k // s + 1,
+    ),
     ("that is the transposed conv's formula; a Conv2d shrinks its input", deconv_size),
 ]
 
@@ -119,6 +124,7 @@ def check_conv_out_size(conv_out_size):
         conv_size,
         CONV_MISTAKES,
         "floor((n + 2*padding - kernel) / stride) + 1",
+        int_hint="use // (floor division), PyTorch rounds down",
     )
     passed("conv_out_size", "28 -> 14 -> 7 -> 1 with the DCGAN critic's layers")
 

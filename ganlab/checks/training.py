@@ -10,7 +10,17 @@ import torch
 from torch import nn
 
 from . import _reference as ref
-from ._core import CheckFailed, call, diagnose, fail_unless, graded, passed, seeded, substituted
+from ._core import (
+    CheckFailed,
+    call,
+    diagnose,
+    fail_unless,
+    first_line,
+    graded,
+    passed,
+    seeded,
+    substituted,
+)
 
 NZ, LR = 8, 0.1
 STALE = 100.0  # a gradient left over from "a previous step"
@@ -417,7 +427,13 @@ def _check_history(history, steps):
         isinstance(history, dict) and all(k in history for k in keys),
         f"pass the history returned by Trainer.fit() (a dict with {keys})",
     )
-    values = {k: torch.tensor([float(v) for v in history[k]]) for k in keys}
+    try:
+        values = {k: torch.tensor([float(v) for v in history[k]]) for k in keys}
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckFailed(
+            f"the history holds something that is not one number per step ({first_line(err)}): "
+            "pass the history returned by Trainer.fit(), a list of floats under each key"
+        ) from err
     n = len(values["loss_c"])
     fail_unless(
         n > 0 and all(len(v) == n for v in values.values()), "the history is empty or uneven"
