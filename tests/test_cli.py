@@ -17,6 +17,7 @@ import imageio.v3 as iio  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from terminal import as_in_a_terminal  # noqa: E402
 
 from ganlab.cli import main  # noqa: E402
 from ganlab.instructor import strip_solutions  # noqa: E402
@@ -763,6 +764,7 @@ def test_ctrl_c_while_torch_is_imported_is_one_line_and_130(module):
         [sys.executable, "-c", script, "train", "--preset", "demo"],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )
     try:
         assert proc.stderr.readline() == "importing torch\n"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from terminal import as_in_a_terminal
 
 from ganlab.grading import assemble, deps, engine, kernel, report, verify
 from ganlab.grading.sample_class import (
@@ -323,10 +324,6 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path, sig):
         signal.getsignal(signal.SIGINT),
         signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []),
     )
-
-    def as_in_a_terminal():
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     grader = subprocess.Popen(
         [
