@@ -16,6 +16,8 @@ therefore only finds or clones the kit, then calls :func:`finish_setup` from it,
 * installs, also with ``--no-deps``, exactly those of :data:`COLAB_ADDITIONS` that are missing;
 * with Drive on, keeps the student's copy of the kit (the ``ganlab/*.py`` they edit) and their
   runs in Drive, so a disconnect loses neither; a new runtime finds both there again.
+* when the cell ran before in this session with the other KEEP_ON_DRIVE, forgets the ``ganlab``
+  imported from the other folder, so the notebook uses the files the student now edits.
 
 Every step checks before it acts, so running the cell again (after a restart, or in the next
 notebook) does only what is still missing.
@@ -169,6 +171,22 @@ def give_autoreload_its_imp():
     return True
 
 
+def forget_other_kit(kit):
+    """Drop the ``ganlab`` modules imported from a folder other than ``kit`` (the cell ran before
+    in this session with the other KEEP_ON_DRIVE), so the next import, and autoreload, take the
+    files of ``kit``: the ones the student now edits. Returns the folder forgotten, or None."""
+    where = getattr(sys.modules.get("ganlab"), "__file__", None)
+    if where is None:
+        return None
+    old = Path(where).resolve().parent.parent
+    if old == Path(kit).resolve():
+        return None
+    for name in [n for n in sys.modules if n == "ganlab" or n.startswith("ganlab.")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    return old
+
+
 def finish_setup(kit, keep_on_drive=True, quiet=False):
     """Install what is missing, then point the notebook at the kit (see the module docstring)."""
     kit = Path(kit).resolve()
@@ -184,6 +202,9 @@ def finish_setup(kit, keep_on_drive=True, quiet=False):
         importlib.invalidate_caches()
         done.append("added " + ", ".join(missing))
     give_autoreload_its_imp()
+    old = forget_other_kit(kit)
+    if old is not None:
+        done.append(f"switched this session from the kit in {old}")
     os.chdir(kit / "notebooks")
     if keep_on_drive:  # the kit is in MyDrive: the runs and the saved notebooks are beside it
         runs = kit.parent / Path(DRIVE_RUNS).name

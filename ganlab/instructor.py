@@ -406,17 +406,24 @@ def export_student(dest, repository, branch="main", repo=REPO, init_git=True):
         raise AuthoringError(
             f"{dest} exists and is not empty; choose a new folder (nothing was written)"
         )
-    stale = stale_files(repo)
-    if stale:
-        raise AuthoringError(
-            "the stubs are out of date with solutions/ (run `make stubs` and commit): "
-            + ", ".join(stale)
+    if _git("status", "--porcelain", "--untracked-files=no", repo=repo):
+        print(
+            "note: uncommitted changes are not included; the student copy is built from HEAD",
+            file=sys.stderr,
         )
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "head.tar"
         _git("archive", "--format=tar", "-o", str(archive), "HEAD", repo=repo)
         tree = Path(tmp) / "tree"
         shutil.unpack_archive(archive, tree)
+        # The stubs of what is exported (HEAD), not of the working tree: uncommitted fixes
+        # would hide stale committed stubs, and uncommitted edits would block a sound HEAD.
+        stale = stale_files(tree)
+        if stale:
+            raise AuthoringError(
+                "the committed stubs are out of date with the committed solutions/ "
+                "(run `make stubs` and commit): " + ", ".join(stale)
+            )
         templates = Path(tmp) / "templates"
         if not (tree / STUDENT_TEMPLATES).is_dir():
             raise AuthoringError(f"no {STUDENT_TEMPLATES}/ (the student README, Makefile, tests)")

@@ -236,3 +236,38 @@ def test_with_drive_on_a_new_runtime_finds_the_students_edited_kit_and_runs(tmp_
     second = _run(python, code, tmp_path / "content2", env)
     assert "EDIT kept" in second, "the student's edit to ganlab/latent.py was lost"
     assert second.split()[-1] == str(drive / "ganlab-runs")
+
+
+@pytest.mark.slow
+def test_ticking_keep_on_drive_and_running_the_cell_again_switches_to_the_drive_kit(tmp_path):
+    # The student ran the set-up cell with Drive off, then ticked KEEP_ON_DRIVE and ran it again
+    # in the same session: from then on the notebook must use (and autoreload) the kit in Drive,
+    # the files they now edit, not the clone in /content that was imported first.
+    origin = course_origin(tmp_path / "origin")
+    write_stand_in(tmp_path / "standin")
+    drive = tmp_path / "drive"
+    env = _env(tmp_path, drive)
+    env.pop("GANLAB_SOLUTIONS")
+    python, _ = _venv_with_torch(tmp_path / "venv")
+    content = tmp_path / "content"
+    content.mkdir()
+    off = cell_for(colab.setup_cell_source(), origin, content, keep_on_drive=False)
+    on = cell_for(colab.setup_cell_source(), origin, content)
+    code = (
+        off
+        + "\nfrom ganlab import latent\n"
+        + on
+        + "\nimport ganlab\nfrom ganlab import latent\n"
+        + "print('RESULT', ganlab.__file__, latent.__file__, getattr(latent, 'STUDENT_EDIT', '-'))"
+    )
+    # The student's edit, in Drive's copy only (cloned there beforehand for the test to edit).
+    kit = drive / "ganlab"
+    subprocess.run(["git", "clone", "-q", str(origin), str(kit)], check=True)
+    latent = kit / "ganlab" / "latent.py"
+    latent.write_text(latent.read_text() + "\nSTUDENT_EDIT = 'in-drive'\n")
+    out = _run(python, code, content, env)
+    package, module, edit = out.split("RESULT ")[-1].split()
+    assert Path(package).resolve() == kit / "ganlab" / "__init__.py", (
+        f"after switching to Drive the notebook still imports {package}"
+    )
+    assert Path(module).resolve() == latent.resolve() and edit == "in-drive", out[-2000:]

@@ -216,4 +216,29 @@ def test_ganlab_check_sees_the_notebooks_in_drive(colab_run):
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "0 points" not in proc.stdout
+    for failure in ("not run (", "failed before it"):  # a kernel or set-up cell that failed
+        assert failure not in proc.stdout, proc.stdout[-3000:]
+
+
+def test_ganlab_check_runs_the_notebooks_on_colabs_python_and_ipython():
+    """`!ganlab check` on Colab starts a kernel of its own for each notebook: Python 3.12 with
+    IPython 7.34, whose `%load_ext autoreload` (every notebook's second cell, before
+    `from ganlab import checks`) imports the `imp` module Python 3.12 removed. The set-up cell
+    gives the student's kernel a stand-in; the grader's kernels need one too, or every check of
+    every notebook scores 0 with "name 'checks' is not defined"."""
+    venv = built_env(".venv-colab", "GANLAB_COLAB_ENV", ".ci/colab-env")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANLAB_", "PYTHON"))}
+    env["PYTHONPATH"] = str(REPO)  # the kit as the set-up cell installs it (a path entry)
+    # Not held(venv): the module's colab_run fixture holds it until the module ends (a second
+    # flock here would wait forever), and this check installs and uninstalls nothing.
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "ganlab", "check", str(REPO), "--notebook", "00"],
+        cwd=REPO / "notebooks",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "No module named 'imp'" not in proc.stdout, proc.stdout[-3000:]
+    assert "failed before it" not in proc.stdout, proc.stdout[-3000:]

@@ -19,12 +19,31 @@ def _normalise(requirement):
     return name.lower().replace("_", "-"), spec.replace(" ", "")
 
 
+def _make_torch_pins():
+    """setup.mk's ``TORCH := torch==X torchvision==Y``: what `make setup` installs first."""
+    line = re.search(r"^TORCH\s*:?=\s*(.+)$", (REPO / "setup.mk").read_text(), re.M)
+    return line.group(1).split()
+
+
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     expected = dict(_normalise(r) for r in project["dependencies"])
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = dict(_normalise(r) for r in pip if not r.startswith("-e"))
+    # torch and torchvision: the release `make setup` installs (setup.mk), inside pyproject's range.
+    pinned = dict(_normalise(r) for r in _make_torch_pins())
+    for name, spec in pinned.items():
+        assert listed.get(name) == spec, (
+            f"environment.yml should pin {name}{spec}, as `make setup` does (setup.mk's TORCH), "
+            f"not {name}{listed.get(name, ' (missing)')}"
+        )
+        assert Requirement(name + expected[name]).specifier.contains(spec.removeprefix("==")), (
+            f"setup.mk's {name}{spec} is outside pyproject.toml's {name}{expected[name]}"
+        )
+        listed[name] = expected[name]
     assert listed == expected, (
         f"environment.yml pip section {listed} differs from pyproject.toml "
         f"dependencies {expected}: change both together"
@@ -102,8 +121,39 @@ def test_make_takes_a_python_new_enough_for_the_pinned_torch(tmp_path):
     assert chosen.startswith("python3.1"), f"make took {chosen!r}, not the newer python3.1X"
     minimum = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert (
-        "sys.version_info < (3, 10)" in (REPO / "setup.mk").read_text() and minimum == ">=3.10"
+        "(3, 10) <= sys.version_info[:2]" in (REPO / "setup.mk").read_text() and minimum == ">=3.10"
     ), "setup.mk's floor and pyproject's requires-python must agree"
+
+
+def _too_new_python(folder):
+    """A `python3` of 3.15, newer than any the pinned torch has wheels for (torch 2.14.1: 3.10 to
+    3.14; Homebrew and rolling distributions move python3 to a new release within weeks)."""
+    folder.mkdir()
+    new = folder / "python3"
+    new.write_text(
+        '#!/bin/sh\n[ "$1" = --version ] && { echo "Python 3.15.0"; exit 0; }\n'
+        '[ "$1" = -c ] || exit 1\n'
+        f"exec {sys.executable} -c \"import sys; sys.version_info = (3, 15, 0, 'final', 0)\n$2\"\n"
+    )
+    new.chmod(0o755)
+    return folder
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_make_passes_over_a_python_too_new_for_the_pinned_torch(tmp_path):
+    fake = _too_new_python(tmp_path / "bin")
+    (fake / "python3.12").symlink_to(sys.executable)
+    proc = _make(["--eval", "show: ; @echo $(PYTHON)", "show"], f"{fake}:/usr/bin:/bin", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "python3.12", (
+        f"make took {proc.stdout.strip()!r}: `pip install torch==2.14.1` fails on Python 3.15"
+    )
+    (fake / "python3.12").unlink()
+    (tmp_path / "pyproject.toml").touch()
+    proc = _make(["setup"], fake, tmp_path)
+    assert proc.returncode != 0 and "Python 3.15.0" in proc.stderr, proc.stderr
+    assert "<= 3.14" in proc.stderr, proc.stderr
+    assert not (tmp_path / ".venv").exists(), "a venv of a Python too new was created"
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="needs make")
@@ -116,3 +166,20 @@ def test_make_without_a_new_enough_python_says_what_to_install(tmp_path):
     )
     assert "make PYTHON=" in proc.stderr
     assert not (tmp_path / ".venv").exists(), "a venv of a Python too old was created"
+
+
+def test_pyproject_uses_nothing_setuptools_has_deprecated():
+    """A deprecated pyproject.toml key is a build that stops working on the day setuptools drops
+    it, on every student's `pip install -e .` (pip's isolated build takes the newest setuptools)."""
+    script = (
+        "import warnings\n"
+        "from setuptools.dist import Distribution\n"
+        "from setuptools.config.pyprojecttoml import apply_configuration\n"
+        "warnings.simplefilter('error')\n"
+        "apply_configuration(Distribution(), 'pyproject.toml')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    warning = [line for line in proc.stderr.splitlines() if "Warning" in line or "Error" in line]
+    assert proc.returncode == 0, warning[-1:] or proc.stderr[-2000:]

@@ -145,6 +145,42 @@ def test_stubs_check_command_reports_a_hand_edited_stub(course_repo):
         stub.write_text(original)
 
 
+def test_export_checks_the_stubs_it_exports_not_the_working_tree(course_repo, tmp_path):
+    """The copy is built from HEAD, so HEAD's stubs are what must be up to date: an uncommitted
+    edit of solutions/ must not block the export, and an uncommitted fix must not let stale
+    committed stubs out."""
+    repo = tmp_path / "course"
+    shutil.copytree(course_repo, repo, symlinks=True)
+    instructor.write_stubs(repo)
+    git("add", "-A", cwd=repo)
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "s",
+        cwd=repo,
+    )
+    source = repo / "solutions" / "ganlab" / "losses.py"
+    committed = source.read_text()
+    source.write_text(committed + "\n# an instructor's edit, not committed yet\n")
+    dest = instructor.export_student(tmp_path / "one", "a/b", repo=repo, init_git=False)
+    assert "not committed yet" not in (dest / "ganlab" / "losses.py").read_text()
+    source.write_text(committed)
+    stub = repo / "ganlab" / "losses.py"
+    good = stub.read_text()
+    stub.write_text(good.replace("# YOUR CODE HERE", "# YOUR CODE HERE\n    pass", 1))
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "stale", cwd=repo)
+    stub.write_text(good)  # fixed in the working tree only: HEAD still holds the stale stub
+    with pytest.raises(instructor.AuthoringError, match="ganlab/losses.py"):
+        instructor.export_student(tmp_path / "two", "a/b", repo=repo, init_git=False)
+    assert not (tmp_path / "two").exists()
+
+
 STUDENT_REPO, STUDENT_BRANCH = "school/dcgan-2027", "fall"
 
 

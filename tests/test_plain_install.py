@@ -53,3 +53,44 @@ def test_notebook_runs_in_a_plain_install(plain, name):
     work.mkdir()
     run_notebook(nb, kernel, work)
     assert not errors(nb), f"{name} fails after `pip install .`: {errors(nb)}"
+
+
+@pytest.fixture(scope="module")
+def own_kit(tmp_path_factory):
+    """A student's folder as `pip install .` users have it: their clone of the kit (the package
+    with the exercise stubs, the notebooks), in a path with a space and an accent."""
+    import shutil
+
+    kit = tmp_path_factory.mktemp("kit") / "mon cours é"
+    shutil.copytree(REPO / "notebooks", kit / "notebooks")
+    shutil.copytree(REPO / "ganlab", kit / "ganlab", ignore=shutil.ignore_patterns("__pycache__"))
+    return kit
+
+
+def _ganlab(plain, *args, cwd):
+    import os
+
+    python, _, _ = plain
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANLAB_", "PYTHONPATH"))}
+    return subprocess.run(
+        [str(python.parent / "ganlab"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_ganlab_submit_works_after_a_plain_install(plain, own_kit, tmp_path):
+    proc = _ganlab(
+        plain, "submit", str(own_kit), "--out", str(tmp_path / "hand-in.zip"), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "hand-in.zip").is_file()
+
+
+def test_ganlab_check_works_after_a_plain_install(plain, own_kit, tmp_path):
+    proc = _ganlab(plain, "check", str(own_kit), "--notebook", "00", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check-0-1" in proc.stdout and "not implemented yet" in proc.stdout, proc.stdout

@@ -307,7 +307,10 @@ def run_check(args):
             raise UsageError(f"--notebooks {notebooks} is not a folder")
         options = _options(args)
         isolation = _isolation(args)
-        canonical = assemble.canonical_notebooks(REPO, _prefixes(args.notebook))
+        # The check cells: the kit's own notebooks, or, where the package was installed without
+        # them (pip install . puts only ganlab/ in site-packages), the student's copy's.
+        source = REPO if (REPO / "notebooks").is_dir() else path
+        canonical = assemble.canonical_notebooks(source, _prefixes(args.notebook))
         checks = [c for name, nb in canonical for c in assemble.checks_of(name, nb)]
     except (UsageError, assemble.GradingError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
