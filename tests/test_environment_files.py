@@ -102,18 +102,25 @@ def _make(args, path, cwd):
     )
 
 
-def _old_python(folder):
-    """A `python3` that is too old for the pinned torch (as macOS's own 3.9 is)."""
+def _fake_python(folder, version):
+    """A `python3` that says it is ``version`` (3.9.6: macOS's own, too old for the pinned torch;
+    3.15.0: newer than any it has wheels for, torch 2.14.1 covering 3.10 to 3.14, where Homebrew
+    and rolling distributions move python3 within weeks); its `-c` code sees that version."""
     folder.mkdir()
-    old = folder / "python3"
-    old.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Python 3.9.6"\nexit 1\n')
-    old.chmod(0o755)
+    info = tuple(int(v) for v in version.split(".")) + ("final", 0)
+    fake = folder / "python3"
+    fake.write_text(
+        f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "Python {version}"; exit 0; }}\n'
+        '[ "$1" = -c ] || exit 1\n'
+        f'exec {sys.executable} -c "import sys; sys.version_info = {info!r}\n$2"\n'
+    )
+    fake.chmod(0o755)
     return folder
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="needs make")
 def test_make_takes_a_python_new_enough_for_the_pinned_torch(tmp_path):
-    fake = _old_python(tmp_path / "bin")
+    fake = _fake_python(tmp_path / "bin", "3.9.6")
     (fake / "python3.12").symlink_to(sys.executable)
     proc = _make(["--eval", "show: ; @echo $(PYTHON)", "show"], f"{fake}:/usr/bin:/bin", tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -125,23 +132,9 @@ def test_make_takes_a_python_new_enough_for_the_pinned_torch(tmp_path):
     ), "setup.mk's floor and pyproject's requires-python must agree"
 
 
-def _too_new_python(folder):
-    """A `python3` of 3.15, newer than any the pinned torch has wheels for (torch 2.14.1: 3.10 to
-    3.14; Homebrew and rolling distributions move python3 to a new release within weeks)."""
-    folder.mkdir()
-    new = folder / "python3"
-    new.write_text(
-        '#!/bin/sh\n[ "$1" = --version ] && { echo "Python 3.15.0"; exit 0; }\n'
-        '[ "$1" = -c ] || exit 1\n'
-        f"exec {sys.executable} -c \"import sys; sys.version_info = (3, 15, 0, 'final', 0)\n$2\"\n"
-    )
-    new.chmod(0o755)
-    return folder
-
-
 @pytest.mark.skipif(not shutil.which("make"), reason="needs make")
 def test_make_passes_over_a_python_too_new_for_the_pinned_torch(tmp_path):
-    fake = _too_new_python(tmp_path / "bin")
+    fake = _fake_python(tmp_path / "bin", "3.15.0")
     (fake / "python3.12").symlink_to(sys.executable)
     proc = _make(["--eval", "show: ; @echo $(PYTHON)", "show"], f"{fake}:/usr/bin:/bin", tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -159,7 +152,7 @@ def test_make_passes_over_a_python_too_new_for_the_pinned_torch(tmp_path):
 @pytest.mark.skipif(not shutil.which("make"), reason="needs make")
 def test_make_without_a_new_enough_python_says_what_to_install(tmp_path):
     (tmp_path / "pyproject.toml").touch()
-    proc = _make(["setup"], _old_python(tmp_path / "bin"), tmp_path)
+    proc = _make(["setup"], _fake_python(tmp_path / "bin", "3.9.6"), tmp_path)
     assert proc.returncode != 0
     assert "ganlab needs Python >= 3.10" in proc.stderr and "Python 3.9.6" in proc.stderr, (
         proc.stderr
