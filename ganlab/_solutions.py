@@ -44,9 +44,10 @@ class _Refuse:
 
     def __init__(self, error):
         self.error = error
+        self.refused = {f"ganlab.{name.removesuffix('.py')}" for name in EXERCISE_MODULES}
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname in {f"ganlab.{name.removesuffix('.py')}" for name in EXERCISE_MODULES}:
+        if fullname in self.refused:  # asked of every import in the process: a set lookup
             raise self.error
         return None  # anything else: the usual finders
 
