@@ -21,7 +21,9 @@ def critic_loss(real_logits, fake_logits, real_label=1.0):
 
     ``real_logits``: (B,) critic outputs on real images; ``fake_logits``: (B',) on
     generated ones. Targets: ``real_label`` for real images, 0 for fakes. Return
-    ``mean BCE(real) + mean BCE(fake)``, a scalar tensor that keeps the graph.
+    ``mean BCE(real) + mean BCE(fake)``, a scalar tensor that keeps the graph. Make each
+    target from its own logits (``torch.full_like``, ``torch.zeros_like``), so it has their
+    shape, dtype and device: ``torch.ones(n)`` is float32 on the CPU, and fails on a GPU.
 
     ``real_label`` < 1 (e.g. 0.9) is one-sided label smoothing (Salimans et al. 2016):
     it stops the critic from becoming over-confident. Smooth only the real targets;
@@ -41,7 +43,8 @@ def generator_loss(fake_logits):
 
     ``fake_logits``: (B,) critic outputs on generated images. Return the mean BCE
     with target 1, a scalar tensor that keeps the graph (its gradient must reach the
-    generator). Not ``-critic_loss``, and not the saturating log(1 - D(G(z))).
+    generator); make the target from the logits (``torch.ones_like``), on their dtype and
+    device. Not ``-critic_loss``, and not the saturating log(1 - D(G(z))).
     """
     # YOUR CODE HERE
     raise NotImplementedError(

@@ -4,8 +4,8 @@ The DCGAN rules the exercises follow:
 
 * no pooling: the critic downsamples with stride-2 convolutions, the generator
   upsamples with stride-2 transposed convolutions (or upsample + conv, Odena et al. 2016);
-* BatchNorm in both networks, except on the critic's input layer and the generator's
-  output layer;
+* BatchNorm in both networks, with its learned scale and shift (the default
+  ``affine=True``), except on the critic's input layer and the generator's output layer;
 * LeakyReLU(0.2) in the critic, ReLU in the generator, tanh on the generator's output;
 * weights drawn from N(0, 0.02).
 
@@ -56,9 +56,9 @@ class Critic(nn.Module):
     """The DCGAN critic (discriminator): images -> one logit per image.
 
     Input ``x``: (B, channels, image_size, image_size), values in [-1, 1].
-    Output: (B,) raw scores (logits). Do NOT end with a sigmoid (nor a tanh: logits are
-    unbounded): the losses use ``binary_cross_entropy_with_logits``, which applies it in a
-    numerically safe way.
+    Output: (B,) raw scores (logits). Do NOT end with a sigmoid (nor a tanh, nor a
+    logsigmoid: logits are unbounded): the losses use ``binary_cross_entropy_with_logits``,
+    which applies it in a numerically safe way.
 
     Build ``self.net`` from ``n_blocks, base = dcgan_schedule(image_size)``, with every
     layer below a module in it (``nn.LeakyReLU``, not ``F.leaky_relu`` in ``forward``):
@@ -127,7 +127,8 @@ class Generator(nn.Module):
       each time; every block but the last is followed by ``BatchNorm2d`` and ``ReLU``;
     * the last block outputs ``channels`` maps and is followed by ``nn.Tanh()`` only, a
       layer of ``self.net`` like the others (no BatchNorm on the output: it would fix the
-      output statistics).
+      output statistics). The images are the tanh's output: no sigmoid in its place, no
+      rescaling after it.
 
     ``forward`` reshapes z itself, so callers pass plain (B, nz) vectors. Image i is a
     function of ``z[i]`` alone: no noise drawn inside ``forward``, no learned input in place

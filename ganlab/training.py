@@ -38,9 +38,13 @@ def critic_step(critic, generator, real, z, opt_c, real_label=1.0):
 
     Order: zero the critic's gradients, generate fakes from ``z`` and ``detach`` them,
     score real and fake images, ``critic_loss(..., real_label)``, backward, step.
-    ``d_real`` / ``d_fake`` are the mean of ``sigmoid(logits)``: D(x) and D(G(z)).
-    Leave both networks in training mode (never switch one to eval mode): ``detach`` and
-    the optimizer decide who learns.
+    Score them in two calls, ``critic(real)`` and ``critic(fake)``: one call on both
+    (``torch.cat``) would mix their BatchNorm statistics.
+    ``d_real`` / ``d_fake`` are the mean of ``sigmoid(logits)``: D(x) and D(G(z)) (not
+    the fraction of logits above 0).
+    Leave both networks in training mode (never switch one to eval mode, not even for a
+    moment to make the fakes) and the generator trainable (no ``requires_grad_(False)``
+    left behind): ``detach`` and the optimizer decide who learns.
     """
     # YOUR CODE HERE
     raise NotImplementedError(
@@ -59,7 +63,9 @@ def generator_step(critic, generator, z, opt_g):
     ``generator_loss``, backward, step ``opt_g`` only. The critic's parameters
     receive gradients too, but its optimizer must not step; it zeroes them itself.
     ``d_fake_g`` is the mean of ``sigmoid(logits)`` on these fakes. Leave both networks
-    in training mode (eval mode does not "freeze" the critic: its optimizer not stepping does).
+    in training mode, the critic too while it scores (eval mode does not "freeze" the
+    critic, it only switches its BatchNorm to running statistics: its optimizer not
+    stepping is what freezes it).
     """
     # YOUR CODE HERE
     raise NotImplementedError(

@@ -3015,3 +3015,307 @@ planted(
     lambda c, r, f, weight=10.0: torch.tensor(_penalty_on(_leaf_mix)(c, r, f, weight).item()),
     **{GP: "no .item()"},
 )
+
+
+# -- a fifth round: DCGAN's rules, the steps' BatchNorm and modes, targets on the logits' dtype ----
+@planted("init_dcgan_weights", "std 0.2", check_init="ten times too large")
+def init_std_02(m):
+    init_dcgan_weights(m)
+    if isinstance(m, CONVS + (nn.Linear,)):
+        nn.init.normal_(m.weight, 0.0, 0.2)
+
+
+@planted("init_dcgan_weights", "BatchNorm scales zeroed", check_init="BatchNorm2d scales are all 0")
+def init_bn_zeroed(m):
+    init_dcgan_weights(m)
+    if isinstance(m, nn.BatchNorm2d):
+        nn.init.zeros_(m.weight)
+
+
+E = "Critic"
+
+
+@critic_variant("LeakyReLU slope 0.02", **{ARCH: "slope [0.02]"})
+def slope_002(net, c):
+    return _replace(net, lambda m: isinstance(m, nn.LeakyReLU), lambda m: nn.LeakyReLU(0.02))
+
+
+@critic_variant("ReLU in the last block", **{ARCH: "ReLU() where LeakyReLU(0.2) belongs"})
+def relu_last_block(net, c):
+    layers = list(net)
+    last = max(i for i, m in enumerate(layers) if isinstance(m, nn.LeakyReLU))
+    layers[last] = nn.ReLU()
+    return nn.Sequential(*layers)
+
+
+class LogSigmoidCritic(Critic):
+    def forward(self, x):
+        return torch.log(torch.sigmoid(super().forward(x)))
+
+
+planted(E, "log of sigmoid on the logits", LogSigmoidCritic, **{OUT: "log D(x)"})
+
+
+class NoAffineCritic(Critic):
+    """BatchNorm2d(affine=False): no scale or shift, so init_dcgan_weights has none to draw."""
+
+    def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
+        nn.Module.__init__(self)
+        self.channels, self.image_size = channels, image_size
+        n_blocks, base = models.dcgan_schedule(image_size)
+        layers, ch = [], channels
+        for i in range(n_blocks):
+            out = ndf * 2**i
+            layers += [nn.Conv2d(ch, out, 4, 2, 1, bias=False)]
+            layers += [nn.BatchNorm2d(out, affine=False)] if i else []
+            layers += [nn.LeakyReLU(0.2)] + ([nn.Dropout2d(dropout)] if dropout > 0 else [])
+            ch = out
+        self.net = nn.Sequential(*layers, nn.Conv2d(ch, 1, base))
+        self.apply(init_dcgan_weights)
+
+
+planted(
+    E,
+    "BatchNorm without affine",
+    NoAffineCritic,
+    **{ARCH: "keep the default affine=True", OUT: "keep the default affine=True"},
+)
+
+
+class AlwaysDropoutCritic(Critic):
+    """Not a mistake: Dropout2d(0) in every block changes nothing (the rate is the argument)."""
+
+    def __init__(self, channels=1, image_size=28, ndf=64, dropout=0.0):
+        super().__init__(channels, image_size, ndf, 0.0)
+        layers = []
+        for m in self.net:
+            layers.append(m)
+            if isinstance(m, nn.LeakyReLU):
+                layers.append(nn.Dropout2d(dropout))
+        self.net = nn.Sequential(*layers)
+
+
+E = "Generator"
+
+
+class SigmoidRescaledGenerator(Generator):
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__(nz, channels, image_size, ngf, upsample)
+        self.net = nn.Sequential(*list(self.net)[:-1], nn.Sigmoid())
+
+    def forward(self, z):
+        return super().forward(z) * 2 - 1
+
+
+class ClampGenerator(Generator):
+    def __init__(self, nz=100, channels=1, image_size=28, ngf=64, upsample="transposed"):
+        super().__init__(nz, channels, image_size, ngf, upsample)
+        self.net = self.net[:-1]
+
+    def forward(self, z):
+        return super().forward(z).clamp(-1, 1)
+
+
+class NoGradGenerator(Generator):
+    def forward(self, z):
+        with torch.no_grad():
+            return super().forward(z)
+
+
+class ClampAfterTanhGenerator(Generator):
+    """Not a mistake: the tanh is within [-1, 1] already, the clamp changes nothing."""
+
+    def forward(self, z):
+        return super().forward(z).clamp(-1, 1)
+
+
+planted(
+    E,
+    "2 * sigmoid - 1",
+    SigmoidRescaledGenerator,
+    **{GOUT: "on a sigmoid", GARCH: "where its nn.Sigmoid is"},
+)
+planted(
+    E,
+    "a clamp instead of the tanh",
+    ClampGenerator,
+    **{GOUT: "a clamp's gradient is 0", GARCH: "no nn.Tanh layer"},
+)
+planted(E, "forward under no_grad", NoGradGenerator, **{GOUT: "does not require grad"})
+
+planted(
+    "critic_loss",
+    "targets from torch.ones(n)",
+    lambda r, f, real_label=1.0: (
+        BCE(r, torch.ones(len(r)) * real_label) + BCE(f, torch.zeros(len(f)))
+    ),
+    **{CL: "on float64 logits returned a torch.float32 loss"},
+)
+planted(
+    "generator_loss",
+    "target from torch.ones(n)",
+    lambda f: BCE(f, torch.ones(f.size(0))),
+    **{GL: "on float64 logits returned a torch.float32 loss"},
+)
+
+E = "critic_step"
+
+
+@planted(E, "real and fake scored in one call", **{CS: "in one call (torch.cat)"})
+def critic_step_one_call(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    logits = critic(torch.cat([real, generator(z).detach()]))
+    r, f = logits[: len(real)], logits[len(real) :]
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "fakes made in eval mode, mode restored", **{CS: "generator in eval mode"})
+def critic_step_eval_fakes(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    generator.eval()
+    with torch.no_grad():
+        fake = generator(z)
+    generator.train()
+    r, f = critic(real), critic(fake)
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "generator frozen and left frozen", **{CS: "left the generator frozen"})
+def critic_step_freezes_generator(critic, generator, real, z, opt_c, real_label=1.0):
+    generator.requires_grad_(False)
+    return critic_step(critic, generator, real, z, opt_c, real_label)
+
+
+@planted(E, "zero_grad at the end", **{CS: "call opt_c.zero_grad() before backward"})
+def critic_step_zero_grad_at_end(critic, generator, real, z, opt_c, real_label=1.0):
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    opt_c.zero_grad()
+    return _critic_out(loss, r, f)
+
+
+@planted(E, "d_real as the accuracy", **{CS: "not the fraction of logits above 0"})
+def critic_step_accuracy(critic, generator, real, z, opt_c, real_label=1.0):
+    opt_c.zero_grad()
+    r, f = critic(real), critic(generator(z).detach())
+    loss = critic_loss(r, f, real_label)
+    loss.backward()
+    opt_c.step()
+    r, f = r.detach(), f.detach()
+    return {
+        "loss_c": loss.detach(),
+        "d_real": (r > 0).float().mean(),
+        "d_fake": (f > 0).float().mean(),
+    }
+
+
+def _critic_step_two_backwards(critic, generator, real, z, opt_c, real_label=1.0):
+    """Not a mistake: the PyTorch DCGAN tutorial's two backward calls sum the same gradients."""
+    opt_c.zero_grad()
+    r = critic(real)
+    loss_real = BCE(r, torch.full_like(r, real_label))
+    loss_real.backward()
+    f = critic(generator(z).detach())
+    loss_fake = BCE(f, torch.zeros_like(f))
+    loss_fake.backward()
+    opt_c.step()
+    return _critic_out(loss_real + loss_fake, r, f)
+
+
+def _critic_step_freeze_restore(critic, generator, real, z, opt_c, real_label=1.0):
+    """Not a mistake: a frozen generator makes no graph, and requires_grad is switched back on."""
+    generator.requires_grad_(False)
+    try:
+        return critic_step(critic, generator, real, z, opt_c, real_label)
+    finally:
+        generator.requires_grad_(True)
+
+
+E = "generator_step"
+
+
+@planted(E, "critic in eval mode while scoring", **{GS: "scored the fakes in eval mode"})
+def generator_step_critic_eval_restored(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    critic.eval()
+    logits = critic(generator(z))
+    critic.train()
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits.detach()).mean()}
+
+
+def _generator_step_zeroes_critic(critic, generator, z, opt_g):
+    """Not a mistake: zeroing the critic's gradients afterwards is tidy, not needed."""
+    out = generator_step(critic, generator, z, opt_g)
+    critic.zero_grad(set_to_none=True)
+    return out
+
+
+E = "slerp"
+
+
+@planted(E, "slerp of the unit vectors only", **{SP: "a unit vector"})
+def slerp_units_only(z0, z1, t, eps=1e-7):
+    return slerp(z0 / z0.norm(), z1 / z1.norm(), t, eps)
+
+
+@planted(E, "no division by sin(omega)", **{SP: "divide both weights by sin(omega)"})
+def slerp_undivided(z0, z1, t, eps=1e-7):
+    omega = torch.arccos((torch.dot(z0, z1) / (z0.norm() * z1.norm())).clamp(-1, 1))
+    if torch.sin(omega).abs() < eps:
+        return lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=z0.dtype).unsqueeze(-1)
+    return torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1
+
+
+def _slerp_cosine_similarity(z0, z1, t, eps=1e-7):
+    omega = torch.acos(F.cosine_similarity(z0, z1, dim=0).clamp(-1, 1))
+    if torch.sin(omega).abs() < eps:
+        return lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=z0.dtype)[..., None]
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+planted(
+    "latent_grid",
+    "linspace(0, 1, n + 1)[1:]",
+    lambda z0, z1, z2, rows, cols: _grid(
+        z0, z1, z2, lin(0, 1, rows + 1)[1:], lin(0, 1, cols + 1)[1:]
+    ),
+    **{LG: "skips 0"},
+)
+
+
+def _grid_barycentric(z0, z1, z2, rows, cols):
+    """Not a mistake: (1 - a - b) z0 + a z1 + b z2 is the same plane, written out."""
+    a = torch.linspace(0, 1, rows).view(-1, 1, 1)
+    b = torch.linspace(0, 1, cols).view(1, -1, 1)
+    return ((1 - a - b) * z0 + a * z1 + b * z2).reshape(rows * cols, -1)
+
+
+CORRECT += [
+    ("Critic", AlwaysDropoutCritic),
+    ("Generator", ClampAfterTanhGenerator),
+    (
+        "critic_loss",
+        lambda r, f, real_label=1.0: (
+            BCE(r, torch.full((len(r),), real_label, dtype=r.dtype, device=r.device))
+            + BCE(f, torch.zeros(len(f), dtype=f.dtype, device=f.device))
+        ),
+    ),
+    ("critic_step", _critic_step_two_backwards),
+    ("critic_step", _critic_step_freeze_restore),
+    ("generator_step", _generator_step_zeroes_critic),
+    ("slerp", _slerp_cosine_similarity),
+    ("latent_grid", _grid_barycentric),
+]

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from . import _reference as ref
-from ._core import substituted, try_build
+from ._core import CheckFailed, substituted, try_build
 
 POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 OTHER_NORMS = (nn.InstanceNorm2d, nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.LocalResponseNorm)
@@ -107,7 +107,16 @@ def build(cls, what, **kwargs):
     with substituted(
         cls, init_dcgan_weights=ref.init_dcgan_weights, upsample_block=ref.upsample_block
     ):
-        return try_build(cls, what, **kwargs)
+        try:
+            return try_build(cls, what, **kwargs)
+        except CheckFailed as err:
+            if "'NoneType' object has no attribute 'normal_'" not in str(err):
+                raise
+            raise CheckFailed(
+                f"{err}: a BatchNorm2d(affine=False) has no scale (weight) for init_dcgan_weights "
+                "to draw; keep the default affine=True, DCGAN's BatchNorm layers learn a scale "
+                "and a shift"
+            ) from err
 
 
 def label(name, config):

@@ -17,7 +17,6 @@ from ._core import (
     fail_unless,
     first_line,
     graded,
-    output_op,
     passed,
     run_forward,
     seeded,
@@ -34,7 +33,7 @@ from ._layers import (
     layers_of,
     show,
 )
-from .models import check_size_formula, conv_size, deconv_size
+from .models import _last_ops, check_size_formula, conv_size, deconv_size
 
 # -- output size (exercise 3.1) ------------------------------------------------------------
 
@@ -307,18 +306,41 @@ def check_generator_output(Generator):
         tuple(out.shape) == (6, 1, 28, 28),
         f"generator output has shape {tuple(out.shape)}; expected (6, 1, 28, 28)",
     )
-    last = output_op(out)
+    fail_unless(
+        out.requires_grad,
+        "the output does not require grad: do not detach or use torch.no_grad() inside forward, "
+        "the generator learns through its images",
+    )
+    ops = _last_ops(out, 4)
+    if ops[:1] in (["Clamp"], ["Hardtanh"]) and ops[1:2] == ["Tanh"]:
+        ops = ops[1:]  # a clamp after the tanh changes nothing: tanh is within [-1, 1] already
+    last = ops[0] if ops else None
     if last == "Sigmoid":
         raise CheckFailed(
             "the generator ends with a sigmoid, so its images are in (0, 1) while the real ones "
             "are in [-1, 1]: end with nn.Tanh()"
+        )
+    if last in ("Clamp", "Hardtanh"):
+        raise CheckFailed(
+            f"the generator's last operation is {last}: a clamp's gradient is 0 wherever it "
+            "cuts, so those pixels stop learning; end with nn.Tanh(), which bounds the images "
+            "smoothly"
+        )
+    if last != "Tanh" and "Sigmoid" in ops:
+        raise CheckFailed(
+            f"the generator's last operation is {last}, on a sigmoid: rescaling a sigmoid to "
+            "[-1, 1] is tanh written the long way; end with nn.Tanh(), as the docstring lists"
+        )
+    if last != "Tanh" and "Tanh" in ops:
+        raise CheckFailed(
+            f"the generator's last operation is {last}, after the tanh: its images must be the "
+            "tanh's output, in [-1, 1] like the real ones; do not rescale or shift them"
         )
     fail_unless(
         last == "Tanh",
         f"the generator's last operation is {last or 'none'}, not tanh: its images "
         "are not bounded to [-1, 1] like the real ones; end with nn.Tanh()",
     )
-    fail_unless(out.requires_grad, "the output does not require grad: do not detach inside forward")
     _check_depends_on_z(build(Generator, "Generator", nz=nz, ngf=8), nz, g)
     small = build(Generator, "Generator", nz=16)
     y = _generate(small, torch.randn(2, 16, generator=g), "Generator(nz=16)")
@@ -461,8 +483,12 @@ def check_generator_architecture(Generator):
     fail_unless(
         layers_of(gen, nn.Tanh),
         "the generator has no nn.Tanh layer; it needs exactly one nn.Tanh, at the end of "
-        "self.net (a torch.tanh or F.tanh call in forward is not one of self.net's layers, "
-        "which the docstring lists)",
+        + (
+            "self.net, where its nn.Sigmoid is: the images must be in [-1, 1] like the real ones"
+            if layers_of(gen, nn.Sigmoid)
+            else "self.net (a torch.tanh or F.tanh call in forward is not one of self.net's "
+            "layers, which the docstring lists)"
+        ),
     )
     fail_unless(len(layers_of(gen, nn.Tanh)) == 1, "exactly one nn.Tanh, at the output")
     for config in GENERATOR_CONFIGS:

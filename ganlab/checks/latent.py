@@ -152,6 +152,20 @@ def check_slerp(slerp):
 
 
 def _check_slerp(slerp):
+    # Two vectors of norm 3, 60 degrees apart: sin(omega) = 0.87 tells the weights apart.
+    u, v = _orthonormal(12, seeded(30))
+    a, b = 3 * u, 3 * (0.5 * u + math.sqrt(0.75) * v)
+    start = _path(slerp, "slerp", a, b, 0.0)
+    if not _close(start, a):  # _check_common says what is wrong, unless it is one of these
+        if _close(start, u):
+            raise CheckFailed(
+                "slerp(z0, z1, 0.0) is z0 / |z0|, a unit vector: the unit vectors only give "
+                "omega; weigh z0 and z1 themselves, so the path starts at z0 and keeps its norm"
+            )
+        if _close(start, math.sqrt(0.75) * a):
+            raise CheckFailed(
+                "slerp(z0, z1, 0.0) is sin(omega) * z0, not z0: divide both weights by sin(omega)"
+            )
     z0, _, _ = _check_common(slerp, "slerp")
     nz = len(z0)
     g = seeded(31)
@@ -299,6 +313,10 @@ def check_latent_grid(latent_grid):
             ),
             "torch.arange(n) / n never reaches 1: use torch.linspace(0, 1, n)": _grid(
                 z0, z1, z2, torch.arange(rows) / rows, torch.arange(cols) / cols
+            ),
+            "the first row and column must be at a = 0 and b = 0 (z0 itself): "
+            "torch.linspace(0, 1, n + 1)[1:] skips 0, use torch.linspace(0, 1, n)": _grid(
+                z0, z1, z2, lin(0, 1, rows + 1)[1:], lin(0, 1, cols + 1)[1:]
             ),
         }
         hits = [hint for hint, v in variants.items() if _close(grid, v)]

@@ -79,6 +79,19 @@ def _check_extreme(fn, logits, expected, what):
     )
 
 
+def _check_dtype(fn, name, *logits):
+    """The targets come from the logits: on float64 logits the loss is float64. Targets from
+    torch.ones(n) are float32 and on the CPU, which crashes the loss on a GPU."""
+    what = f"{name} on float64 logits"
+    loss, _, _ = _run(fn, what, *(x.double() for x in logits))
+    fail_unless(
+        loss.dtype == torch.float64,
+        f"{what} returned a {loss.dtype} loss: the targets do not follow the logits; make them "
+        "with torch.full_like / torch.ones_like / torch.zeros_like (torch.ones(n) is float32 and "
+        "on the CPU: on a GPU the loss would crash)",
+    )
+
+
 @graded
 def check_critic_loss(critic_loss):
     """``critic_loss(real_logits, fake_logits, real_label=1.0)``: mean BCE(real, real_label) +
@@ -144,6 +157,7 @@ def check_critic_loss(critic_loss):
         what + " with real_label=0.9",
         "mean BCE(real logits, 0.9) + mean BCE(fake logits, 0)",
     )
+    _check_dtype(critic_loss, "critic_loss", real, fake)
     _check_extreme(
         critic_loss,
         (torch.tensor([200.0, -200.0]), torch.tensor([-200.0, 200.0])),
@@ -193,6 +207,7 @@ def check_generator_loss(generator_loss):
         f.grad is not None and torch.all(f.grad < 0),
         "the gradient must push every fake logit up (it is negative for each): check the target is 1",
     )
+    _check_dtype(generator_loss, "generator_loss", fake)
     _check_extreme(generator_loss, (torch.tensor([-200.0, 200.0]),), 100.0, "generator_loss")
     passed("generator_loss", f"{value:.5f} on the check's logits, non-saturating")
 

@@ -146,6 +146,11 @@ def _check_normal(name, tensor, mean_want):
             f"{what} have std {std:.3f}: nn.init.normal_ takes the standard deviation as its "
             "third argument; DCGAN uses 0.02, not 1"
         )
+    if abs(std - 0.2) < 0.02:
+        raise CheckFailed(
+            f"{what} have std {std:.3f}: ten times too large; DCGAN draws them with std 0.02, "
+            "not 0.2"
+        )
     if abs(std - 0.02**2) < 1e-4:
         raise CheckFailed(
             f"{what} have std {std:.4f}: 0.02 is the standard deviation, not the variance"
@@ -352,6 +357,11 @@ def _critic_hint(layers, config):
                 f"{net}: the final conv has {got[2]} output channels; one logit per image needs 1"
             )
         return f"{net}: the final conv is {show(got)}; use stride 1 and no padding"
+    if want[0] == "LeakyReLU" and got[0] != "LeakyReLU":
+        return (
+            f"{net}: block {convs_before} runs {show(got)} where LeakyReLU(0.2) belongs: every "
+            "block of the critic, not only the first, uses LeakyReLU(0.2)"
+        )
     return f"{net}: layer {i + 1} is {show(got)}, expected {show(want)}"
 
 
@@ -453,6 +463,12 @@ def check_critic_output(Critic):
         )
     last = output_op(out)
     # Not Clamp: its bounds are the student's choice (say +-20 against overflow), not [-1, 1].
+    if last == "LogSigmoid" or _last_ops(out, 2) == ["Log", "Sigmoid"]:
+        raise CheckFailed(
+            "the critic returns the log of sigmoid(logits), log D(x), which is always negative: "
+            "return the raw logits, binary_cross_entropy_with_logits takes them and applies "
+            "the sigmoid itself"
+        )
     if last in ("Tanh", "Hardtanh"):
         raise CheckFailed(
             f"the critic's last operation is {last}: it squashes the logits into [-1, 1], so "

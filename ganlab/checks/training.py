@@ -6,6 +6,8 @@ reference losses in place of the student's ``critic_loss`` and ``generator_loss`
 (``_core.substituted``): a bug in a loss costs check 4.1 or 4.2, not the step too.
 """
 
+import copy
+
 import torch
 from torch import nn
 
@@ -27,14 +29,29 @@ STALE = 100.0  # a gradient left over from "a previous step"
 
 
 def _tiny_pair():
+    """A critic and a generator with BatchNorm, as DCGAN's: in training mode it normalises with the
+    statistics of the batch it is given, so scoring real and fake images in one call, or in eval
+    mode, changes the gradients."""
     seeded(0)
     critic = nn.Sequential(
-        nn.Conv2d(1, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0)
+        nn.Conv2d(1, 4, 4, 2, 1),
+        nn.BatchNorm2d(4),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(64, 1),
+        nn.Flatten(0),
     )
-    generator = nn.Sequential(nn.Linear(NZ, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
+    generator = nn.Sequential(
+        nn.Linear(NZ, 64), nn.BatchNorm1d(64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8))
+    )
     with torch.no_grad():
-        critic[3].weight.mul_(10)  # logits of a few units: sigmoid is far from linear there
+        critic[4].weight.mul_(3)  # logits of a few units: sigmoid is far from linear there
     return critic, generator
+
+
+def _in_eval_mode(net):
+    """A copy of ``net`` in eval mode (BatchNorm on its running statistics), as it stands now."""
+    return copy.deepcopy(net).eval()
 
 
 def _batch():
@@ -127,6 +144,8 @@ def _check_probability(out, key, want, logits, what, other=None):
             f"{key} is the mean of sigmoid(logits), not the sigmoid of the mean logit": s(
                 logits.mean()
             ).item(),
+            f"{key} is the mean of sigmoid(logits), not the fraction of logits above 0 (the "
+            "critic's accuracy)": (logits > 0).float().mean().item(),
         },
         tol=1e-5,
     )
@@ -260,7 +279,18 @@ def check_critic_step(critic_step):
 
     want_loss = ref.critic_loss(real_logits, fake_logits, 0.9)
     want = grads(want_loss)
+    both = critic(torch.cat([real, generator(z).detach()]))
+    with torch.no_grad():
+        eval_fakes = _in_eval_mode(generator)(z)
     variants = {
+        "real and fake images were scored in one call (torch.cat): BatchNorm then normalises "
+        "them with the statistics of the mixed batch; score critic(real) and critic(fake) "
+        "in two calls": grads(ref.critic_loss(both[: len(real)], both[len(real) :], 0.9)),
+        "the fakes were made with the generator in eval mode: its BatchNorm used running "
+        "statistics, so they are not the fakes the generator makes in training; leave the "
+        "generator in training mode and detach its output": grads(
+            ref.critic_loss(real_logits, critic(eval_fakes), 0.9)
+        ),
         "the new gradient was added to the old one: call opt_c.zero_grad() before backward, "
         "gradients accumulate in PyTorch": [g + STALE for g in want],
         "real_label is not passed on: critic_loss(real_logits, fake_logits, real_label)": grads(
@@ -286,6 +316,12 @@ def check_critic_step(critic_step):
             critic_step, what, critic, generator, real, z, opt_c, real_label=0.9, hint=_no_graph
         )
     _check_modes(critic, generator, "critic_step")
+    fail_unless(
+        all(p.requires_grad for p in generator.parameters()),
+        "the critic step left the generator frozen (requires_grad False): it could not learn in "
+        "the generator step; detach the fakes instead (generator(z).detach()), or switch "
+        "requires_grad back on",
+    )
     fail_unless(
         not _changed(generator, before_g),
         "the generator's weights changed during the critic step: step only opt_c",
@@ -346,6 +382,9 @@ def check_generator_step(generator_step):
     want = _grads(want_loss, generator)
     saturating = -torch.nn.functional.softplus(logits).mean()
     variants = {
+        "the critic scored the fakes in eval mode: that does not freeze it (opt_c not stepping "
+        "does), it only makes its BatchNorm use running statistics; leave the critic in "
+        "training mode": _grads(ref.generator_loss(_in_eval_mode(critic)(generator(z))), generator),
         "the new gradient was added to the old one: call opt_g.zero_grad() before backward": [
             g + STALE for g in want
         ],

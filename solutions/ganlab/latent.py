@@ -33,9 +33,9 @@ def slerp(z0, z1, t, eps=1e-7):
 
     With omega the angle between z0 and z1:
     ``slerp = sin((1 - t) * omega) / sin(omega) * z0 + sin(t * omega) / sin(omega) * z1``.
-    Same shapes as ``lerp``. When z0 and z1 are (nearly) parallel, or opposite (omega = pi),
-    ``sin(omega)`` is ~0: fall back to ``lerp`` where ``|sin(omega)| < eps`` instead of
-    dividing by it.
+    Same shapes as ``lerp``; ``t=0`` gives z0 itself (the unit vectors only give omega).
+    When z0 and z1 are (nearly) parallel, or opposite (omega = pi), ``sin(omega)`` is ~0:
+    fall back to ``lerp`` where ``|sin(omega)| < eps`` instead of dividing by it.
     """
     # BEGIN SOLUTION (notebooks/06_latent_space.ipynb)
     cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())
