@@ -68,7 +68,8 @@ EXERCISES = tuple(f"ganlab.{name.removesuffix('.py')}" for name in EXERCISE_MODU
 
 
 class UsageError(Exception):
-    """The command line asks for something impossible (e.g. to overwrite a file without --force)."""
+    """The command line asks for something impossible (e.g. to overwrite a file without --force).
+    Also the grading commands' (``ganlab.grading.commands``), which import it from here."""
 
 
 class BadInput(Exception):
@@ -76,23 +77,28 @@ class BadInput(Exception):
 
 
 # ---- outputs: checked before any work, written whole or not at all ----
-def _check_out(path: Path, force: bool, suffixes, option="--out", source=None) -> Path:
+def check_output(
+    path: Path, force: bool, suffixes=(), option="--out", source=None, folder=False
+) -> Path:
     """``path`` if the command may write it (``option`` names it in messages); checked before any
-    work, so a mistake costs no time. Never the input file ``source``, even with --force."""
+    work, so a mistake costs no time. A file with one of ``suffixes`` (any, if none), never the
+    input file ``source``, even with --force; or, with ``folder``, a folder (which may exist).
+    The grading commands check their outputs with it too."""
     named = f"{option} {path}".lstrip()
-    if path.is_dir():
-        raise UsageError(
-            f"{named} is a folder; give a file name, e.g. {path / ('out' + suffixes[0])}"
-        )
-    if path.suffix.lower() not in suffixes:
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{named} is not a folder")
+    if not folder and path.is_dir():
+        example = f", e.g. {path / ('out' + suffixes[0])}" if suffixes else ""
+        raise UsageError(f"{named} is a folder; give a file name{example}")
+    if suffixes and path.suffix.lower() not in suffixes:
         raise UsageError(f"{named}: unsupported file type; use one of {', '.join(suffixes)}")
     if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
         raise UsageError(f"{named} is the input file: choose another name for the output")
-    if path.exists() and not force:
+    if not folder and path.exists() and not force:
         raise UsageError(
             f"{path} already exists; pass --force to replace it, or choose another file name"
         )
-    check_writable(path.parent)
+    check_writable(path if folder else path.parent)
     return path
 
 
@@ -217,7 +223,7 @@ def _samples(source: Path, n: int, seed: int, device):
 def cmd_sample(args) -> int:
     from .viz import save_grid
 
-    out = _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",), source=args.source)
+    out = check_output(Path(args.out), args.force, IMAGE_SUFFIXES + (".npy",), source=args.source)
     images = _samples(Path(args.source), args.n, args.seed, resolve_device(args.device)).clamp(
         -1, 1
     )
@@ -236,7 +242,9 @@ def cmd_interpolate(args) -> int:
     from .latent import lerp, slerp  # chapter 6: your code, or the solutions
     from .viz import grid_array, save_gif, save_grid
 
-    out = _check_out(Path(args.out), args.force, IMAGE_SUFFIXES + (".gif",), source=args.checkpoint)
+    out = check_output(
+        Path(args.out), args.force, IMAGE_SUFFIXES + (".gif",), source=args.checkpoint
+    )
     if args.steps < 2:
         raise UsageError("--steps must be at least 2")
     if args.rows * args.steps > MAX_IMAGES:
@@ -268,7 +276,7 @@ def cmd_interpolate(args) -> int:
 
 # ---- export ----
 def cmd_export(args) -> int:
-    out = _check_out(Path(args.output), args.force, (".onnx",), option="", source=args.checkpoint)
+    out = check_output(Path(args.output), args.force, (".onnx",), option="", source=args.checkpoint)
     if args.opset < 17:
         raise UsageError("--opset must be 17 or newer")
     if Path(args.checkpoint).suffix == ".pt2":
@@ -361,7 +369,7 @@ def cmd_evaluate(args) -> int:
             f"{path}: expected a checkpoint (.pt), a generator (.pt2 or .onnx) or samples (.npy)"
         )
     if args.json is not None:  # --json "" too: a report asked for must not be skipped silently
-        json_out = _check_out(Path(args.json), args.force, (".json",), option="--json")
+        json_out = check_output(Path(args.json), args.force, (".json",), option="--json")
     real = metrics.reference_data(args.dataset, args.real, args.data_root)
     size = metrics.reference_size(real, args.data_root)
     n = min(args.n or size, size)  # default: the whole test set; more would not be scored
@@ -579,13 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gradebook",
         metavar="CSV",
-        help="also write a Moodle grade import CSV (Username, total, Feedback) here",
-    )
-    p.add_argument(
-        "--gradebook-item",
-        default="ganlab",
-        metavar="NAME",
-        help="the grade item's column name in --gradebook (default: ganlab)",
+        help="also write Moodle's grading worksheet here (see below)",
     )
     p.add_argument(
         "--jobs",
@@ -675,9 +677,15 @@ modules, in a kernel in a bubblewrap sandbox of its own; every check that passed
 re-run by a judge process that runs the checks itself and the student's code only in a fresh
 sandbox, trading data with it (no student code can reach a check). Notebook 05 trains for 20
 steps (GANLAB_QUICK=1). Writes one CSV row per student (points per check, total, max,
-notes), with --gradebook a Moodle import CSV, with --feedback-dir one Markdown file per
-student, and lists at the end what to review. ganlab/grading/__init__.py says what is
-defended against, with and without bubblewrap, and what is not."""
+notes), with --gradebook Moodle's grading worksheet, with --feedback-dir one Markdown file
+per student, and lists at the end what to review. ganlab/grading/__init__.py says what is
+defended against, with and without bubblewrap, and what is not.
+
+--gradebook is for a Moodle assignment's "Download all submissions" (each folder's name holds
+the student's participant id; other entries get no Identifier, and Moodle skips them). In
+the assignment's settings, turn on the feedback types "Offline grading worksheet" (and
+"Feedback comments" for the feedback) and set the maximum grade to at least the points; then
+upload the file with "Upload grading worksheet"."""
 
 SUBMIT_HELP = """Pack your ganlab/ exercise modules and the course notebooks into one zip, with a
 manifest (kit version, files, their SHA-256, time), for your instructor's `ganlab grade`.
@@ -755,7 +763,7 @@ def main(argv=None) -> int:
 def guarded(run, *args) -> int:
     """``run(*args)``'s exit status; a known failure is one ``error:`` line, Ctrl-C one line and 130.
 
-    The scripts in scripts/ end with ``sys.exit(guarded(main))`` for the same messages."""
+    Any script can end with ``sys.exit(guarded(main))`` for the same messages."""
     try:
         return run(*args)
     except KeyboardInterrupt as err:

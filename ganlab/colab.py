@@ -3,7 +3,7 @@
 Forks change REPOSITORY (and BRANCH) here, then run ``make stubs``; an instructor who hands
 out a separate student repository runs ``make student-copy DEST=... REPO=owner/name``, which
 writes these two lines into the copy. Every notebook's "Open in Colab" badge and first code
-cell come from them, and ``tests/test_colab.py`` fails if a badge anywhere points elsewhere.
+cell come from them, and the kit's tests fail if a badge anywhere points elsewhere.
 
 Colab's runtime is not ours: it preinstalls torch, torchvision, ipywidgets 7.7.1, IPython
 7.34, notebook 6.5 and more, every notebook gets a fresh runtime, and *Runtime -> Restart

@@ -306,6 +306,8 @@ def make_solutions_branch(repo=REPO, branch=BRANCH):
 
 # What the student copy leaves out (besides solutions/): the instructor's README, Makefile and
 # tests, which need solutions/, are replaced by the ones in student/, written for students.
+# What the copy keeps must not send students to what it leaves out (notebooks, Markdown,
+# docstrings, messages): tests/test_instructor.py::test_student_copy_names_no_file_it_lacks.
 STUDENT_TEMPLATES = "student"
 INSTRUCTOR_ONLY = (SOLUTIONS, STUDENT_TEMPLATES, "tests", "scripts", ".ci", "BENCHMARKS.md")
 _REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}/[A-Za-z0-9._-]{1,100}")

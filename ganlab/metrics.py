@@ -42,8 +42,9 @@ class FeatureNet(nn.Module):
     """A small CNN classifier for 1x28x28 images in [-1, 1]; its 128-d penultimate layer is our ruler.
 
     Three conv blocks (28 -> 14 -> 7 -> 3 pixels) and one dense layer give the features;
-    a linear head turns them into 10 class logits. It is trained as a classifier
-    (scripts/train_feature_net.py) so that its features encode what separates the classes.
+    a linear head turns them into 10 class logits. It is trained as a classifier, so that its
+    features encode what separates the classes (ganlab/assets/feature_nets.json records how
+    each shipped net was trained and its test accuracy).
     """
 
     def __init__(self, num_classes: int = 10, feature_dim: int = 128):
@@ -86,8 +87,8 @@ def load_feature_net(dataset: str = "mnist") -> FeatureNet:
         payload = resources.files("ganlab").joinpath(f"assets/{name}").read_bytes()
     except FileNotFoundError:
         raise MetricUnavailable(
-            f"ganlab/assets/{name} is missing: reinstall the kit, or rebuild it with "
-            f"`python scripts/train_feature_net.py --dataset {dataset}`"
+            f"ganlab/assets/{name} is missing: restore it with `git checkout -- "
+            f"ganlab/assets/{name}` in the kit's folder, or reinstall the kit"
         ) from None
     net = FeatureNet()
     net.load_state_dict(

@@ -1,10 +1,10 @@
 """The generator shipped with the kit, and how notebooks pick a generator to explore.
 
-``ganlab/assets/generator_mnist.pt2`` was trained with the kit's own trainer
-(``scripts/make_pretrained.py``; BENCHMARKS.md records its quality) and saved with
-``torch.export``: the file holds the computation graph and the weights, so it runs
+``ganlab/assets/generator_mnist.pt2`` was trained with the kit's own trainer and saved
+with ``torch.export``: the file holds the computation graph and the weights, so it runs
 without any Python class. Notebooks 06 and 07 can therefore use it before your own
-``Generator`` works. ``generator_mnist.json`` beside it records how it was made.
+``Generator`` works. ``generator_mnist.json`` beside it records how it was made and how
+it scored (``ganlab evaluate`` measures it again).
 """
 
 import json

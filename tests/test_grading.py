@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -561,9 +562,10 @@ def test_the_gradebook_and_feedback_take_names_as_safely_as_the_csv():
     # in a name wrote a line of its own into the feedback ("**Total: 13 / 13 points**").
     formula, checks = _result('=HYPERLINK("http://x")', [True, False])
     forged, _ = _result("eve\n**Total: 99 / 99 points**", [False, False])
-    rows = report.moodle_csv([formula, forged], checks).splitlines()
-    assert rows[1].startswith("\"'=HYPERLINK"), f"a spreadsheet would run this name: {rows[1]}"
-    assert rows[2].startswith("eve?**Total"), rows
+    text = report.moodle_csv([formula, forged], checks, {}, datetime.now(timezone.utc))
+    rows = text.splitlines()
+    assert rows[1].startswith(",\"'=HYPERLINK"), f"a spreadsheet would run this name: {rows[1]}"
+    assert rows[2].startswith(",eve?**Total"), rows
     assert not any(line.startswith("**Total: 99") for line in report.feedback(forged).splitlines())
     assert (
         report.feedback(forged).splitlines()[0]

@@ -1,12 +1,14 @@
 """``ganlab grade`` and ``ganlab check`` (``ganlab.grading.commands``): a command line that cannot
 work is refused, with one ``error:`` line and status 2, before any student is graded."""
 
+import csv
 import os
+from datetime import datetime, timezone
 
 import pytest
 
 from ganlab.cli import build_parser
-from ganlab.grading import commands
+from ganlab.grading import commands, engine, report
 
 
 @pytest.fixture
@@ -91,3 +93,38 @@ def test_students_selects_names_that_hold_commas(tmp_path, monkeypatch, capsys):
         parsed = build_parser().parse_args([*argv, "--isolation", "none", "--students", value])
         assert commands.run_grade(parsed) == 130, capsys.readouterr().err
         assert graded.pop() == want
+
+
+def test_the_gradebook_is_moodles_grading_worksheet(tmp_path, monkeypatch, capsys):
+    # Was: "Jane Doe_12345" in a Username column, which Moodle matched to no user. Its
+    # assignment's "Upload grading worksheet" finds the student by "Identifier": "Participant
+    # 12345", the id in the folder names of its "Download all submissions".
+    root = tmp_path / "class"
+    for name in ("Jane Doe_12345_assignsubmission_file_", "=cmd()_7_assignsubmission_file_", "bob"):
+        (root / name).mkdir(parents=True)
+
+    def graded(entries, canonical, checks, *args, **kwargs):  # Jane passes all, no one else
+        results = [engine.Result(e.name) for e in entries]
+        for r in results:
+            r.checks = [engine.CheckResult(c, r.name.startswith("Jane")) for c in checks]
+        return sorted(results, key=lambda r: r.name)
+
+    monkeypatch.setattr(commands, "grade_many", graded)
+    out, book = tmp_path / "grades.csv", tmp_path / "moodle.csv"
+    argv = ["grade", str(root), "--out", str(out), "--gradebook", str(book), "--notebooks", "02"]
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    assert commands.run_grade(build_parser().parse_args([*argv, "--isolation", "none"])) == 0
+    header, *rows = csv.reader(book.read_text(encoding="utf-8").splitlines())
+    assert tuple(header) == report.MOODLE_HEADER
+    assert header[:3] == ["Identifier", "Full name", "Grade"]
+    maximum = int(rows[1][2])
+    assert maximum > 0 and [row[:3] for row in rows] == [
+        ["Participant 7", "'=cmd()", "0"],  # a name is no formula in the worksheet either
+        ["Participant 12345", "Jane Doe", str(maximum)],
+        ["", "bob", "0"],  # not from Moodle's download: no id, and Moodle skips the row
+    ]
+    assert all(
+        before <= datetime.fromisoformat(row[3]) <= datetime.now(timezone.utc) for row in rows
+    )
+    assert rows[1][4] == f"{maximum}/{maximum} points" and rows[2][4].startswith("0/")
+    assert "no Moodle participant id for 1 of 3 students" in capsys.readouterr().out

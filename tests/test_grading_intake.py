@@ -3,6 +3,7 @@
 import os
 import socket
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -237,6 +238,8 @@ def test_moodle_rows_are_named_by_name_and_participant_id(tmp_path):
     assert by_name["bob_2024"].notes == [] and all(not e.flags for e in entries)
     picked = intake.chosen(entries, ["Jane Doe_12345_assignsubmission_file_", "Ann O_5"])
     assert [e.name for e in picked] == ["Ann O_5", "Jane Doe_12345"], "either name selects it"
+    assert by_name["Jane Doe_12345"].moodle == ("Jane Doe", "12345"), "for Moodle's worksheet"
+    assert by_name["Ann O_5"].moodle == ("Ann O", "5") and by_name["bob_2024"].moodle == ()
 
 
 def test_students_with_commas_in_their_names_can_be_chosen(tmp_path):
@@ -297,12 +300,14 @@ def test_names_that_are_not_utf8_are_graded_and_written(tmp_path):
     check = assemble.Check("02.ipynb", "check-2-1", 1)
     results = [engine.Result(e.name, notes=e.notes, flags=e.flags) for e in entries]
     report.write_atomic(tmp_path / "g.csv", report.csv_text(results, [check]))
-    report.write_atomic(tmp_path / "m.csv", report.moodle_csv(results, [check]))
+    worksheet = report.moodle_csv(results, [check], {}, datetime.now(timezone.utc))
+    report.write_atomic(tmp_path / "m.csv", worksheet)
     report.write_feedback(results, tmp_path / "fb")
     assert "\ncaf\\xe9,0,0,1,\n" in (tmp_path / "g.csv").read_text()
     assert (tmp_path / "fb" / "caf\\xe9.md").is_file()
     lines = report.summary(results, [(os.fsdecode(b"link\xff"), "a link")], [])
-    assert lines[0] == "not graded: link\\udcff: a link"
+    assert lines[0] == "not graded: link\\xff: a link", "its bytes, as at intake (intake.as_text)"
+    assert intake.as_text("\ud800") == "\\ud800", "a lone surrogate that is no byte: escaped too"
     assert lines[1:] == [
         "to review (1):",
         "  x?to review (0):: x?to review (0):.zip could not be unpacked (grade it by hand?)",

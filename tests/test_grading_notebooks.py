@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import re
+from datetime import datetime, timezone
 
 import nbformat
 import pytest
@@ -307,11 +308,13 @@ def test_the_moodle_gradebook_and_redacted_feedback():
     bob.checks = [engine.CheckResult(checks[0], True), engine.CheckResult(checks[1], False, "x")]
     alice = engine.Result("alice")
     alice.checks = [engine.CheckResult(c, True) for c in checks]
-    text = report.moodle_csv([bob, alice], checks, "DCGAN lab")
+    users = {"bob": ("Bob Roe", "42")}  # bob's entry came from Moodle's download, alice's not
+    graded_at = datetime(2026, 12, 7, 20, 0, tzinfo=timezone.utc)
+    text = report.moodle_csv([bob, alice], checks, users, graded_at)
     assert text.splitlines() == [
-        "Username,DCGAN lab,Feedback",
-        "alice,3,3/3 points",
-        "bob,1,1/3 points; not passed: check-2-2",
+        "Identifier,Full name,Grade,Last modified (grade),Feedback comments",
+        ",alice,3,2026-12-07T20:00:00+00:00,3/3 points",
+        "Participant 42,Bob Roe,1,2026-12-07T20:00:00+00:00,1/3 points; not passed: check-2-2",
     ]
     redact = report.Redactor([REPO])
     assert str(REPO) not in report.feedback(bob, redact)

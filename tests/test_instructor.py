@@ -1,6 +1,7 @@
 """Instructor commands: the solutions branch, the student copy, the solutions switch."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -226,6 +227,183 @@ def test_student_copy_has_only_student_targets_and_files(student_copy):
         assert not (student_copy / gone).exists(), f"{gone} was handed out"
     tests = sorted(p.name for p in (student_copy / "tests").glob("test_*.py"))
     assert tests == ["test_kit.py"], f"instructor tests in the student copy: {tests}"
+
+
+# -- what the student copy's text points at ------------------------------------------------
+#
+# Every path a student reads in the copy must exist in the copy. What a student reads: all of
+# every notebook cell (comments in code cells too: they are read in place), every Markdown file,
+# the Makefiles, and the docstrings and messages (string literals) of the Python files. Not
+# scanned: `#` comments in .py files (notes for whoever maintains the kit), data and config
+# files (YAML presets, JSON provenance records, pyproject.toml), and the two modules that ship
+# only because they belong to the package but are written for, and only run in, the
+# instructor's checkout (they need solutions/).
+INSTRUCTOR_TOOLS = ("ganlab/instructor.py", "ganlab/grading/sample_class.py")
+# What counts as a reference into the copy:
+# * a Markdown link or image, or an HTML src/href, with a relative target: always; resolved
+#   from the file's folder, as GitHub and Jupyter resolve it;
+# * a path whose first part is a top-level name of the complete kit (its git tree: ganlab/,
+#   notebooks/, docs/, scripts/, tests/, BENCHMARKS.md, ...), written from the kit's root as
+#   the kit always writes them: it names a part of the kit, so the copy must hold it. A bare
+#   file name counts only when it is one of the kit's top-level files (`BENCHMARKS.md`).
+#   Paths under any other first part (runs/, data/, bench/, MyDrive/, a user's my-kit/) are
+#   made at run time or chosen by the user, so nothing is checked there.
+# Not references into the copy: solutions/ and student/, whose absence is what makes it a
+# student copy; text naming them (the solutions switch's error, the grader's sandbox) is
+# about the instructor's checkout by construction. Patterns (`ganlab/<module>.py`,
+# `notebooks/NN_*.ipynb`, f"ganlab/{name}") must match at least one file.
+NOT_IN_ANY_STUDENT_COPY = ("solutions", "student")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s)\]>\"'`]+", re.IGNORECASE)
+_LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)|\b(?:src|href)\s*=\s*[\"']([^\"']+)")
+# [label]: target, a Markdown link definition (looked for in Markdown only: "[-1, 1]: pixel v").
+_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*<?([^\s>]+)", re.MULTILINE)
+_PATH = re.compile(
+    r"(?<![\w./~$@:-])(?:(?:[\w.*<>{}-]+/)+[\w.*<>{}-]*|[\w-]+\.(?:md|ipynb|py|png|gif|mk|yml|toml))"
+    r"(?![\w(])"
+)
+_PLACEHOLDER = re.compile(r"<[^>/]*>?|\{[^}/]*\}?|(?<![A-Za-z])(?:N{2,}|NAME|OWNER|PATH)(?![a-z])")
+
+
+def _student_texts(tree):
+    """``[(file, line or cell, text, is Markdown)]``: what a student reads in ``tree`` (see
+    above); ``line`` is the file's line where ``text`` starts, ``cell`` a notebook cell's id."""
+    import ast
+
+    import nbformat
+
+    texts = []
+    for path in sorted(tree.rglob("*")):
+        rel = path.relative_to(tree).as_posix()
+        if not path.is_file() or ".git" in path.parts or rel in INSTRUCTOR_TOOLS:
+            continue
+        if path.suffix == ".ipynb":
+            for cell in nbformat.read(str(path), as_version=4).cells:
+                texts.append(
+                    (rel, f"cell {cell.get('id')}", cell.source, cell.cell_type == "markdown")
+                )
+        elif path.suffix == ".md" or path.name == "Makefile" or path.suffix == ".mk":
+            texts.append((rel, 1, path.read_text(), path.suffix == ".md"))
+        elif path.suffix == ".py":
+            tree_ = ast.parse(path.read_text())
+            in_fstrings = set()
+            for node in ast.walk(tree_):
+                if isinstance(node, ast.JoinedStr):  # f"ganlab/{x}.py": the {x} is a pattern
+                    in_fstrings.update(id(v) for v in node.values)
+                    text = "".join(
+                        v.value if isinstance(v, ast.Constant) else "{}" for v in node.values
+                    )
+                    texts.append((rel, node.lineno, text, False))
+            for node in ast.walk(tree_):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    if id(node) not in in_fstrings:
+                        texts.append((rel, node.lineno, node.value, False))
+    return texts
+
+
+def _exists(base, target):
+    target = _PLACEHOLDER.sub("*", target.split("#")[0].rstrip("/"))
+    if not target:
+        return True
+    if "*" in target or "?" in target:
+        return any(base.glob(target))
+    return (base / target).exists()
+
+
+def _where(rel, at, text, match):
+    """``file:line`` of ``match`` in ``text`` (which starts at line ``at``), or ``file (cell id)``."""
+    if isinstance(at, str):
+        return f"{rel} ({at})"
+    return f"{rel}:{at + text.count(chr(10), 0, match.start())}"
+
+
+def dangling_references(tree, kit_names):
+    """``["where: reference"]`` for each path the student-facing text of ``tree`` names that
+    ``tree`` does not hold; ``kit_names`` are the top-level names of the complete kit."""
+    tree = Path(tree).resolve()
+    kit_files = {n for n in kit_names if "." in n}
+    found = []
+    for rel, at, text, markdown in _student_texts(tree):
+        folder = (tree / rel).parent
+        links = [*_LINK.finditer(text), *(_LINK_DEFINITION.finditer(text) if markdown else ())]
+        for match in links:
+            target = match[1] or match[2]
+            if re.match(r"[a-z][a-z0-9+.-]*:|#|/", target, re.IGNORECASE):
+                continue  # a URL (https:, mailto:, data:), an anchor or an absolute path
+            resolved = (folder / target.split("#")[0]).resolve()
+            if not resolved.is_relative_to(tree) or not _exists(
+                tree, str(resolved.relative_to(tree))
+            ):
+                found.append(f"{_where(rel, at, text, match)}: {target}")
+        for match in _PATH.finditer(_URL.sub(lambda url: " " * len(url[0]), text)):
+            ref = match[0].rstrip(".")
+            first = ref.split("/")[0]
+            if "/" not in ref and ref not in kit_files:
+                continue
+            if first not in kit_names or first in NOT_IN_ANY_STUDENT_COPY:
+                continue
+            if not _exists(tree, ref):
+                found.append(f"{_where(rel, at, text, match)}: {ref}")
+    return sorted(set(found))
+
+
+def _kit_names(course_repo):
+    return {rel.split("/")[0] for rel in git("ls-files", cwd=course_repo).splitlines()}
+
+
+def test_student_copy_names_no_file_it_lacks(course_repo, student_copy):
+    dangling = dangling_references(student_copy, _kit_names(course_repo))
+    assert not dangling, (
+        "the student copy sends students to files it does not hold (reword, or ship the file):\n"
+        + "\n".join(dangling)
+    )
+
+
+def test_dangling_references_finds_what_was_left_out_and_nothing_else(tmp_path):
+    """The scanner on a made-up copy: the references that once dangled (notebook 07 citing
+    BENCHMARKS.md, ganlab.metrics suggesting scripts/train_feature_net.py) are found; runtime
+    paths, patterns, solutions/ and comments in .py files are not."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "ganlab").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "demo.png").write_bytes(b"")
+    (tmp_path / "ganlab" / "models.py").write_text("")
+    (tmp_path / "ganlab" / "assets").mkdir()
+    (tmp_path / "ganlab" / "assets" / "feature_net_mnist.pt").write_bytes(b"")
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(
+                "Measured on the CPU preset (BENCHMARKS.md, 10,000 samples). Your pictures are in\n"
+                "`runs/demo/samples.png`, MNIST in `data/MNIST/raw/`; edit `ganlab/models.py` or\n"
+                "any `ganlab/<module>.py`. ![ok](../docs/demo.png) ![gone](../docs/curves.png)\n"
+                "[Colab](https://colab.research.google.com/github/a/b/blob/main/notebooks/x.ipynb)\n"
+                "[fig]: ../docs/gone.png"
+            ),
+            new_code_cell("# see scripts/in_a_comment.py\nprint('see docs/missing.png')"),
+        ]
+    )
+    nb.cells[0].id, nb.cells[1].id = "md", "code"
+    nbformat.write(nb, str(tmp_path / "notebooks" / "07.ipynb"))
+    (tmp_path / "ganlab" / "metrics.py").write_text(
+        '"""Trained by scripts/train_feature_net.py, on images in\n[-1, 1]: pixel v."""\n'
+        "# scripts/ in a comment is for maintainers\n"
+        "def f(dataset, name):\n"
+        '    a = f"ganlab/assets/{name} is missing: rebuild it with "\n'
+        '    b = f"`python scripts/train_feature_net.py --dataset {dataset}`"\n'
+        '    c = "an instructor\'s solutions/ganlab folder"\n'
+    )
+    kit = {"ganlab", "notebooks", "docs", "scripts", "solutions", "BENCHMARKS.md", "README.md"}
+    assert dangling_references(tmp_path, kit) == [
+        "ganlab/metrics.py:1: scripts/train_feature_net.py",
+        "ganlab/metrics.py:6: scripts/train_feature_net.py",
+        "notebooks/07.ipynb (cell code): docs/missing.png",
+        "notebooks/07.ipynb (cell code): scripts/in_a_comment.py",
+        "notebooks/07.ipynb (cell md): ../docs/curves.png",
+        "notebooks/07.ipynb (cell md): ../docs/gone.png",
+        "notebooks/07.ipynb (cell md): BENCHMARKS.md",
+    ]
 
 
 @pytest.mark.parametrize("repo", ["not-a-repo", "a/b/c", "https://github.com/a/b", "a/b.git"])

@@ -27,7 +27,7 @@ The pipeline, one small module per step, for each submission in parallel:
    (the grader's own code, outside the sandbox) that runs the instructor's check and
    never the student's code: that runs in a fresh sandbox and answers the judge's calls
    with data (``remote``); a check earns its ``points-K`` only if it passed both times;
-5. ``report``: the per-check CSV, a Moodle gradebook CSV, the feedback, and a list at
+5. ``report``: the per-check CSV, Moodle's grading worksheet, the feedback, and a list at
    the end of the run of every row to review (red flags, crashes, timeouts).
 
 What is defended, with bubblewrap (``--isolation bwrap``, or ``auto`` where it works)

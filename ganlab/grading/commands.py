@@ -15,34 +15,19 @@ import tempfile
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
 from pathlib import Path
 
-from ..checkpoints import NotWritable, check_writable
+from ..cli import UsageError, check_output
 from ..submission import collect
 from . import assemble, engine, intake, report, sandbox
 
 REPO = engine.PACKAGE.parent
 
 
-class UsageError(Exception):
-    """The command line asks for something impossible; reported as ``error: ...``."""
-
-
 def _inside(path, folder):
     path, folder = os.path.realpath(path), os.path.realpath(folder)
     return path == folder or path.startswith(folder + os.sep)
-
-
-def _check_writable(flag, path, force, folder=False):
-    """Refuse now, not after grading the whole class, an output that cannot be written."""
-    if path.exists() and path.is_dir() != folder:
-        raise UsageError(f"{flag} {path} is {'not ' if folder else ''}a folder")
-    if path.exists() and not folder and not force:
-        raise UsageError(f"{path} already exists; pass --force to replace it")
-    try:  # tries to create a file there: `os.access` cannot tell a read-only disk
-        check_writable(path.absolute() if folder else path.absolute().parent)
-    except NotWritable as err:
-        raise UsageError(f"{flag} {path}: {err}") from None
 
 
 def _prefixes(values):
@@ -166,7 +151,8 @@ def _work_root(args):
 
 def _check_paths(args, submissions, out):
     """Refuse now, not after grading the whole class: an unreadable SUBMISSIONS_DIR; outputs
-    inside it, one on another, or that cannot be written; a work folder inside it."""
+    inside it, one on another, or that cannot be written; a work folder inside it. A problem is
+    a ``UsageError`` or an ``OSError`` (``checkpoints.NotWritable``)."""
     if not submissions.is_dir():
         raise UsageError(f"{submissions} is not a folder")
     if not os.access(submissions, os.R_OK | os.X_OK):
@@ -181,7 +167,7 @@ def _check_paths(args, submissions, out):
     if len({os.path.realpath(p) for p in named.values()}) < len(named):
         raise UsageError("--out, --gradebook and --feedback-dir must be different paths")
     for flag, path in named.items():
-        _check_writable(flag, path, args.force, folder=flag == "--feedback-dir")
+        check_output(path, args.force, option=flag, folder=flag == "--feedback-dir")
     work = Path(getattr(args, "work_dir", None) or tempfile.gettempdir())
     if not work.is_dir():
         raise UsageError(f"--work-dir {work} is not a folder")
@@ -192,6 +178,7 @@ def _check_paths(args, submissions, out):
 
 
 def run_grade(args):
+    started = datetime.now(timezone.utc)  # the worksheet's "Last modified" of every grade
     try:
         submissions, out = Path(args.submissions), Path(args.out)
         _check_paths(args, submissions, out)
@@ -247,9 +234,9 @@ def run_grade(args):
     # Written only now, after every student process has ended, each file whole or not at all.
     report.write_atomic(out, report.csv_text(results, checks, redact))
     if args.gradebook:
-        report.write_atomic(
-            Path(args.gradebook), report.moodle_csv(results, checks, args.gradebook_item)
-        )
+        users = {e.name: e.moodle for e in entries if e.moodle}
+        worksheet = report.moodle_csv(results, checks, users, started)
+        report.write_atomic(Path(args.gradebook), worksheet)
     if args.feedback_dir:
         report.write_feedback(results, Path(args.feedback_dir), redact)
     maximum = sum(c.points for c in checks)
@@ -262,6 +249,11 @@ def run_grade(args):
         results, ignored, sandbox.describe(isolation, engine.limits_for(options))
     ):
         print(line)
+    if args.gradebook and len(users) < len(results):
+        print(
+            f"{args.gradebook}: no Moodle participant id for {len(results) - len(users)} of "
+            f"{len(results)} students (not named as in Moodle's download): Moodle skips their rows"
+        )
     return 0
 
 

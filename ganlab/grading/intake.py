@@ -12,10 +12,13 @@
 
 A row is named after its entry (a folder's name, a zip's without ``.zip``), except in the
 layout of Moodle's "Download all submissions", where the name is cut to its readable and
-stable part (``row_name``). ``chosen`` keeps the entries named by ``--students`` (grading
-some students again), by row name or entry name, commas in names too. Two
-entries whose names differ only in case or Unicode form (``Alice``, ``alice``) are flagged:
-a gradebook or a case-insensitive disk may take them for one student.
+stable part (``row_name``), and the entry keeps the student's full name and participant id
+for Moodle's grading worksheet (``moodle_user``). Names are text from the start
+(``as_text``): one that is not UTF-8 shows its bytes escaped in every output. ``chosen``
+keeps the entries named by ``--students`` (grading some students again), by row name or
+entry name, commas in names too. Two entries whose names differ only in case or Unicode
+form (``Alice``, ``alice``) are flagged: a gradebook or a case-insensitive disk may take
+them for one student.
 
 Every read of a file a student controls goes through :func:`read_bounded`: regular
 files only (no FIFO can make the grader wait, no device can feed it forever), no links,
@@ -48,26 +51,40 @@ class Entry:
     notes: list = field(default_factory=list)
     flags: list = field(default_factory=list)  # for a human, listed at the end of the run
     source: str = ""  # its name in SUBMISSIONS_DIR, when not ``name`` (``--students`` takes both)
+    moodle: tuple = ()  # (full name, participant id) in Moodle's layout (``moodle_user``)
 
 
-def text_name(name):
-    """A file name as text: one that is not UTF-8 (a zip unpacked from Windows: ``caf\\xe9``)
-    is shown with its bytes escaped, never as surrogates that no CSV can hold."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+# A byte of a name that is not UTF-8, as Python holds it in a str (``surrogateescape``).
+_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def as_text(value):
+    """``str(value)`` that UTF-8 can hold, never a UnicodeEncodeError for the run. A file name
+    that is not UTF-8 (a zip unpacked from Windows: ``caf\\xe9``) is shown with its bytes
+    escaped; any other lone surrogate (a student's string) as ``\\ud800``."""
+    shown = _BYTE.sub(lambda byte: f"\\x{ord(byte[0]) - 0xDC00:02x}", str(value))
+    return shown.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def moodle_user(name):
+    """``(full name, participant id)`` in an entry named in the layout of Moodle's "Download all
+    submissions", ``Jane Doe_12345_assignsubmission_file_`` (or, without folders, with the
+    upload's own name after it): ``("Jane Doe", "12345")``; else ``()``. The participant id is
+    the same in every download of the assignment, and is how Moodle's grading worksheet names
+    the student ("Participant 12345")."""
+    found = _MOODLE.fullmatch(name)
+    return (found["who"], found["id"]) if found else ()
 
 
 def row_name(name):
     """The student's row for the entry ``name`` (a folder's name, a zip's without ``.zip``).
 
-    Moodle's layout gives ``Jane Doe_12345_assignsubmission_file_`` (or, without folders,
-    ``Jane Doe_12345_assignsubmission_file_<the upload's name>``): the row is ``Jane Doe_12345``.
-    The name is what a person reads; the participant id keeps two students of one name apart
-    and is the same in every download of the assignment (Moodle's worksheet calls it
-    "Participant 12345"); the rest names Moodle's plugin and the student's file, noise that
-    changes with the upload. Any other name is the row's as it is.
+    In Moodle's layout, ``Jane Doe_12345``: the name is what a person reads, the participant id
+    keeps two students of one name apart; the rest names Moodle's plugin and the student's
+    file, noise that changes with the upload. Any other name is the row's as it is.
     """
-    found = _MOODLE.fullmatch(name)
-    return f"{found['who']}_{found['id']}" if found else name
+    user = moodle_user(name)
+    return f"{user[0]}_{user[1]}" if user else name
 
 
 def read_bounded(path, limit):
@@ -162,7 +179,7 @@ def entries(submissions, unpack_root):
     """``(entries sorted by name, ignored [(name, why)])`` for ``submissions``."""
     found, ignored = {}, []
     for path in sorted(Path(submissions).iterdir()):
-        kind, name = file_kind(path), text_name(path.name)
+        kind, name = file_kind(path), as_text(path.name)
         dest = Path(unpack_root, f"zip-{len(found):04d}")
         if kind == "folder":
             inner = _only_zip(path)
@@ -171,7 +188,7 @@ def entries(submissions, unpack_root):
                 if entry.name != name:  # a zip's note names its folder already
                     entry.notes.append(f"from {name}/")
             else:
-                entry = _unzipped(row_name(name), inner, dest, f"{name}/{text_name(inner.name)}")
+                entry = _unzipped(row_name(name), inner, dest, f"{name}/{as_text(inner.name)}")
             if name.startswith("."):
                 entry.notes.append(f"the folder's name starts with '.' ({name}): graded anyway")
         elif kind == "regular" and name.lower().endswith(".zip"):
@@ -185,6 +202,7 @@ def entries(submissions, unpack_root):
             entry.flags.append(f"two submissions from {entry.name}? decide which one counts")
             entry.name = name
         entry.source = path.name if path.name != entry.name else ""  # as typed: --students
+        entry.moodle = moodle_user(name)
         found[entry.name] = entry
     _flag_lookalikes(found)
     return [found[n] for n in sorted(found)], ignored

@@ -1,8 +1,9 @@
-"""Step 5 of grading, the outputs: the per-check CSV, a Moodle gradebook CSV, one Markdown
+"""Step 5 of grading, the outputs: the per-check CSV, Moodle's grading worksheet, one Markdown
 feedback file per student, and the end-of-run summary of what a human should look at.
 
 Everything a student's code could have influenced (hints, notes) is cut to a bounded
-length and has the grader's own paths replaced (``Redactor``) before it is written.
+length and has the grader's own paths replaced (``Redactor``) before it is written; all
+text is made UTF-8 as names were at intake (``intake.as_text``).
 """
 
 import csv
@@ -13,13 +14,17 @@ import unicodedata
 from itertools import groupby
 from pathlib import Path
 
+from .intake import as_text
+
 MAX_HINT = 500  # characters of one hint in the feedback
 MAX_NOTES = 2000  # characters of a row's notes in the CSV
 MAX_FEEDBACK = 64 * 1024  # characters of one feedback file
-# Moodle's grade import (Site administration > Grades > Import > CSV file) maps columns by
-# their header: "Username" to the user, the item column to a grade item, "Feedback" to its
-# feedback. The student's folder (or zip) name is taken as their Moodle username.
-MOODLE_HEADER = ("Username", "{item}", "Feedback")
+# Moodle's offline grading worksheet, as the assignment's "Upload grading worksheet" reads it
+# (mod/assign/feedback/offline/importgradeslib.php): columns found by their header, in English
+# here; a row's student by "Identifier", "Participant <id>", the id of Moodle's folder names
+# ("Jane Doe_12345_assignsubmission_file_"); "Grade" and "Last modified (grade)" are required,
+# "Feedback comments" is read when that feedback type is on. "Full name" is for a person.
+MOODLE_HEADER = ("Identifier", "Full name", "Grade", "Last modified (grade)", "Feedback comments")
 
 
 class Redactor:
@@ -35,20 +40,14 @@ class Redactor:
         return text
 
 
-def _text(value):
-    """``str(value)`` that UTF-8 can hold: a lone surrogate (from a file name that is not UTF-8,
-    or a student's string) is written as ``\\udce9``, never a UnicodeEncodeError for the run."""
-    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _clean(text, limit):
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", _text(text))
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", as_text(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _shown(name):
     """A student's entry name on one line: a newline in a folder's name cannot forge a line."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", _text(name))
+    return re.sub(r"[\x00-\x1f\x7f]", "?", as_text(name))
 
 
 def _cell(name):
@@ -82,19 +81,32 @@ def csv_text(results, checks, redact=str):
     return out.getvalue()
 
 
-def moodle_csv(results, checks, item="ganlab"):
-    """The gradebook import: ``Username,<item>,Feedback``, one row per student."""
+def moodle_csv(results, checks, users, graded_at):
+    """Moodle's grading worksheet (``MOODLE_HEADER``), one row per student, sorted by name.
+
+    ``users``: ``{row name: (full name, participant id)}`` (``intake.Entry.moodle``); a row
+    without one has no Identifier, and Moodle skips it. ``graded_at`` (a ``datetime`` with its
+    time zone) is each grade's "Last modified": Moodle keeps a grade changed there since then.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([h.format(item=item) for h in MOODLE_HEADER])
+    writer.writerow(MOODLE_HEADER)
     maximum = sum(c.points for c in checks)
     for result in sorted(results, key=lambda r: r.name):
+        full_name, participant = users.get(result.name, (result.name, ""))
         missed = [r.check.cell_id for r in result.checks if not r.passed]
         summary = f"{result.total}/{maximum} points" + (
             f"; not passed: {', '.join(missed)}" if missed else ""
         )
-        # The name as in grades.csv: a folder named "=HYPERLINK(...)" is no formula here either.
-        writer.writerow([_cell(result.name), result.total, _clean(summary, MAX_NOTES)])
+        writer.writerow(
+            [
+                f"Participant {participant}" if participant else "",
+                _cell(full_name),  # as in grades.csv: "=HYPERLINK(...)" is no formula here either
+                result.total,
+                graded_at.isoformat(timespec="seconds"),
+                _clean(summary, MAX_NOTES),
+            ]
+        )
     return out.getvalue()
 
 
