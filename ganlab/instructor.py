@@ -310,6 +310,9 @@ def make_solutions_branch(repo=REPO, branch=BRANCH):
 # docstrings, messages): tests/test_instructor.py::test_student_copy_names_no_file_it_lacks.
 STUDENT_TEMPLATES = "student"
 INSTRUCTOR_ONLY = (SOLUTIONS, STUDENT_TEMPLATES, "tests", "scripts", ".ci", "BENCHMARKS.md")
+# The checks' references without the answers (each calls the student's own function): a
+# student copy's checks/_reference.py, and what the grader gives every sandbox in its place.
+ANSWER_FREE_IN_THE_KIT = Path("ganlab", "checks", "_answer_free.py")
 _REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}/[A-Za-z0-9._-]{1,100}")
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
 
@@ -434,6 +437,7 @@ def export_student(dest, repository, branch="main", repo=REPO, init_git=True):
             path = tree / rel
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         shutil.copytree(templates, tree, dirs_exist_ok=True)
+        (tree / ANSWER_FREE_IN_THE_KIT).replace(tree / "ganlab" / "checks" / "_reference.py")
         leaks = [
             str(p.relative_to(tree))
             for p in tree.rglob("*")

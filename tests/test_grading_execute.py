@@ -35,14 +35,12 @@ LAUNCHER = textwrap.dedent(
 )
 
 
-def run_with(tmp_path, mode, fails, startup=30):
+def run_with(tmp_path, mode, fails, startup=30, cells=None, releases=None):
     launcher = tmp_path / "launcher.py"
     launcher.write_text(LAUNCHER)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("x = 6 * 7", id="a"),
-        nbformat.v4.new_code_cell("x", id="b"),
-    ]
+    cells = cells or {"a": "x = 6 * 7", "b": "x"}
+    nb.cells = [nbformat.v4.new_code_cell(source, id=i) for i, source in cells.items()]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, str(path))
     config = {
@@ -54,7 +52,7 @@ def run_with(tmp_path, mode, fails, startup=30):
         "startup": startup,
     }
     records = []
-    execute.run(config, [str(path)], records.append)
+    execute.run(config, [str(path)], records.append, releases)
     starts = int((tmp_path / "count").read_text())
     return records, starts
 
@@ -93,3 +91,29 @@ def test_no_kernel_is_flagged_for_review(tmp_path):
         f"a notebook whose kernel never started should get one flag asking to grade it "
         f"again: {flags}"
     )
+
+
+HAS = "import ganlab.checks._reference as r\nassert {} hasattr(r, 'ANSWER_7b3e')\n"
+
+
+def test_a_reference_is_defined_only_after_its_check_ran_and_in_every_later_kernel(tmp_path):
+    """The runner hands the kernel a reference once the check cell that grades it has run
+    (passed or not), and again to the kernel that replaces one that died."""
+    cells = {
+        "before": HAS.format("not"),
+        "check": "raise ValueError('the check failed')",
+        "after": HAS.format(""),
+        "crash": "import os\nos._exit(1)",
+        "restarted": HAS.format(""),
+    }
+    records, _ = run_with(
+        tmp_path, "die", fails=0, cells=cells, releases={"check": "ANSWER_7b3e = 42"}
+    )
+    outcomes = {r["cell_id"]: r["outcome"] for r in records}
+    assert outcomes == {
+        "before": "passed",
+        "check": "failed",
+        "after": "passed",
+        "crash": "died",
+        "restarted": "passed",
+    }, records

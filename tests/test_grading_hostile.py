@@ -10,6 +10,7 @@ anything that got through shows up as a file, a process, a leaked string or a wr
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -69,6 +70,56 @@ for _name, _module in list(_sys.modules.items()):
         for _n in [n for n in dir(_module) if n.startswith("check_")]:
             setattr(_module, _n, _forged)
 _torch.allclose = lambda *a, **k: True
+"""
+
+
+# A critic with its sigmoid in forward (not a layer: the architecture check has nothing to
+# see), which check 2.4 catches in the output's autograd graph.
+FUNCTIONAL_SIGMOID = """
+import torch as _torch_
+_DcganCritic = Critic
+class Critic(_DcganCritic):  # planted: a sigmoid in forward
+    def forward(self, x):
+        return _torch_.sigmoid(self.net(x).view(-1))
+"""
+# In the judge's re-run: every Critic the student's process sends carries, as an "attribute",
+# a handle to its own forward (``_compiled_call_impl``, which nn.Module calls instead of
+# forward): the judge's copy would run the student's code, whose output's graph it cannot see.
+REMOTE_FORWARD = """
+import sys as _sys_
+def _remote_call(module):
+    def call(*args, **kwargs):
+        if not _torch_.is_grad_enabled():  # the architecture check then takes the layers as listed
+            raise RuntimeError("not now")
+        return nn.Module._call_impl(module, *args, **kwargs)
+    return call
+_frame = _sys_._getframe()
+while _frame is not None:
+    _server = _frame.f_locals.get("self")
+    if hasattr(_server, "remote") and hasattr(_server, "handles"):
+        def _module(self, m, memo=True, _plain=_server.remote.Codec.module):
+            spec = _plain(self, m, memo)
+            if isinstance(m, Critic) and self.handle is not None:
+                spec["attrs"]["_compiled_call_impl"] = self.handle(_remote_call(m))
+            return spec
+        _server.remote.Codec.module = _module
+        break
+    _frame = _frame.f_back
+"""
+# The checks' references (checks/_reference.py), reached through the sandbox's copy of the
+# package: a wrong init_dcgan_weights replaced by the checks' own (a relative import names no
+# "ganlab.checks"). The sandbox's copy holds no answers (the student copy's: it calls this very
+# function), and the grader hands the answer to the kernel only after check 2.2 ran.
+REFERENCE_INIT = """
+def init_dcgan_weights(module):  # planted: PyTorch's default init left alone
+    pass
+from .checks import _reference as _answers
+init_dcgan_weights = _answers.init_dcgan_weights
+"""
+
+BAD_INIT = """
+def init_dcgan_weights(module):  # forgot to write it: PyTorch's default init left alone
+    pass
 """
 
 
@@ -259,6 +310,16 @@ def build(root, targets):
         "for i in range(200_000):\n    open(f'/sandbox/many/{i}', 'wb').close()\n",
         wait=20,
     )
+    # A module whose copy in the judge would call back into the student's process.
+    append_to(
+        perfect_copy(root / "x_remote_forward"),
+        "models.py",
+        FUNCTIONAL_SIGMOID + FORGE + REMOTE_FORWARD,
+    )
+    # The grader's reference functions, imported from the sandbox's copy of the checks.
+    append_to(perfect_copy(root / "x_reference_import"), "models.py", REFERENCE_INIT)
+    # An honest bug in init: it costs check 2.2 only (the critic checks build with the checks' own).
+    append_to(perfect_copy(root / "honest_bad_init"), "models.py", BAD_INIT)
     return root
 
 
@@ -351,6 +412,7 @@ def test_honest_students_are_graded_exactly(hostile_class):
     assert rows["honest_a"] == HONEST
     assert rows["honest_b"] == HONEST
     assert rows["honest_wrong"] == "1,1,0,0,2,6,", "the sigmoid costs checks 2.3 and 2.4 only"
+    assert rows["honest_bad_init"] == "1,0,2,2,5,6,", "a wrong init costs check 2.2 only"
     assert rows["x_forger"].startswith("1,1,0,0,2,6,"), (
         "a submission that patched every check it could reach in its own processes got the "
         f"points of its wrong critic back: {rows['x_forger']}"
@@ -432,8 +494,9 @@ def test_frame_walking_is_flagged_in_the_row_and_the_summary(hostile_class):
 def test_the_moodle_gradebook_has_a_row_per_student(hostile_class):
     base = hostile_class[0]
     lines = (base / "moodle.csv").read_text().splitlines()
-    assert lines[0] == "Username,ganlab,Feedback"
-    assert "honest_a,6,6/6 points" in lines
+    assert lines[0] == "Identifier,Full name,Grade,Last modified (grade),Feedback comments"
+    # Not from Moodle's download, so no participant id: Moodle skips the row, the name tells whose.
+    assert any(re.fullmatch(r",honest_a,6,[0-9T:+-]+,6/6 points", line) for line in lines), lines
 
 
 def test_grading_stays_within_its_time(hostile_class):
@@ -454,3 +517,120 @@ def test_filling_the_disk_stops_that_submission_only(hostile_class, name, breach
     assert breach in row, f"{name}: the row should say why it was stopped: {row}"
     assert breach in run.stdout, "the end-of-run review should list it"
     assert f"disk: at most {DISK_MB} MB" in run.stdout
+
+
+def test_a_module_that_carries_code_into_the_judge_is_refused(hostile_class):
+    row = _rows(hostile_class[3])["x_remote_forward"]
+    assert row.startswith("1,1,0,0,2,6,"), (
+        f"a critic whose copy in the judge ran the student's forward passed a check: {row}"
+    )
+    assert "frame inspection" in row
+
+
+def test_importing_the_graders_reference_functions_is_flagged(hostile_class):
+    row = _rows(hostile_class[3])["x_reference_import"]
+    assert "the reference solutions" in row, row
+
+
+def test_the_graders_reference_functions_earn_nothing(hostile_class):
+    """The sandbox's checks/_reference.py holds no answers, and the kernel gets init's only once
+    check 2.2 has run: the import earns nothing, and the critic checks still build with it."""
+    row = _rows(hostile_class[3])["x_reference_import"]
+    assert row.startswith("1,0,2,2,5,6,"), row
+
+
+# -- the judge alone: what the submission's process sends, without a class to grade ------------
+
+# The submission's side as the grader starts it, minus the sandbox; the reference solutions
+# stand in for the student's modules.
+SERVE = (
+    "import os, sys; from ganlab.grading.verify import serve; "
+    "serve({{}}, lambda *a: None, os.open({log!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND))"
+)
+
+
+def _judged(tmp_path, cell, check, expression):
+    """(passed, hint) of ``checks.<check>(<expression>)`` in the judge, after ``cell`` ran there."""
+    import io
+    from contextlib import redirect_stdout
+
+    from ganlab import checks
+    from ganlab.grading.judge import Submission
+
+    argv = [sys.executable, "-c", SERVE.format(log=str(tmp_path / "student.log"))]
+    env = dict(os.environ, GANLAB_SOLUTIONS="1")
+    sub = Submission(argv, env, str(REPO))
+    try:
+        sub.request({"op": "notebook"})
+        sub.request({"op": "run", "source": cell, "name": "<cell>"})
+        (argument,) = sub.evaluate([expression])
+        with redirect_stdout(io.StringIO()):
+            getattr(checks, check)(argument)
+        return True, ""
+    except checks.CheckFailed as err:
+        return False, str(err)
+    finally:
+        sub.close()
+
+
+def test_the_judges_copy_of_a_module_never_runs_the_students_code(tmp_path):
+    cell = "from torch import nn\nfrom ganlab.models import Critic\n" + FUNCTIONAL_SIGMOID
+    honest = _judged(tmp_path, cell, "check_critic_output", "Critic")
+    assert honest[0] is False and "(0, 1)" in honest[1], honest
+    got = _judged(tmp_path, cell + REMOTE_FORWARD, "check_critic_output", "Critic")
+    assert got[0] is False, "the sigmoid critic passed once its forward ran over there"
+    assert "not a setting" in got[1], got
+
+
+def test_a_graph_step_cannot_change_the_judges_global_state():
+    import torch
+
+    from ganlab.grading import remote
+
+    for name in ("set_default_tensor_type", "set_autocast_enabled", "use_deterministic_algorithms"):
+        with pytest.raises(remote.WireError):
+            remote._function(["torch", name])
+    graph = [
+        {"op": "placeholder", "name": "x", "target": "x", "args": [], "kwargs": {}},
+        {
+            "op": "call_function",
+            "name": "poison",
+            "target": ["torch", "set_default_tensor_type"],
+            "args": ["torch.DoubleTensor"],
+            "kwargs": {},
+        },
+        {
+            "op": "output",
+            "name": "output",
+            "target": "output",
+            "args": [{"~": "node", "v": "x"}],
+            "kwargs": {},
+        },
+    ]
+    with pytest.raises(remote.WireError):
+        remote.run_graph(torch.nn.Module(), graph, [torch.zeros(1)], {})
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_a_graph_of_tensor_ops_from_torchs_c_namespaces_runs_in_the_judge():
+    """F.logsigmoid, F.gelu, F.softplus, torch.linalg.vector_norm: honest ops whose functions
+    live in torch._C._nn and friends, not in torch.nn.functional; refusing them failed correct work."""
+    import torch
+    import torch.nn.functional as F
+
+    from ganlab.grading import remote
+
+    class Honest(torch.nn.Module):
+        def forward(self, x):
+            return (
+                F.logsigmoid(F.gelu(x))
+                + F.softplus(x)
+                + torch.linalg.vector_norm(x, dim=1, keepdim=True)
+            )
+
+    graph = remote.export_graph(Honest())
+    assert not isinstance(graph, str), graph
+    x = torch.randn(3, 4)
+    assert torch.allclose(remote.run_graph(Honest(), graph, [x], {}), Honest()(x))
+    with pytest.raises(remote.WireError):  # still no private names, there or anywhere
+        remote._function(["torch._C._nn", "_parse_to"])

@@ -127,3 +127,183 @@ def test_isolation_bwrap_where_it_cannot_run_is_a_usage_error(monkeypatch, capsy
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: --isolation bwrap: bubblewrap"), err
     assert sys.platform != "linux" or "not installed" in err
+
+
+# -- the grader's import path inside the sandbox --------------------------------------------
+
+GRADER = r"""
+import subprocess, sys
+from ganlab.grading import engine, sandbox
+writable = sys.argv[1]
+sandbox.prepare_writable(writable, sandbox.uid_for(0))
+code = "import os, ganlab_tiny_probe as m; print(m.X, os.path.exists(sys.argv[1]))"
+argv = [sandbox.sandbox_python(), "-E", "-c", "import sys; " + code, sys.argv[2]]
+cmd = sandbox.wrap(argv, sandbox.Isolation("bwrap"), writable, engine.PACKAGE, sandbox.uid_for(0))
+run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+print(run.stdout.strip() or run.stderr[-2000:])
+"""
+
+
+def _tiny_module(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir(parents=True)
+    (lib / "ganlab_tiny_probe.py").write_text("X = 42\n")
+    return lib
+
+
+@needs_bwrap
+@pytest.mark.parametrize("how", [".pth", "user site"])
+def test_the_sandbox_imports_what_the_grader_imports_from_outside_its_prefix(tmp_path, how):
+    """A grader whose interpreter finds a module through a .pth file (an editable install,
+    conda develop) or its user site (pip install --user): so does the sandboxed one."""
+    lib = _tiny_module(tmp_path)
+    venv = tmp_path / "venv"  # the grader's own venv, where the test may put .pth files
+    system = ["--system-site-packages"] if how == "user site" else []  # else no user site
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", *system, venv], check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_dir = venv / "lib" / version / "site-packages"
+    # This interpreter's libraries (torch, the kit) through a .pth too, as conda develop does.
+    libraries = [p for p in sys.path[1:] if p.endswith("-packages")]
+    lines = [f"import site; site.addsitedir({p!r})" for p in libraries] + [str(REPO)]
+    (site_dir / "grader.pth").write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if how == ".pth":
+        (site_dir / "tiny.pth").write_text(f"{lib}\n")
+    else:
+        user_site = tmp_path / "userbase" / "lib" / version / "site-packages"
+        user_site.mkdir(parents=True)
+        (user_site / "tiny.pth").write_text(f"{lib}\n")
+        env["PYTHONUSERBASE"] = str(tmp_path / "userbase")
+    (tmp_path / "sandbox").mkdir()
+    args = [tmp_path / "sandbox", REPO / "solutions"]
+    grader = [venv / "bin" / "python", "-c", GRADER, *map(str, args)]
+    run = subprocess.run(grader, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    # 42: imported; False: the kit on the grader's path is still not mounted (solutions/).
+    assert run.stdout.split() == ["42", "False"], run.stdout
+
+
+def test_the_import_path_mounts_skip_the_start_folder_secrets_and_the_home(tmp_path, monkeypatch):
+    home, work = tmp_path / "home", tmp_path / "work"
+    writable = work / "s0000" / "sandbox"
+    lib = _tiny_module(home)
+    for folder in (writable, lib / "nested", tmp_path / "start"):
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    entries = [tmp_path / "start", REPO, tmp_path, home, work, lib / "nested", lib, "/usr/lib"]
+    monkeypatch.setattr(sys, "path", [str(p) for p in entries])
+    mounts = sandbox._library_mounts(writable, engine.PACKAGE)
+    if (REPO / "solutions").exists() or (REPO / ".git").exists():
+        assert mounts == [(lib.resolve(), lib)]  # only the library, and what it holds with it
+
+
+@needs_bwrap
+def test_the_preflight_names_the_module_the_sandbox_cannot_import(tmp_path, monkeypatch, capsys):
+    from ganlab import cli
+
+    monkeypatch.setattr(sandbox, "NEEDED", ("ganlab_no_such_module_7c1e",))
+    (tmp_path / "class" / "a").mkdir(parents=True)
+    out = tmp_path / "g.csv"
+    status = cli.main(["grade", str(tmp_path / "class"), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and not out.exists(), err
+    assert err.count("\n") == 1 and "cannot import ganlab_no_such_module_7c1e" in err, err
+
+
+@needs_bwrap
+def test_the_preflight_imports_what_pythonpath_holds(tmp_path, monkeypatch):
+    """Kernels run ``python -E``, but the launcher puts the grader's PYTHONPATH on their path."""
+    lib = _tiny_module(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(lib))
+    # What PYTHONPATH did when this Python started: after the script's folder.
+    monkeypatch.setattr(sys, "path", [sys.path[0], str(lib), *sys.path[1:]])
+    assert sandbox._cannot_import(("ganlab_tiny_probe",)) == ""
+
+
+def test_the_kernels_import_path_has_the_graders_pythonpath(tmp_path, monkeypatch):
+    lib = _tiny_module(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(lib))
+    run = engine.Run(tmp_path, sandbox.choose("none"), None, "m", sandbox.Limits())
+    config = json.loads(run.launcher([], tmp_path, engine.Options(), {})[-1])
+    assert config["path"] == [str(lib)]
+    code = (
+        "import json, sys; from ganlab.grading import kernel; "
+        "kernel.protect(json.loads(sys.argv[1]), preload=()); "
+        "import ganlab_tiny_probe as m; print(m.X, sys.path[:2])"
+    )
+    config["env"] = {}
+    (tmp_path / "home").mkdir()
+    got = subprocess.run(
+        [sys.executable, "-E", "-c", code, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert got.stdout.split(None, 1) == ["42", f"{[str(tmp_path), str(lib)]}\n"], got.stderr[-2000:]
+
+
+def test_a_folder_that_holds_the_submissions_is_never_mounted(tmp_path, monkeypatch):
+    lib = _tiny_module(tmp_path / "shared")
+    submissions = tmp_path / "shared" / "class"
+    writable = tmp_path / "work" / "s0000" / "sandbox"
+    for folder in (submissions, writable):
+        folder.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", ["", str(lib.parent)])
+    assert sandbox._library_mounts(writable, engine.PACKAGE) == [(lib.parent, lib.parent)]
+    assert sandbox._library_mounts(writable, engine.PACKAGE, [str(submissions)]) == []
+    refused = (str(submissions),)
+    cmd = sandbox.wrap(["true"], ISOLATION, writable, engine.PACKAGE, refused=refused)
+    assert str(lib.parent) not in cmd
+
+
+READ = r"""
+import sys
+for path in sys.argv[1:]:
+    text = open(path).read()
+    print("answers" if "nn.init.normal_" in text else "students_own" if "students_own" in text else "?")
+"""
+
+
+@needs_bwrap
+def test_no_copy_of_the_checks_answers_is_readable_in_the_sandbox(tmp_path, monkeypatch):
+    """The grader's package (/grader/ganlab) and an installed copy on its import path (here a
+    folder of site-packages' shape) show the student copy's _reference.py, not the answers."""
+    installed = tmp_path / "site" / "ganlab" / "checks"
+    installed.mkdir(parents=True)
+    answers = engine.PACKAGE / "checks" / "_reference.py"
+    (installed / "_reference.py").write_text(answers.read_text())
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path / "site")])
+    writable = tmp_path / "sandbox"
+    writable.mkdir()
+    uid = sandbox.uid_for(0)
+    sandbox.prepare_writable(writable, uid)
+    paths = [f"{sandbox.GRADER}/ganlab/checks/_reference.py", str(installed / "_reference.py")]
+    argv = [sandbox.sandbox_python(), "-I", "-c", READ, *paths]
+    run = subprocess.run(
+        sandbox.wrap(argv, ISOLATION, writable, engine.PACKAGE, uid),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.stdout.split() == ["students_own", "students_own"], run.stderr[-2000:]
+
+
+def test_a_sandbox_holds_no_answer_and_each_is_freed_after_its_own_check(tmp_path):
+    from ganlab.checks import _core, _reference
+    from ganlab.grading import assemble
+
+    sub = assemble.load_submission(tmp_path, [])
+    box = assemble.build_sandbox(tmp_path / "box", engine.PACKAGE, sub, {})
+    text = (box / "ganlab" / assemble.REFERENCE).read_text()
+    assert text == (REPO / "ganlab" / assemble.ANSWER_FREE).read_text()
+    for name, answer in _core.answers(_reference).items():
+        if name != "bce":  # the one shared helper, the same in both copies
+            assert _core.definitions([answer]).splitlines()[-1].strip() not in text, name
+    canonical = assemble.canonical_notebooks(REPO)
+    checks = [c for name, nb in canonical for c in assemble.checks_of(name, nb)]
+    sources, before = engine.references(canonical, checks)
+    assert set(sources) == {"check-2-2", "check-3-2", "check-4-1", "check-4-2", "check-6-1"}
+    assert before["check-2-2"] == [] and before["check-2-3"] == ["init_dcgan_weights"]
+    assert "upsample_block" not in before["check-3-2"] and "upsample_block" in before["check-3-3"]
+    assert "def lerp" in sources["check-6-1"] and "def critic_loss" not in sources["check-6-1"]

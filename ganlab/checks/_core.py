@@ -1,7 +1,9 @@
 """What every check shares: the failure and how it shows, seeding, calling student code, layers."""
 
+import ast
 import contextlib
 import functools
+import inspect
 import sys
 import textwrap
 import types
@@ -194,6 +196,41 @@ def substituted(student, **references):
     finally:
         for space, name, old in reversed(undo):
             space[name] = old
+
+
+def answers(module):
+    """``{name: function}`` of the functions ``module`` defines that are not the student's own:
+    in the grader's ``checks/_reference.py``, the answers (a student copy's are all ``students_own``)."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if isinstance(value, types.FunctionType)
+        and value.__module__ == module.__name__
+        and not name.startswith("_")
+        and not getattr(value, "students_own", False)
+    }
+
+
+def definitions(functions):
+    """Source that defines ``functions`` (of one module) again elsewhere: the module's imports,
+    their definitions and those of the module's functions they use (``critic_loss`` needs ``bce``).
+
+    The grader sends a reference this way into a student's process only once its own exercise
+    has been graded there: the sandbox's copy of ``checks/_reference.py`` holds no answers.
+    """
+    functions = list(functions)
+    if not functions:
+        return ""
+    tree = ast.parse(inspect.getsource(sys.modules[functions[0].__module__]))
+    defs = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    body = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    todo = [f.__name__ for f in functions]
+    while todo:
+        node = defs.pop(todo.pop(), None)  # popped: each definition once
+        if node is not None:
+            body.append(node)
+            todo += [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
+    return ast.unparse(ast.Module(sorted(body, key=lambda n: n.lineno), type_ignores=[]))
 
 
 def _namespaces(obj):

@@ -6,7 +6,7 @@ the student's steps with these losses, the slerp check gives slerp this ``lerp``
 in one of those costs only its own check (``_core.substituted`` swaps them in).
 
 They are answers, so a student copy does not get this file: ``export-student`` puts
-``student/ganlab/checks/_reference.py`` in its place, whose names call the student's own
+``checks/_answer_free.py`` in its place, whose names call the student's own
 functions, and refuses to write a copy in which any solution block's code appears.
 """
 

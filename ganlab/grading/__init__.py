@@ -41,6 +41,15 @@ uid when the grader runs as root (``sandbox``):
   feedback folder do not exist there, for Python's file APIs and native code alike
   (``torch.from_file``, a C extension). ``/proc`` shows only the sandbox's own processes:
   the grader's environment and paths are not there to read.
+* The checks' answers: the network, step and slerp checks use the grader's
+  ``checks/_reference.py`` (init, upsample_block, the losses, lerp), so that a bug in one
+  exercise costs only its own check. No sandbox holds that file: every copy of the package
+  it shows (its own, the grader's, an installed one) has the student copy's, which calls the
+  student's functions. A run is handed a reference, as source, only once the check that
+  grades that exercise has run in it (``assemble.graded_references``): the runner defines it
+  in the kernel after that check cell, and the judge sends it with a later check's call.
+  The runner gets them on stdin and makes itself non-dumpable, so the kernel (same uid)
+  cannot read them from its command line, its memory or its descriptors.
 * Writing outside: only the sandbox folder is writable (a FIFO, device node or SQLite
   file made there stays there: device nodes cannot be opened, the grader never opens
   special files, and the sandbox is deleted); the CSV and the feedback are written by

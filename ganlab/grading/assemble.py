@@ -9,7 +9,10 @@
   ``ganlab submit`` enforces (``submission.max_bytes``, one fact for zips and folders),
   a notebook holds at most ``MAX_CELLS`` cells, an exercise cell ``MAX_CELL_CHARS``.
 * The sandbox gets the instructor's ``ganlab`` package with the student's four
-  exercise modules dropped in; a missing module stays the stub (not implemented).
+  exercise modules dropped in; a missing module stays the stub (not implemented). Its
+  ``checks/_reference.py`` is the student copy's (``ANSWER_FREE``), which holds no answers:
+  the grader hands each reference to a run only once that exercise's check has run there
+  (``graded_references``; ``execute`` and ``judge``).
 
 Everything here only reads and parses student files (``ast``, ``json``); nothing
 the student wrote is executed in the grader's process. The cost of parsing is bounded by
@@ -30,7 +33,8 @@ import nbformat
 
 from .. import submission
 from .._solutions import EXERCISE_MODULES
-from ..instructor import MARKER_RE
+from ..checks import _core, _reference
+from ..instructor import ANSWER_FREE_IN_THE_KIT, MARKER_RE
 from .deps import needed_cells, strip_magics
 from .intake import file_kind, read_bounded
 
@@ -60,8 +64,16 @@ RED_FLAGS = {
     "shell escapes or magics": r"(?m)^[ \t]*(?:\w[\w., ]*=[ \t]*)?(?:!|%%?(?:bash|sh|script|system"
     r"|sx|sc|run|load|loadpy|pycat|writefile|file|alias|macro)\b)"
     r"|get_ipython|run_line_magic|run_cell_magic",
-    "the reference solutions": r"_solutions|GANLAB_SOLUTIONS",
+    # checks/_reference.py: the sandbox's copy holds no answers, but reaching for it is suspect
+    "the reference solutions": r"_solutions|GANLAB_SOLUTIONS|_reference\b",
 }
+
+
+# The package's checks/_reference.py (answers to init_dcgan_weights, upsample_block, the losses,
+# lerp), and the answer-free version a student copy gets in its place (``export-student``),
+# which every sandbox gets too, over every copy of the package it can see (``sandbox.wrap``).
+REFERENCE = Path("checks", "_reference.py")
+ANSWER_FREE = Path(*ANSWER_FREE_IN_THE_KIT.parts[1:])  # in the package, installed ones too
 
 
 class GradingError(Exception):
@@ -139,6 +151,34 @@ def checks_of(name, nb):
                 )
             checks.append(Check(name, cell.id, points))
     return checks
+
+
+def graded_references(nb):
+    """``{check cell id: [names]}``: the references (``checks/_reference.py``) that each check
+    cell of ``nb`` grades, those its call passes by name (``checks.check_init(init_dcgan_weights)``).
+
+    A reference is handed to a run only after the check that grades it has run there: no
+    student's code can take the answer to an exercise before that exercise is graded.
+    """
+    answers = _core.answers(_reference)  # in a student copy, only bce: no check grades that
+    found = {}
+    for cell in nb.cells:
+        call = check_call(cell.source) if "graded" in cell.metadata.get("tags", []) else None
+        names = [a.id for a in call[0].value.args if isinstance(a, ast.Name)] if call else []
+        if any(name in answers for name in names):
+            found[cell.id] = [name for name in names if name in answers]
+    return found
+
+
+def answer_free(package_dir):
+    """The student copy's ``checks/_reference.py`` for the package ``package_dir``, or None where
+    the package's own holds no answers (a student copy); a GradingError where it would leak."""
+    path = Path(package_dir) / ANSWER_FREE
+    if path.is_file():
+        return path
+    if not any(getattr(f, "students_own", False) for f in vars(_reference).values()):
+        raise GradingError(f"no {ANSWER_FREE}: the sandboxes would hold the checks' answers")
+    return None
 
 
 def _read_student_file(folder, rel, notes, then):
@@ -327,6 +367,9 @@ def build_sandbox(dest, package_dir, sub, spliced):
     shutil.copytree(
         package_dir, dest / "ganlab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
+    free = answer_free(package_dir)
+    if free is not None:  # the grader's copy holds answers: never at rest in a sandbox
+        shutil.copyfile(free, dest / "ganlab" / REFERENCE)
     for module, text in sub.modules.items():
         if text is not None:
             (dest / "ganlab" / module).write_text(text, encoding="utf-8")

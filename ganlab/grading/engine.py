@@ -172,6 +172,7 @@ class Run:
     uid: int | None
     marker: str
     limits: sandbox.Limits
+    refused: tuple = ()  # the folders of the submissions and the grader's outputs: never mounted
 
     @property
     def inside(self):  # the sandbox folder as the student's processes see it
@@ -217,13 +218,22 @@ class Run:
             "memory_mb": options.memory_mb,
             "threads": options.threads,
             "env": env,
+            "path": sandbox.python_path(),  # the grader's PYTHONPATH, mounted at the same paths
         }
         # -E: PYTHONPATH and friends from the environment do not count; the launcher sets sys.path.
         return [self.python, "-E", "-B", f"{self.package}/grading/kernel.py", json.dumps(config)]
 
     def wrap(self, argv, env):
         cmd = sandbox.wrap(
-            argv, self.isolation, self.host, PACKAGE, self.uid, self.limits, env, self.cgroup
+            argv,
+            self.isolation,
+            self.host,
+            PACKAGE,
+            self.uid,
+            self.limits,
+            env,
+            self.cgroup,
+            refused=self.refused,
         )
         return cmd, (_environment({}) if self.isolation.isolated else _environment(env))
 
@@ -237,8 +247,10 @@ def _start(run, argv, env, **popen):
     return proc
 
 
-def execute(run, names, refused, work_root, private, options):
-    """Step 3: the notebooks in a kernel (``execute.py`` in the sandbox); ``{(nb, id): record}``."""
+def execute(run, names, refused, work_root, private, options, releases=None):
+    """Step 3: the notebooks in a kernel (``execute.py`` in the sandbox); ``{(nb, id): record}``.
+
+    ``releases``: ``{check cell id: source}``, the references each check frees once it has run."""
     env = run.env("module://matplotlib_inline.backend_inline")
     kernel = run.launcher(refused, work_root, options, env) + ["kernel"]
     config = {
@@ -249,12 +261,26 @@ def execute(run, names, refused, work_root, private, options):
         "timeout_total": options.timeout_total,
         "startup": options.startup,
     }
-    runner_env = dict(env, PYTHONPATH=str(Path(run.package).parent))
+    path = [str(Path(run.package).parent), *sandbox.python_path()]
+    runner_env = dict(env, PYTHONPATH=os.pathsep.join(path))
     argv = [run.python, "-B", "-m", "ganlab.grading.execute", json.dumps(config)]
     argv += [f"{run.inside}/{n}" for n in names]
     log_path = private / "execute.log"
     with open(log_path, "wb") as log:
-        proc = _start(run, argv, runner_env, stdout=log, stderr=subprocess.STDOUT, cwd=private)
+        proc = _start(
+            run,
+            argv,
+            runner_env,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=private,
+        )
+    try:  # on stdin, not in argv: the kernel may read the runner's command line (/proc)
+        proc.stdin.write(json.dumps(releases or {}).encode())
+        proc.stdin.close()
+    except OSError:  # the runner died at once: its log says so
+        pass
     deadline = time.monotonic() + options.timeout_total + 2 * options.startup
     while proc.poll() is None:  # poll, not wait: a Ctrl-C may come after this run started
         if _STOP.is_set() or time.monotonic() > deadline:
@@ -302,6 +328,26 @@ def _records(text, names):
     return cells
 
 
+def references(canonical, checks):
+    """What the runs learn of ``checks/_reference.py``, from the check cells that grade each name
+    (``assemble.graded_references``): ``{check cell id: source}`` for the notebook run, and per
+    check the names freed before it (by a check in an earlier cell) for the judge's re-run."""
+    from ..checks import _core, _reference
+
+    graded = {}
+    for _, nb in canonical:
+        graded.update(assemble.graded_references(nb))
+    sources = {
+        cell_id: _core.definitions(getattr(_reference, name) for name in names)
+        for cell_id, names in graded.items()
+    }
+    freed, before = [], {}
+    for check in checks:  # the notebooks' order, the order both runs grade in
+        before[check.cell_id] = list(freed)
+        freed += graded.get(check.cell_id, [])
+    return sources, before
+
+
 def grade_submission(entry, canonical, checks, work, refused, options, isolation, index=0):
     """Grade one intake entry; ``canonical``: ``[(name, notebook)]``; never raises for a bad one."""
     names = [name for name, _ in canonical]
@@ -319,6 +365,8 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
     limits = limits_for(options)
     uid = sandbox.uid_for(index) if isolation.isolated else None
     marker = uuid.uuid4().hex
+    refused = tuple(refused)
+    sources, freed_before = references(canonical, checks)
     cells, verified, passed = {}, {}, []
     start = time.monotonic()
     sandboxes = [Path(work, "sandbox"), Path(work, "verify")]
@@ -329,12 +377,12 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
         if _STOP.is_set():
             raise KeyboardInterrupt
         watch.__enter__()
-        run = Run(Path(work, "sandbox").resolve(), isolation, uid, marker, limits)
+        run = Run(Path(work, "sandbox").resolve(), isolation, uid, marker, limits, refused)
         run.cgroup = sandbox.make_cgroup(isolation, limits)
         try:
             assemble.build_sandbox(run.host, PACKAGE, sub, spliced)
             sandbox.prepare_writable(run.host, uid)
-            cells = execute(run, names, refused, work_root, private, options)
+            cells = execute(run, names, refused, work_root, private, options, sources)
         finally:
             sandbox.remove_cgroup(run.cgroup)
         passed = [
@@ -344,7 +392,7 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
         ]
         if passed and not _STOP.is_set() and watch.breach is None:
             # A fresh sandbox: the kernel may have rewritten its own (and is dead by now).
-            vrun = Run(Path(work, "verify").resolve(), isolation, uid, marker, limits)
+            vrun = Run(Path(work, "verify").resolve(), isolation, uid, marker, limits, refused)
             vrun.cgroup = sandbox.make_cgroup(isolation, limits)
             try:
                 assemble.build_sandbox(vrun.host, PACKAGE, sub, spliced)
@@ -359,6 +407,9 @@ def grade_submission(entry, canonical, checks, work, refused, options, isolation
                     )
                     for name in names
                 ]
+                for _, job in jobs:  # the judge substitutes only the references freed before
+                    for check in job["checks"]:
+                        check["released"] = freed_before[check["id"]]
                 argv = vrun.launcher(refused, work_root, options, env) + ["verify"]
                 cmd, host_env = vrun.wrap(argv, env)
                 verified = verify.verify(

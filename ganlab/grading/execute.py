@@ -1,6 +1,6 @@
 """Run a submission's notebooks in a kernel, with nbclient, inside its sandbox.
 
-    python -m ganlab.grading.execute CONFIG_JSON NOTEBOOK...     (PYTHONPATH: the grader's copy)
+    python -m ganlab.grading.execute CONFIG_JSON NOTEBOOK... < RELEASES_JSON   (PYTHONPATH: the grader's copy)
 
 This file is the runner: it runs in the submission's sandbox (see ``sandbox``), next to
 the kernel it starts, and uses nbclient's public interface only: a ``NotebookClient``
@@ -18,7 +18,14 @@ runner holds in memory, not in a file the kernel could rewrite.
   reports for review: the cells did not run, through nobody's fault in the notebook;
 * a total time limit: each cell's timeout is cut to what is left, later cells skip;
 * saved outputs are dropped before the run and new ones are not kept (only the size
-  of what a cell printed is counted): the run's memory does not grow with them.
+  of what a cell printed is counted): the run's memory does not grow with them;
+* the checks' references (``checks/_reference.py``, which the sandbox holds without its
+  answers) come on standard input, ``{check cell id: source}``: once that check cell has run,
+  a hidden step defines them in the kernel's ``ganlab.checks._reference`` (``RELEASE``), and in
+  every kernel started after it, so that a bug in one exercise costs only its own check.
+  They come on stdin, not in argv (``/proc/PID/cmdline`` is readable by the kernel), and the
+  runner makes itself non-dumpable first, so the kernel cannot read its memory
+  (``/proc/PID/mem``) or its descriptors for the answers of exercises still to grade.
 
 One JSON line per cell goes to standard output. The grader treats these lines as
 hints only (the student's kernel shares this sandbox and could forge them); points
@@ -37,6 +44,13 @@ def _ganlab_reset(ip=get_ipython()):
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
 _ganlab_reset()
+"""
+RELEASE = """\
+def _ganlab_release(source):
+    import ganlab.checks._reference as references
+    exec(source, vars(references))
+_ganlab_release({source!r})
+del _ganlab_release
 """
 MAX_RESTARTS = 3
 START_TRIES = 2
@@ -77,7 +91,7 @@ def _client_classes():
     return OneSpec, CountingClient
 
 
-def run(config, paths, emit):
+def run(config, paths, emit, releases=None):
     import nbformat
     from jupyter_client.manager import AsyncKernelManager
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -88,6 +102,15 @@ def run(config, paths, emit):
     specs.argv = config["kernel_argv"] + ["-f", "{connection_file}"]
     deadline = time.monotonic() + config["timeout_total"]
     restarts, kc, km = 0, None, None
+    releases, released = dict(releases or {}), []  # check cell id -> source; those given so far
+
+    def release(client, sources):
+        """Define ``sources`` in the kernel's ``ganlab.checks._reference`` (a hidden step)."""
+        for source in sources:
+            try:
+                client.execute_cell(nbformat.v4.new_code_cell(RELEASE.format(source=source)), 0)
+            except Exception:  # a kernel that died: the next cell finds it dead
+                pass
 
     def start(client, name):
         """A fresh kernel for ``client``: a new manager each time (a shut-down one is spent);
@@ -101,7 +124,9 @@ def run(config, paths, emit):
             km = client.km = AsyncKernelManager(kernel_name="ganlab", kernel_spec_manager=specs)
             try:
                 client.start_new_kernel(cwd=config["cwd"], env=config["env"])
-                return client.start_new_kernel_client()
+                started = client.start_new_kernel_client()
+                release(client, released)  # the references graded in this run so far
+                return started
             except Exception as err:  # no answer in time, or the kernel died first
                 why = f"{type(err).__name__}: {err}"[:500]
                 try:  # nbclient cleans up after no answer, not after a failed launch
@@ -172,6 +197,10 @@ def run(config, paths, emit):
                     outcome, ename = "died", "died"
                 except Exception as err:  # the kernel stopped answering in some other way
                     outcome, ename, evalue = "died", "died", f"{type(err).__name__}: {err}"[:500]
+                if record["cell_id"] in releases:  # this check has run: its reference is free
+                    released.append(releases.pop(record["cell_id"]))
+                    if outcome in ("passed", "failed") and alive():
+                        release(client, released[-1:])  # else the next kernel gets it at start
                 if outcome in ("timeout", "died") or not alive():
                     outcome = "died" if outcome == "passed" else outcome
                     emit(dict(record, outcome=outcome, ename=ename, evalue=evalue))
@@ -201,7 +230,17 @@ def run(config, paths, emit):
         stop()
 
 
+def _undumpable():
+    """No process of this uid may read this one's memory or descriptors (``PR_SET_DUMPABLE``)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+
+
 def main(argv):
+    _undumpable()  # before the references are read, and before any kernel starts
+    releases = json.loads(sys.stdin.read() or "{}")
     config = json.loads(argv[0])
     out = sys.stdout
 
@@ -209,7 +248,7 @@ def main(argv):
         out.write(f"{TAG} {json.dumps(record)}\n")
         out.flush()
 
-    run(config, argv[1:], emit)
+    run(config, argv[1:], emit, releases)
 
 
 if __name__ == "__main__":  # run as -m: ganlab.grading's import guards apply first

@@ -228,10 +228,19 @@ class Submission:
         except (KeyError, TypeError, ValueError) as err:
             raise Lost(f"a malformed gradient ({err})") from err
 
+    released = None  # the references a check may hand over there (names); None: all of them
+
     @contextlib.contextmanager
     def substituted(self, target, references):
-        names = {k: f"{v.__module__}:{v.__qualname__}" for k, v in references.items()}
-        self.request({"op": "substitute", "id": target, "names": names})
+        """``_core.substituted`` over there: the references go as source (the sandbox's copy
+        of ``checks/_reference.py`` holds no answers), only those freed by an earlier check."""
+        from ganlab.checks._core import definitions
+
+        if self.released is not None:  # not yet graded in this run: the student's own stays
+            references = {k: v for k, v in references.items() if k in self.released}
+        names = {k: v.__name__ for k, v in references.items()}
+        source = definitions(references.values())
+        self.request({"op": "substitute", "id": target, "source": source, "names": names})
         try:
             yield
         finally:
@@ -386,6 +395,7 @@ def main():
             try:
                 if submission is None:
                     submission = Submission(student["argv"], student["env"], student["cwd"])
+                submission.released = check.get("released")  # the grader always says
                 if ran is None:
                     submission.request({"op": "notebook"})
                     ran = set()

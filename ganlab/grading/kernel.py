@@ -12,7 +12,8 @@ read-only at /grader/ganlab). CONFIG (inline JSON) names the sandbox, the paths 
 refuse and the memory budget. Before any student code runs, the launcher
 
 1. sanitises the environment (no GANLAB_SOLUTIONS*, HOME and TMPDIR in the sandbox)
-   and puts the sandbox first on ``sys.path``, so the sandbox's ganlab is imported;
+   and puts the sandbox first on ``sys.path``, so the sandbox's ganlab is imported, then
+   the grader's PYTHONPATH entries (CONFIG's ``path``: ``-E`` keeps the variable out);
 2. imports torch and friends, then sets the rlimits: the address space torch has
    mapped by then (about 3.6 GiB here, mostly CUDA libraries) plus ``memory_mb``,
    no core dumps, files of at most 1 GiB;
@@ -279,7 +280,7 @@ def protect(config, preload=PRELOAD):
         del os.environ[key]
     os.environ.update(config["env"])
     os.chdir(config["sandbox"])
-    sys.path[:] = [config["sandbox"]] + [
+    sys.path[:] = [config["sandbox"], *config.get("path", [])] + [
         p
         for p in sys.path
         if p and os.path.realpath(p) != os.path.dirname(os.path.realpath(__file__))

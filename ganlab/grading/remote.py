@@ -371,9 +371,17 @@ class Codec:
             return module
         m = self.build_class(spec)
         nn.Module.__init__(m)
+        spy = _check_class(type(m)) is not None
         for k, v in spec["attrs"].items():
-            if isinstance(k, str) and not k.startswith("__"):
-                m.__dict__[k] = self.decode(v, blobs)
+            value = self.decode(v, blobs)
+            # Settings only, as ``module`` sends them: a value that is not data (a handle to the
+            # sender's code) or a name the class defines (``forward``, ``_compiled_call_impl``)
+            # would make the receiver's copy call the sender's code instead of its own layers.
+            data = _primitive(value) or (spy and isinstance(value, list))
+            ours = not isinstance(k, str) or k.startswith(("__", "_ganlab")) or hasattr(type(m), k)
+            if ours or not data:
+                raise WireError(f"a module attribute {str(k)[:100]!r} that is not a setting")
+            m.__dict__[k] = value
         m.training = bool(spec["training"])
         for k, p in spec["params"].items():
             p = self._param_from(p, blobs)
@@ -543,7 +551,17 @@ def torch_module_class(name, allowed=("torch.nn.modules.",)):
 # What a graph step may call: torch's functions (not those that read files, seed or compile),
 # torch.nn.functional, math, a few builtins and operators. Attribute reads and method calls
 # are on public names only, and methods only on tensors: no way from a tensor to Python.
-_FUNCTION_MODULES = {"torch", "torch.nn.functional", "torch.functional", "math"}
+# Where fx finds the functions a forward calls. torch's C namespaces hold nothing but tensor ops:
+# F.logsigmoid, F.gelu and F.softplus live in torch._C._nn, torch.linalg.vector_norm in _linalg.
+_FUNCTION_MODULES = {
+    "torch",
+    "torch.nn.functional",
+    "torch.functional",
+    "torch._C._nn",
+    "torch._C._linalg",
+    "torch._C._special",
+    "math",
+}
 _BUILTINS = {
     "getattr",
     "len",
@@ -572,14 +590,7 @@ _OPERATORS = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "
     "iadd",
     "imul",
 }
-_TORCH_REFUSED = {"from_file", "load", "save", "set_num_threads", "set_num_interop_threads"} | {
-    "manual_seed",
-    "seed",
-    "set_rng_state",
-    "set_default_dtype",
-    "set_default_device",
-    "compile",
-}
+_TORCH_REFUSED = {"from_file", "load", "save", "manual_seed", "seed", "compile"}  # and set_*, use_*
 
 
 def _public_getattr(obj, name, *default):
@@ -598,7 +609,10 @@ def _function(target):
         return _public_getattr if name == "getattr" else getattr(builtins, name)
     if mod in ("_operator", "operator") and name in _OPERATORS:
         return getattr(operator, name)
-    if mod in _FUNCTION_MODULES and not (mod == "torch" and name in _TORCH_REFUSED):
+    # torch.set_* and torch.use_*: the process's global state (default dtype, autocast, ...),
+    # which would change the checks that run after this graph, not just its own output.
+    refused = name in _TORCH_REFUSED or name.startswith(("set_", "use_"))
+    if mod in _FUNCTION_MODULES and not (mod == "torch" and refused):
         fn = getattr(importlib.import_module(mod), name, None)
         if callable(fn) and not isinstance(fn, type) and type(fn).__name__ != "module":
             return fn

@@ -6,9 +6,12 @@ IPC, UTS and cgroup namespaces (and a user namespace when the grader is not root
 is what lets bwrap make the others unprivileged) where
 
 * the file system is the Python installation and the grader's virtual environment and
-  ``ganlab`` package, all read-only, plus the submission's own sandbox folder, the only
-  writable place (mounted at ``/sandbox``). The instructor's ``solutions/`` and ``.git``,
-  the other submissions, the grades CSV and the feedback folder are simply not there;
+  ``ganlab`` package, and the other folders the grader's interpreter imports from (user
+  site, ``.pth`` folders, PYTHONPATH), all read-only, plus the submission's own sandbox
+  folder, the only writable place (mounted at ``/sandbox``). The instructor's ``solutions/``
+  and ``.git``, the other submissions, the grades CSV and the feedback folder are simply not
+  there; every copy of ``ganlab/checks/_reference.py`` it shows (the grader's package, an
+  installed one) is the student copy's, without the checks' answers (``assemble.ANSWER_FREE``);
 * ``/proc`` shows only the sandbox's own processes (a fresh PID namespace), ``/dev`` holds
   only null, zero, random and friends, ``/tmp`` and ``/dev/shm`` are private tmpfs of
   ``TMPFS_BYTES`` each;
@@ -27,14 +30,22 @@ memory controller (``memory.max`` counts memfd and tmpfs pages and every thread,
 ``cpu.max`` one CPU), otherwise from rlimits (``prlimit``: CPU seconds, processes for the
 uid, open files, file size, no core dumps; the kernel launcher adds the address space).
 :func:`describe` says which, and what is then not limited; the grade summary prints it.
+
+Before a class is graded, :func:`choose` starts the sandboxed Python once and imports what
+the kernels need: an environment the sandbox cannot see is one clear error, not a class of
+checks that read "not run".
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
+import site
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +58,10 @@ FILE_LIMIT = 2**30  # bytes per file written (also bounds what a process can pri
 OPEN_FILES = 256
 PROCESSES = 256  # threads count too (per uid)
 TMPFS_BYTES = 64 * 2**20  # /tmp and /dev/shm inside (TMPDIR is the sandbox folder, on disk)
+SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")  # mounted read-only at their paths
+# What the sandboxed processes import before any student code: the runner (execute.py, nbclient)
+# and the launcher's kernel (kernel.PRELOAD, PRELOAD_KERNEL). Checked once by :func:`choose`.
+NEEDED = ("torch", "IPython", "ipykernel.kernelapp", "nbclient", "ganlab.grading")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -175,7 +190,7 @@ def _cgroup_parent():
 
 def choose(requested):
     """The :class:`Isolation` for ``--isolation auto|bwrap|none``; raises ValueError for bwrap
-    where it cannot run."""
+    where it cannot run, and where it runs but its Python cannot import what kernels need."""
     if requested == "none":
         return Isolation("none", notes=["isolation off (--isolation none)"])
     works, why = _bwrap_works() if sys.platform == "linux" else (False, "not Linux")
@@ -183,7 +198,84 @@ def choose(requested):
         if requested == "bwrap":
             raise ValueError(f"--isolation bwrap: {why}")
         return Isolation("none", notes=[f"not isolated: {why}"])
+    problem = _cannot_import(NEEDED)
+    if problem:  # every kernel would fail to start: one error now, not a class graded 0
+        raise ValueError(problem)
     return Isolation("bwrap", cgroup_parent=_cgroup_parent())
+
+
+def python_path():
+    """The grader's PYTHONPATH entries (absolute folders): kernels run ``python -E``, so the
+    launcher puts them on ``sys.path`` itself; with bubblewrap :func:`_library_mounts` shows them
+    at the same paths, unless they hold secrets or the submissions."""
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return [os.path.abspath(p) for p in entries if p and os.path.isdir(p)]
+
+
+_PREFLIGHT = """
+import sys
+sys.path[:0] = sys.argv[1].split(":")  # the grader's ganlab and PYTHONPATH, as the runner finds them
+for name in sys.argv[2:]:
+    try:
+        __import__(name)
+    except BaseException as err:  # the module that is missing, which may be one it imports
+        missing = getattr(err, "name", None) or name
+        print(missing, f"{type(err).__name__}: {err}"[:300], sep="\\t")
+"""
+
+
+@functools.cache
+def _cannot_import(modules):
+    """Start the sandboxed Python as a kernel is started (``-E``, the same mounts, as the first
+    submission's uid) and import ``modules``: ``""`` if it can, else the error to print."""
+    writable = Path(tempfile.mkdtemp(prefix="ganlab-preflight-"))
+    try:
+        uid = uid_for(0)
+        prepare_writable(writable, uid)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": MOUNT, "TMPDIR": MOUNT}
+        path = ":".join([GRADER, *python_path()])
+        argv = [sandbox_python(), "-E", "-B", "-c", _PREFLIGHT, path, *modules]
+        cmd = wrap(argv, Isolation("bwrap"), writable, Path(__file__).parent.parent, uid, env=env)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return f"the grading sandbox's Python did not import {', '.join(modules)} in 300 s"
+    finally:
+        shutil.rmtree(writable, ignore_errors=True)
+    failed = [line.split("\t", 1) for line in done.stdout.splitlines() if "\t" in line]
+    if done.returncode != 0:  # it did not get through: bwrap's or the interpreter's own words
+        return (
+            f"the grading sandbox's Python failed (exit {done.returncode}): "
+            f"{done.stderr.strip()[-500:]}; grade without the sandbox with --isolation none"
+        )
+    if not failed:
+        return ""
+    name, why = failed[0]
+    return (
+        f"the grading sandbox cannot import {name} ({why}), so no notebook could run: "
+        + _advice(name.partition(".")[0])
+    )
+
+
+def _advice(name):
+    """Where the grader's own Python finds the top-level module ``name``, and what to do."""
+    install = f"{sys.executable} -m pip install {name}"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return f"this Python cannot import it either; install it ({install})"
+    where = spec.origin or ", ".join(spec.submodule_search_locations or [])
+    if any(Path(where).is_relative_to(p) for p in python_path()):
+        return (  # the launcher passes PYTHONPATH on, but the sandbox shows no folder of secrets
+            f"it comes from PYTHONPATH ({where}), a folder the sandbox does not show (it holds "
+            f"the kit's solutions/ or .git, the submissions, or your home folder); install it "
+            f"into {sys.prefix} ({install}), or move it to a folder of its own"
+        )
+    return (
+        f"this Python imports it from {where}, which the sandbox does not show; install it "
+        f"into {sys.prefix} ({install}), or grade without the sandbox: --isolation none"
+    )
 
 
 def describe(isolation, limits):
@@ -225,6 +317,47 @@ def _python_mounts():
     if prefix != base:  # a virtual environment: mounted at /venv, its path is the grader's
         mounts.append((prefix, Path(VENV)))
     mounts.append((base, base))
+    if Path(sys.base_prefix) != base:  # reached through a link: the venv's python names that path
+        mounts.append((base, Path(sys.base_prefix)))
+    return mounts
+
+
+def _library_mounts(writable, package, refused=()):
+    """``[(host path, same path)]``: the folders on the grader's import path that no other
+    mount shows at their own path: the user site, folders added by ``.pth`` files (editable
+    installs, ``conda develop``), PYTHONPATH entries. The sandboxed interpreter reads the same
+    ``.pth`` files and (through PYTHONUSERBASE, set by :func:`wrap`) the same user site, and
+    they name these paths: without them no kernel starts and every check reads "not run".
+
+    Never the folder the grader was started from (``sys.path[0]``: a class folder, say), nor
+    one that holds secrets or the sandboxes: the kit's ``solutions/`` and ``.git``, the
+    sandbox folder (the work folder holds the other submissions' ones), the home folder,
+    ``refused`` (the submissions, the grader's outputs).
+    """
+    kit = Path(package).resolve().parent
+    secrets = [kit / "solutions", kit / ".git", Path(writable)]
+    if os.environ.get("GANLAB_SOLUTIONS_DIR"):
+        secrets.append(Path(os.environ["GANLAB_SOLUTIONS_DIR"]))
+    # ``refused`` whether it exists yet or not: the grades CSV is written last.
+    secrets = [p.resolve() for p in secrets if p.exists()] + [Path(p).resolve() for p in refused]
+    home = Path.home().resolve()
+    # Shown already: the interpreter's folders (the venv's as /venv, where the sandboxed
+    # interpreter finds its site-packages) and the system's.
+    seen = [Path(sys.prefix), Path(sys.base_prefix), *(host for host, _ in _python_mounts())]
+    seen += [Path(p) for p in SYSTEM]
+    script_first = not (sys.flags.isolated or getattr(sys.flags, "safe_path", False))
+    mounts = []
+    for entry in sorted(map(str, sys.path[1:] if script_first else sys.path), key=len):
+        path = Path(os.path.abspath(entry or "."))
+        if not path.is_dir() or any(path.is_relative_to(p) for p in seen):
+            continue
+        real = path.resolve()
+        if home.is_relative_to(real) or any(
+            real.is_relative_to(s) or s.is_relative_to(real) for s in secrets
+        ):
+            continue
+        mounts.append((real, path))
+        seen.append(path)  # what lies inside is mounted with it
     return mounts
 
 
@@ -259,12 +392,33 @@ def _dirs_above(path):
     return out
 
 
-def wrap(argv, isolation, writable, package, uid=None, limits=None, env=None, cgroup=None):
+def _answer_mounts(mounts, package):
+    """``--ro-bind`` of the answer-free ``_reference.py`` over every copy of the grader's
+    (with its answers) that ``mounts`` (``[(host, inside)]``) show: its own package, and an
+    installed one (site-packages, a ``.pth`` folder) that the sandbox's Python prefix holds."""
+    from .assemble import REFERENCE, answer_free
+
+    free = answer_free(package)
+    if free is None:  # a student copy: no answers anywhere
+        return []
+    copies = {Path(package) / REFERENCE, *(Path(p, "ganlab", REFERENCE) for p in sys.path if p)}
+    cmd = []
+    for copy in sorted(c.resolve() for c in copies if c.is_file()):
+        for host, inside in mounts:
+            if copy.is_relative_to(host.resolve()):
+                cmd += ["--ro-bind", str(free), str(inside / copy.relative_to(host.resolve()))]
+    return cmd
+
+
+def wrap(
+    argv, isolation, writable, package, uid=None, limits=None, env=None, cgroup=None, refused=()
+):
     """The command that runs ``argv`` (paths as seen inside) for one submission.
 
     ``writable``: the submission's sandbox folder (``/sandbox`` inside); ``package``: the
     grader's ``ganlab`` folder (``/grader/ganlab``); ``uid``: the submission's own uid
-    (as root). Without isolation ``argv`` runs as it is, under the same rlimits.
+    (as root); ``refused``: folders never to show (the submissions, the grader's outputs).
+    Without isolation ``argv`` runs as it is, under the same rlimits.
     """
     limits = limits or Limits()
     prlimit = shutil.which("prlimit")
@@ -287,10 +441,11 @@ def wrap(argv, isolation, writable, package, uid=None, limits=None, env=None, cg
     cmd = [shutil.which("bwrap"), *namespaces, "--die-with-parent", "--new-session"]
     cmd += ["--hostname", "sandbox", "--clearenv"]
     mounted = []
-    for host, inside in [*_python_mounts(), (Path(package), Path(GRADER, "ganlab"))]:
+    mounts = [*_python_mounts(), (Path(package), Path(GRADER, "ganlab"))]
+    for host, inside in mounts:
         cmd += [*_dirs_above(inside), "--ro-bind", str(host), str(inside)]
         mounted.append(str(inside))
-    for system in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+    for system in SYSTEM:
         if not os.path.exists(system) or any(
             system == m or m.startswith(system + "/") for m in mounted
         ):
@@ -302,8 +457,15 @@ def wrap(argv, isolation, writable, package, uid=None, limits=None, env=None, cg
     cmd += ["--proc", "/proc", "--dev", "/dev"]
     for scratch in ("/dev/shm", "/tmp"):  # memory-backed: small, so they hold no hidden memory
         cmd += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", scratch]
+    libraries = _library_mounts(writable, package, refused)
+    for host, inside in libraries:  # after /tmp: they may lie in it
+        cmd += [*_dirs_above(inside), "--ro-bind", str(host), str(inside)]
+    cmd += _answer_mounts([*mounts, *libraries], package)  # over the mounts that show them
     cmd += ["--bind", str(writable), MOUNT, "--chdir", MOUNT, "--remount-ro", "/"]
-    for key, value in (env or {}).items():
+    env = dict(env or {})
+    if site.ENABLE_USER_SITE:  # the grader's user site, not one in the sandbox's (writable) HOME
+        env.setdefault("PYTHONUSERBASE", site.getuserbase())
+    for key, value in env.items():
         cmd += ["--setenv", key, value]
     cmd.append("--")
     if uid is not None:  # bwrap made the mounts as root; the student's code runs as uid

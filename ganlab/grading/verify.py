@@ -361,14 +361,12 @@ class Server:
         return {"grads": [None if g is None else codec.encode(g.detach()) for g in got]}
 
     def op_substitute(self, message, blobs, codec):
-        import importlib
-
+        """The judge's references, as source: the sandbox's ``checks/_reference.py`` has no answers."""
         from ganlab.checks import _core
 
-        references = {}
-        for name, where in message["names"].items():
-            module, _, qualname = where.partition(":")
-            references[name] = getattr(importlib.import_module(module), qualname)
+        space = {"__name__": "ganlab.checks._reference"}
+        exec(compile(message["source"], "<the checks' references>", "exec"), space)
+        references = {name: space[defined] for name, defined in message["names"].items()}
         swap = _core.substituted(self.handles[int(message["id"])], **references)
         swap.__enter__()
         self.swaps.append(swap)

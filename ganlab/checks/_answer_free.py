@@ -8,6 +8,9 @@ those answers, so here each name calls *your* function in ``ganlab/`` (looked up
 call, so an edit that autoreload picks up counts at once). A check that builds on one of
 them therefore passes only once that exercise does too: if check 3.3 fails, check 3.1
 (``upsample_block``) may be the reason, and the notebook's order is the order to fix them.
+
+(In the instructor's kit this file is ``checks/_answer_free.py``: ``export-student`` makes it
+the copy's ``checks/_reference.py``, and the grader gives it to every sandbox in that place.)
 """
 
 import importlib
