@@ -175,9 +175,8 @@ def cmd_train(args) -> int:
         config = dataclasses.replace(config, out_dir=args.out)
     trainer = train(config, resume=True if args.resume else None, overwrite=args.overwrite)
     if trainer.is_main:
-        print(
-            f"done: {trainer.step} steps; see {trainer.out_dir}/samples.png, curves.png, training.gif"
-        )
+        made = "samples.png, curves.png" + (", training.gif" if config.gif else "")  # gif: false
+        print(f"done: {trainer.step} steps; see {trainer.out_dir}/{made}")
     return 0
 
 
@@ -416,11 +415,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from .submission import submit
+    from .submission import submit, written
 
-    out, manifest = submit(args.kit, args.notebooks, args.out, args.force)
-    print(f"wrote {out}: {len(manifest['files'])} files, kit {manifest['kit_version']}")
-    print("Hand in this one file. Save your notebooks first: the zip holds what is on disk.")
+    print(written(*submit(args.kit, args.notebooks, args.out, args.force)))
     return 0
 
 

@@ -14,6 +14,7 @@ shipped in ``ganlab/configs/``: ``--preset cpu`` *is* ``ganlab/configs/cpu.yaml`
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -39,8 +40,13 @@ class Range:
     high: Optional[float] = None
     low_open: bool = False
     high_open: bool = False
+    infinite_ok: bool = False  # whether +inf counts ("never"); NaN never does
 
     def __contains__(self, value) -> bool:
+        # YAML's .inf: an infinite learning rate trains to NaN in one step, so it is refused
+        # by name here unless the field says what infinity means for it.
+        if math.isinf(value) and not (self.infinite_ok and value > 0):
+            return False
         low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
         high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
         return low_ok and high_ok
@@ -96,7 +102,8 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps
     sample_every: Annotated[int, POSITIVE] = 500  # write samples/step_NNNNNN.png (a GIF frame)
     checkpoint_every: Annotated[int, POSITIVE] = 1000
-    checkpoint_seconds: Annotated[float, POSITIVE] = 60.0  # and at least this often (wall time)
+    # And at least this often (wall time); .inf: only every checkpoint_every steps.
+    checkpoint_seconds: Annotated[float, Range(0, low_open=True, infinite_ok=True)] = 60.0
     log_every: Annotated[int, POSITIVE] = 50  # copy losses to the host (and check them) this often
     n_samples: Annotated[int, POSITIVE] = 64  # images in each snapshot grid
     tensorboard: bool = False
@@ -138,8 +145,12 @@ class TrainConfig:
         names = [f.name for f in fields(cls)]
         for key in values:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
+                # The config is flat: `model.ngf` or `optim.lr` means the last part, if anything.
+                last = str(key).rpartition(".")[2]
+                close = [last] if last in names else difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
+                if "." in str(key) and last in names:
+                    hint = f" (the config is flat, with no sections: did you mean {last!r}?)"
                 raise ConfigError(f"unknown config key {key!r}{hint}.\n{cls.allowed_keys()}")
         return cls(**values)
 
@@ -207,11 +218,13 @@ def _is(value, kind) -> bool:
 def _checked(name, value, hint):
     """``value`` if it fits ``hint`` (a number given as text, like YAML's 2e-4, becomes a float)."""
     types, choices, limit = _parts(hint)
-    if float in types and isinstance(value, str):
-        try:  # PyYAML reads 2e-4 (no dot) as a string; accept it as the number it means
+    if (float in types or int in types) and isinstance(value, str):
+        try:  # PyYAML reads 2e-4 and 1e3 (no dot) as strings; accept them as the numbers they mean
             value = float(value)
         except ValueError:
             pass
+    if int in types and float not in types and isinstance(value, float) and value.is_integer():
+        value = int(value)  # steps: 1e3 or 1000.0 is the whole number 1000; 2.5 stays refused
     if not any(_is(value, kind) for kind in types):
         raise ConfigError(
             f"{name} must be {_describe(hint)}, got {value!r} ({type(value).__name__}).\n"
@@ -222,7 +235,8 @@ def _checked(name, value, hint):
         also = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{name} must be one of {choices}, got {value!r}{also}")
     if limit is not None and value is not None and value not in limit:
-        raise ConfigError(f"{name} must be {limit}, got {value!r}")
+        finite = "a finite number " if isinstance(value, float) and math.isinf(value) else ""
+        raise ConfigError(f"{name} must be {finite}{limit}, got {value!r}")
     if float in types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     return value
@@ -236,12 +250,38 @@ def presets() -> list[str]:
 
 
 def _one_line(err) -> str:
-    return " ".join(str(err).split())
+    """A YAML error in one line that names where it is: "line 2, column 1: found character ..."."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(err).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {' '.join(problem.split())}"
+    if "'\\t'" in problem:
+        text += " (YAML indents with spaces, never tabs)"
+    return text
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice is an error: by default the last one wins
+    silently, so `ngf: 8` near the top and `ngf: 16` further down would train with 16."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges keys that the mapping may then override on purpose
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)):  # a list as a key: PyYAML's own error
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _read_yaml(text: str, where: str) -> dict:
     try:
-        loaded = yaml.safe_load(text) or {}
+        loaded = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{where} is not valid YAML: {_one_line(err)}") from err
     if not isinstance(loaded, dict):
@@ -252,7 +292,12 @@ def _read_yaml(text: str, where: str) -> dict:
 def _preset_values(preset: str, seen=()) -> dict:
     """A preset's key: values, on top of those of the preset it ``extends``, if any."""
     if preset not in presets():
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {presets()}")
+        hint = ""
+        if Path(preset).suffix.lower() in (".yaml", ".yml") or Path(preset).is_file():
+            hint = (
+                f" (--preset takes a name; for a config file, give it alone: ganlab train {preset})"
+            )
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {presets()}{hint}")
     if preset in seen:
         raise ConfigError(f"presets extend each other in a circle: {' -> '.join([*seen, preset])}")
     text = _preset_text(preset)

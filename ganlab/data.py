@@ -192,7 +192,8 @@ class _ClassFolders(datasets.ImageFolder):
 def _image_folder(folder: Path, channels: int, size: int) -> Dataset:
     hint = "one sub-folder of images per class, or images directly in the folder"
     if not folder.is_dir():
-        raise DatasetUnavailable(f"{FOLDER_PREFIX}{folder}: no such folder (expected {hint})")
+        what = "is a file, not a folder" if folder.exists() else "no such folder"
+        raise DatasetUnavailable(f"{FOLDER_PREFIX}{folder}: {what} (expected {hint})")
     transform = image_transform(channels, size)
     if _subfolders(folder):
         try:
@@ -287,6 +288,12 @@ def load_dataset(
         return _image_folder(Path(name[len(FOLDER_PREFIX) :]).expanduser(), channels, size)
 
     root = Path(root).expanduser()
+    # A file here would read as "not downloaded", and the download would fail on it too.
+    if not root.is_dir() and root.exists():
+        raise DatasetUnavailable(
+            f"data_root {root} is a file, not a folder: give the folder that holds (or will "
+            "hold) the downloaded datasets, e.g. data"
+        )
     transform = image_transform(channels, size, crop=178 if name == "celeba" else None)
     split = "train" if train else "test"
     try:

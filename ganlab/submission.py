@@ -9,16 +9,20 @@ for every course notebook, and ``manifest.json``::
 
     {"format": "ganlab-submission", "version": 1, "kit_version": "0.1.0",
      "created": "2026-12-01T12:00:00+00:00",
-     "files": {"ganlab/models.py": {"sha256": "...", "bytes": 1234}, ...}}
+     "files": {"ganlab/models.py": {"sha256": "...", "bytes": 1234}, ...},
+     "notes": ["notebooks/02_critic.ipynb: packed Copy of 02_critic.ipynb"]}
 
-``collect`` finds the files, ``pack`` writes the zip, ``unpack`` turns one back into a
-folder of the same layout as a student's copy of the kit. Unpacking only ever writes the
-names above, as regular files of bounded size: a zip is untrusted input. A zip made by hand
-is read as well where it names the same files (one folder above them, Windows' ``\\``).
+``collect`` finds the files, ``submit`` refuses what the grader could not read (a link, a
+file too large, a notebook that is not JSON, a module with a syntax error), ``pack`` writes
+the zip, ``unpack`` turns one back into a folder of the same layout as a student's copy of
+the kit. Unpacking only ever writes the names above, as regular files of bounded size: a zip
+is untrusted input. A zip made by hand is read as well where it names the same files (one
+folder above them, Windows' ``\\``).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import lzma
@@ -62,8 +66,10 @@ class SubmissionError(Exception):
 
 
 def course_notebooks(kit_root) -> list[str]:
-    """The names of the course's notebooks, e.g. ``["00_setup.ipynb", ...]``, from the kit itself."""
-    return sorted(p.name for p in Path(kit_root, "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    """The names of the course's notebooks, e.g. ``["00_setup.ipynb", ...]``, from the kit itself:
+    only names a submission may hold (not a student's "02_critic (1).ipynb" beside them)."""
+    names = (p.name for p in Path(kit_root, "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return sorted(n for n in names if _NOTEBOOK.fullmatch(f"notebooks/{n}"))
 
 
 def expected_names(notebooks) -> list[str]:
@@ -84,19 +90,32 @@ def collect(kit_root, notebooks_dir=None, notebooks=None) -> tuple[dict, list]:
     for name in expected_names(notebooks):
         path = kit_root / name if name.startswith("ganlab/") else folder / Path(name).name
         copy = path.with_name(COLAB_COPY + path.name)  # Colab's "Save a copy in Drive" name
-        if path.is_file() or copy.is_file():
-            files[name] = path if path.is_file() else copy
+        found = [p for p in (path, copy) if p.is_file()]
+        if found:  # both: the one saved last (a copy downloaded from Colab beside the kit's)
+            files[name] = max(found, key=lambda p: p.stat().st_mtime)
         else:
             missing.append(name)
     return files, missing
+
+
+def _newer_lookalikes(name, path) -> list[str]:
+    """Notes on notebooks saved after ``path`` whose names hold its name (JupyterLab's
+    "02_critic-Copy1.ipynb", a second download "02_critic (1).ipynb"): is the work in one?"""
+    stem, when = Path(name).stem, path.stat().st_mtime
+    return [
+        f"{other.name} is newer than {path.name}: if your work is in it, rename it {Path(name).name}"
+        for other in sorted(path.parent.glob(f"*{stem}*.ipynb"))
+        if other != path and other.is_file() and other.stat().st_mtime > when
+    ]
 
 
 def _digest(data: bytes) -> dict:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def pack(files: dict, out, kit_version: str) -> dict:
-    """Write ``files`` (``{name in the zip: path}``) and their manifest to the zip ``out``.
+def pack(files: dict, out, kit_version: str, notes=()) -> dict:
+    """Write ``files`` (``{name in the zip: path}``) and their manifest to the zip ``out``;
+    ``notes`` (which file went in as which, for the student and the instructor) go with them.
 
     The zip is written next to ``out`` first and renamed at the end, so an interrupted
     run never leaves half a zip under the final name. Returns the manifest.
@@ -109,9 +128,10 @@ def pack(files: dict, out, kit_version: str) -> dict:
         "kit_version": kit_version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": {name: _digest(data) for name, data in contents.items()},
+        "notes": list(notes),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")  # two runs at once: one each
     try:
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -124,17 +144,30 @@ def pack(files: dict, out, kit_version: str) -> dict:
     return manifest
 
 
+def _is_kit(folder) -> bool:
+    return (folder / "ganlab" / "__init__.py").is_file() and (folder / "notebooks").is_dir()
+
+
 def find_kit(start=None) -> Path:
     """The kit folder (holding ``ganlab/`` and ``notebooks/``) at or above ``start`` (default:
     the working directory, e.g. ``notebooks/`` after the Colab set-up cell); else the folder
-    this ganlab package was imported from."""
+    this ganlab package was imported from, when that is a kit (not site-packages)."""
     here = Path(start or os.getcwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "ganlab" / "__init__.py").is_file() and (folder / "notebooks").is_dir():
+        if _is_kit(folder):
             return folder
-    if start is not None:
-        raise SubmissionError(f"{start} is not a copy of the kit (no ganlab/ and notebooks/ in it)")
-    return Path(__file__).resolve().parent.parent
+    imported_from = Path(__file__).resolve().parent.parent
+    if start is None and _is_kit(imported_from):
+        return imported_from
+    try:  # run in the folder above the kit, say: name the kit
+        below = sorted(p for p in here.iterdir() if p.is_dir() and _is_kit(p))
+    except OSError:
+        below = []
+    where = f"run it in {below[0]}" if len(below) == 1 else "run it there"
+    raise SubmissionError(
+        f"{here} is not inside a copy of the kit (the folder holding ganlab/ and notebooks/): "
+        f"{where}, or name the kit: ganlab submit KIT"
+    )
 
 
 def default_notebooks_dir(kit_root) -> Path:
@@ -158,6 +191,11 @@ def submit(kit_root=None, notebooks_dir=None, out=None, force=False) -> tuple[Pa
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise SubmissionError(f"the notebooks folder {folder} {what}")
+    if not course_notebooks(kit_root):
+        raise SubmissionError(
+            f"no course notebooks (NN_name.ipynb) in {kit_root / 'notebooks'}: the kit names the "
+            "notebooks to hand in; put them back there (a fresh copy of the kit has them)"
+        )
     files, missing = collect(kit_root, folder)
     if missing:
         where = ", ".join(missing)
@@ -166,7 +204,9 @@ def submit(kit_root=None, notebooks_dir=None, out=None, force=False) -> tuple[Pa
             "notebook there (on Colab: File -> Save a copy in Drive, or File -> Download -> "
             "Download .ipynb and upload it to that folder), or name the folder with --notebooks DIR"
         )
+    _check_links(files)
     _check_sizes(files)
+    _check_contents(files)
     out = Path(out) if out else kit_root / DEFAULT_OUT
     if out.is_dir():
         raise SubmissionError(f"{out} is a folder, not a zip file name")
@@ -174,7 +214,15 @@ def submit(kit_root=None, notebooks_dir=None, out=None, force=False) -> tuple[Pa
         raise SubmissionError(f"{out}: name the file *.zip (the grader reads only .zip files)")
     if out.exists() and not force:
         raise SubmissionError(f"{out} exists: pass --force to replace it")
-    return out, pack(files, out, __version__)
+    notes = [f"{n}: packed {p.name}" for n, p in files.items() if p.name != Path(n).name]
+    for name, path in files.items():
+        notes += _newer_lookalikes(name, path) if name.startswith("notebooks/") else []
+    try:
+        return out, pack(files, out, __version__, notes)
+    except OSError as err:  # a read-only folder, a full disk, a zip open in another program
+        raise SubmissionError(
+            f"cannot write {out} ({err.strerror or err}): choose another file with --out FILE"
+        ) from err
 
 
 def max_bytes(name: str) -> int:
@@ -210,12 +258,75 @@ def _check_sizes(files):
         )
 
 
+def _check_links(files):
+    """Refuse a link in place of a file: its target (any file on the disk) would be packed."""
+    links = [f"{n} is a link to {os.readlink(p)}" for n, p in files.items() if p.is_symlink()]
+    if links:
+        raise SubmissionError(
+            f"cannot hand in: {'; '.join(links)}. Put the file itself there (the grader "
+            "reads no links), and hand in again"
+        )
+
+
+def _read_text(path) -> str:
+    """A file's text as the grader reads it: a BOM dropped, bytes not in UTF-8 replaced."""
+    return Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+
+
+def _notebook_problem(text: str) -> str | None:
+    """Why the grader cannot read the notebook ``text`` (it needs JSON with a list of cells), or None."""
+    if not text.strip():
+        return "is empty"
+    if re.search(r"^(<<<<<<<|>>>>>>>) ", text, re.MULTILINE):
+        return "holds a Git merge conflict (<<<<<<< lines)"
+    try:
+        cells = json.loads(text).get("cells")
+    except json.JSONDecodeError as err:
+        return f"is not a valid notebook (cut short? line {err.lineno}: {err.msg})"
+    except (AttributeError, RecursionError):  # JSON, but no object, or nested past reading
+        cells = None
+    return None if isinstance(cells, list) else "is not a valid notebook (no list of cells)"
+
+
+def _check_contents(files):
+    """Refuse a notebook or module the grader cannot read: each of its exercises would score 0."""
+    problems = []
+    for name, path in files.items():
+        text = _read_text(path)
+        where = name if path.name == Path(name).name else f"{name} (saved as {path})"
+        if name.startswith("notebooks/"):
+            problem = _notebook_problem(text)
+            problems += [f"{where} {problem}"] if problem else []
+            continue
+        try:
+            compile(text, name, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            line = getattr(err, "lineno", None) or "?"
+            problems.append(f"{where} has a syntax error (line {line}: {getattr(err, 'msg', err)})")
+    if problems:
+        raise SubmissionError(
+            f"cannot hand in: {'; '.join(problems)}. Fix each and save it (a notebook: open it "
+            "in Jupyter or Colab and save it again; the kit's notebooks/ has a fresh copy), "
+            "then hand in again"
+        )
+
+
+def written(out, manifest) -> str:
+    """What ``submit`` wrote, for the student: the zip, its notes, the one thing to remember."""
+    return "\n".join(
+        [
+            f"wrote {out}: {len(manifest['files'])} files, kit {manifest['kit_version']}",
+            *(f"note: {note}" for note in manifest["notes"]),
+            "Hand in this one file. Save your notebooks first: the zip holds what is on disk.",
+        ]
+    )
+
+
 def hand_in(notebooks_dir=None):
     """The closing cell of notebook 00: pack (replacing an earlier zip), say what went in, and
     on Colab start the download."""
     out, manifest = submit(notebooks_dir=notebooks_dir, force=True)
-    print(f"wrote {out}: {len(manifest['files'])} files, kit {manifest['kit_version']}")
-    print("Hand in this one file. Save your notebooks first: the zip holds what is on disk.")
+    print(written(out, manifest))
     from .environment import on_colab
 
     if on_colab():

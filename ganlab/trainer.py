@@ -499,6 +499,8 @@ class Trainer:
                 and nbytes < 0.25 * torch.cuda.mem_get_info(self.device)[0]
             )
         self.images = as_tensors(self.dataset)[0].to(self.device) if on_device else None
+        if self.images is None and cfg.num_workers:
+            _check_workers(cfg.num_workers)
 
     def _wrap(self, net: nn.Module) -> nn.Module:
         cfg = self.config
@@ -536,6 +538,21 @@ class Trainer:
                 if self.config.channels_last
                 else real
             )
+
+
+def _check_workers(num_workers: int):
+    """``ConfigError`` unless this system lets the DataLoader start worker processes: some refuse
+    the semaphores their queues need (a container without /dev/shm, a sandbox). Checked before
+    training, as torch's own error would come as a traceback at the first batch."""
+    import multiprocessing
+
+    try:
+        multiprocessing.get_context().Lock()  # what each worker's queue makes first
+    except OSError as err:
+        raise ConfigError(
+            f"num_workers={num_workers}: this system does not let the DataLoader start worker "
+            f"processes ({err.strerror or err}); load in the training process: num_workers: 0"
+        ) from err
 
 
 @torch.no_grad()

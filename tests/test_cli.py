@@ -237,7 +237,7 @@ def _corrupt_folder(tmp_path):
     for i in range(20):
         iio.imwrite(folder / f"{i}.png", np.full((8, 8, 3), i * 10, np.uint8))
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    return f"dataset: folder:{folder}\nimage_size: 32\nbatch_size: 4\n"
+    return f"dataset: folder:{folder}\nimage_size: 32\n"
 
 
 def _file(tmp_path, name, data: bytes):
@@ -313,7 +313,10 @@ BAD = {
     ),
     "no config": (lambda t, c: ["train"], 2, "--preset"),
     "corrupt image in a folder": (
-        lambda t, c: ["train", _config(t, _corrupt_folder(t)), "--out", str(t / "r")],
+        lambda t, c: [
+            *("train", _config(t, _corrupt_folder(t)), "--set", "batch_size=4"),
+            *("--out", str(t / "r")),
+        ],
         1,
         "broken.png cannot be read as an image",
     ),
@@ -475,6 +478,26 @@ BAD = {
         lambda t, c: ["evaluate", c, "--json", _file(t, "r.json", b'{"mine": 1}')],
         2,
         "--force",
+    ),
+    "a key given twice": (
+        lambda t, c: ["train", _config(t, "ngf: 16\n")],
+        2,
+        "line 9, column 1: key 'ngf' is given twice",
+    ),
+    "an infinite learning rate": (
+        lambda t, c: ["train", _config(t, ""), "--set", "lr=.inf"],
+        2,
+        "lr must be a finite number > 0",
+    ),
+    "a config file given as --preset": (
+        lambda t, c: ["train", "--preset", _config(t, "")],
+        2,
+        "--preset takes a name; for a config file, give it alone",
+    ),
+    "data_root is a file": (
+        lambda t, c: ["train", _config(t, "dataset: mnist\ndata_root: " + _a_file(t) + "\n")],
+        1,
+        "is a file, not a folder",
     ),
     "sample a named pipe": (
         lambda t, c: ["sample", _fifo(t, "g.onnx"), "--out", str(t / "x.png")],
@@ -809,6 +832,15 @@ def test_evaluate_scores_an_exported_onnx_as_its_checkpoint(run_dir, tmp_path, c
         reports.append(json.loads(out.read_text()))
     fd = [r["fd"] for r in reports]
     assert fd[0] == pytest.approx(fd[1], rel=1e-3), f"ONNX and checkpoint scored apart: {fd}"
+
+
+def test_the_done_line_names_only_the_pictures_written(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.replace("steps: 4", "steps: 1") + "gif: false\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "samples.png, curves.png" in out and "training.gif" not in out, out
+    assert not (tmp_path / "r" / "training.gif").exists()
 
 
 def test_train_out_is_a_path_as_typed(tmp_path, monkeypatch, capsys):

@@ -202,3 +202,54 @@ def test_devices_this_machine_lacks_are_config_errors():
     else:
         with pytest.raises(ConfigError, match="only"):
             resolve_device(f"cuda:{torch.cuda.device_count() + 3}")
+
+
+def test_a_key_given_twice_is_refused_not_silently_the_last(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("ngf: 8\nsteps: 10\nngf: 16\n")
+    with pytest.raises(ConfigError, match="line 3, column 1: key 'ngf' is given twice"):
+        load_config(path)
+    # YAML's merge key (<<) brings in keys that the mapping then overrides on purpose.
+    merged = config_module._read_yaml("base: &b {x: 1, y: 2}\nrun:\n  <<: *b\n  x: 3\n", "t")
+    assert merged["run"] == {"x": 3, "y": 2}, merged
+
+
+def test_a_tab_is_named_with_its_line(tmp_path):
+    path = tmp_path / "tab.yaml"
+    path.write_text("ngf: 8\n\tndf: 8\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "line 2, column 1" in message and "never tabs" in message, message
+    assert "<unicode string>" not in message, message
+
+
+@pytest.mark.parametrize("text", ["1e3", "1000.0", "1.0e+3"])
+def test_whole_numbers_in_any_notation_are_accepted_for_counts(text):
+    config = load_config(None, [f"steps={text}", f"batch_size={text}"])
+    assert config.steps == 1000 and type(config.steps) is int, config.steps
+    assert config.batch_size == 1000 and type(config.batch_size) is int
+    with pytest.raises(ConfigError, match="steps must be int or null"):
+        load_config(None, ["steps=2.5e0"])
+
+
+def test_infinite_numbers_are_refused_unless_they_mean_never():
+    for key in ("lr", "lr_critic", "beta1"):
+        with pytest.raises(ConfigError, match=f"{key} must be a finite number"):
+            load_config(None, [f"{key}=.inf"])
+    with pytest.raises(ConfigError, match="lr must be"):
+        load_config(None, ["lr=-.inf"])
+    assert load_config(None, ["checkpoint_seconds=.inf"]).checkpoint_seconds == float("inf")
+
+
+def test_a_sectioned_key_points_to_the_flat_one():
+    with pytest.raises(ConfigError, match="the config is flat.*did you mean 'ngf'"):
+        load_config(None, ["model.ngf=16"])
+
+
+def test_a_config_file_given_as_a_preset_is_pointed_to_the_right_place(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("steps: 3\n")
+    for preset in (str(path), "cpu.yaml"):
+        with pytest.raises(ConfigError, match=f"give it alone: ganlab train {preset}"):
+            load_config(preset=preset)

@@ -365,6 +365,18 @@ def test_missing_or_empty_folder(tmp_path):
         data.load_dataset(f"folder:{tmp_path / 'nowhere'}")
     with pytest.raises(DatasetUnavailable, match="no images"):
         data.load_dataset(f"folder:{tmp_path}")
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(DatasetUnavailable, match="a.png: is a file, not a folder"):
+        data.load_dataset(f"folder:{tmp_path / 'a.png'}")
+
+
+def test_a_data_root_that_is_a_file_is_named(tmp_path):
+    root = tmp_path / "data"
+    root.write_text("not a folder")
+    for download in (True, False):
+        with pytest.raises(DatasetUnavailable, match="data_root .* is a file, not a folder") as err:
+            data.load_dataset("mnist", root, download=download)
+        assert len(str(err.value).splitlines()) == 1, str(err.value)
 
 
 # --- loaders ------------------------------------------------------------------------------

@@ -171,6 +171,7 @@ def test_on_colab_submit_finds_the_notebooks_saved_to_drive(student_kit, tmp_pat
     assert proc.returncode == 0, proc.stderr
     archive = zipfile.ZipFile(student_kit / submission.DEFAULT_OUT)
     assert b'"mine"' in archive.read("notebooks/01_data.ipynb"), "the kit's copy was packed"
+    assert "note: notebooks/01_data.ipynb: packed Copy of 01_data.ipynb" in proc.stdout
 
 
 def test_notebook_00_closes_with_the_hand_in_cell():
@@ -371,3 +372,153 @@ def test_a_module_has_one_size_limit_from_submit_to_the_grader(student_kit, tmp_
     module.write_text("x = 1\n#" + "w" * (submission.MAX_MODULE_BYTES - 10))  # under: all fine
     submission.submit(student_kit)
     assert assemble.load_submission(student_kit, [], "s").modules["models.py"].startswith("x = 1")
+
+
+# -- ganlab submit: what a student's folders really hold ---------------------------------
+
+COLAB_SAVED = {  # File -> Download .ipynb on Colab: no cell ids, Colab metadata, nbformat 4.0
+    "nbformat": 4,
+    "nbformat_minor": 0,
+    "metadata": {"colab": {"provenance": []}, "kernelspec": {"name": "python3"}},
+    "cells": [
+        {
+            "cell_type": "code",
+            "metadata": {"id": "aBc123"},
+            "execution_count": None,
+            "outputs": [],
+            "source": ["x = 1\n", "y = 2"],
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ("", "is empty"),  # a save cut short by a full disk, a file created by hand
+        ('{"cells": [{"cell_type": "code", "sou', "not a valid notebook"),  # half-saved
+        ('<<<<<<< HEAD\n{"cells": []}\n=======\n{"cells": [1]}\n>>>>>>> main\n', "merge conflict"),
+        ("[1, 2]", "not a valid notebook"),  # JSON, but not a notebook
+    ],
+)
+def test_submit_refuses_a_notebook_the_grader_cannot_read(student_kit, text, said):
+    # Was: packed as it was; the grader then counted every exercise of that notebook as not done.
+    (student_kit / "notebooks" / "01_data.ipynb").write_text(text)
+    with pytest.raises(submission.SubmissionError, match=f"notebooks/01_data.ipynb.*{said}"):
+        submission.submit(student_kit)
+    assert not (student_kit / submission.DEFAULT_OUT).exists()
+
+
+def test_submit_takes_notebooks_and_modules_as_the_grader_reads_them(student_kit):
+    notebook = json.dumps(COLAB_SAVED).encode()
+    (student_kit / "notebooks" / "01_data.ipynb").write_bytes(b"\xef\xbb\xbf" + notebook)  # BOM
+    (student_kit / "ganlab" / "models.py").write_bytes(b"# caf\xe9 (cp1252)\nx = 1\n")
+    out, manifest = submission.submit(student_kit)
+    assert zipfile.ZipFile(out).read("notebooks/01_data.ipynb").endswith(notebook)
+
+
+def test_submit_refuses_a_module_with_a_syntax_error(student_kit):
+    # Was: packed; the grader graded the whole module as not implemented.
+    (student_kit / "ganlab" / "losses.py").write_text("<<<<<<< HEAD\nx = 1\n=======\nx = 2\n")
+    with pytest.raises(
+        submission.SubmissionError, match=r"ganlab/losses\.py has a syntax error \(line 1"
+    ):
+        submission.submit(student_kit)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links need privileges on Windows")
+def test_submit_does_not_pack_what_a_link_points_to(student_kit, tmp_path):
+    # Was: ganlab/models.py -> ~/private.txt packed the private file as the student's models.py.
+    private = tmp_path / "private.txt"
+    private.write_text("not for the instructor")
+    (student_kit / "ganlab" / "models.py").unlink()
+    (student_kit / "ganlab" / "models.py").symlink_to(private)
+    with pytest.raises(submission.SubmissionError, match=r"ganlab/models\.py is a link"):
+        submission.submit(student_kit)
+    assert not (student_kit / submission.DEFAULT_OUT).exists()
+
+
+def test_the_course_notebooks_are_names_the_grader_reads(student_kit):
+    # Was: "02_critic (1).ipynb" (a second download) was a course notebook, packed under a name
+    # the grader ignores, and required in Drive; a name not in UTF-8 stopped submit with a traceback.
+    for name in ("02_critic (1).ipynb", "Copy of 01_data.ipynb", "03_gén.ipynb"):
+        (student_kit / "notebooks" / name).write_text('{"cells": []}')
+    try:
+        (student_kit / "notebooks" / os.fsdecode(b"04_b\xff.ipynb")).write_text("{}")
+    except (OSError, UnicodeError):  # macOS and Windows accept only Unicode names
+        pass
+    assert submission.course_notebooks(student_kit) == ["00_setup.ipynb", "01_data.ipynb"]
+    out, manifest = submission.submit(student_kit)
+    assert sorted(manifest["files"]) == sorted(
+        submission.expected_names(["00_setup.ipynb", "01_data.ipynb"])
+    )
+
+
+def test_submit_refuses_a_kit_without_its_notebooks(student_kit):
+    # Was: a zip of the modules alone, "written": the notebooks' exercises all graded as not done.
+    for notebook in (student_kit / "notebooks").iterdir():
+        notebook.rename(student_kit / notebook.name)
+    with pytest.raises(submission.SubmissionError, match="no course notebooks"):
+        submission.submit(student_kit)
+
+
+def test_submit_outside_a_kit_says_where_to_run_it(student_kit, tmp_path, monkeypatch):
+    # Was: outside a kit, the folder ganlab was imported from was packed even when it was no
+    # kit (site-packages after `pip install ganlab`): its stubs, and no notebook.
+    installed = tmp_path / "site-packages" / "ganlab"
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    monkeypatch.setattr(submission, "__file__", str(installed / "submission.py"))
+    monkeypatch.chdir(tmp_path)  # the folder above the kit
+    with pytest.raises(submission.SubmissionError, match=f"run it in {student_kit}"):
+        submission.submit()
+    monkeypatch.chdir(tmp_path / "site-packages")
+    with pytest.raises(submission.SubmissionError, match="not inside a copy of the kit"):
+        submission.submit()
+    monkeypatch.chdir(student_kit / "notebooks")
+    assert submission.submit()[0] == student_kit / submission.DEFAULT_OUT
+
+
+def test_the_newer_of_a_notebook_and_its_copy_is_packed(student_kit):
+    # Was: "Copy of 01_data.ipynb" downloaded from Colab into the kit's notebooks/ lost to the
+    # untouched 01_data.ipynb beside it, without a word.
+    folder = student_kit / "notebooks"
+    (folder / "Copy of 01_data.ipynb").write_text('{"cells": [], "mine": true}')
+    os.utime(folder / "01_data.ipynb", (1_000_000_000, 1_000_000_000))  # the kit's, from 2001
+    (folder / "00_setup-Copy1.ipynb").write_text('{"cells": []}')  # JupyterLab's "Duplicate"
+    os.utime(folder / "00_setup.ipynb", (1_000_000_000, 1_000_000_000))
+    out, manifest = submission.submit(student_kit)
+    assert b'"mine"' in zipfile.ZipFile(out).read("notebooks/01_data.ipynb")
+    notes = " ".join(manifest["notes"])
+    assert "notebooks/01_data.ipynb: packed Copy of 01_data.ipynb" in notes
+    assert "00_setup-Copy1.ipynb is newer than 00_setup.ipynb" in notes
+
+
+def test_pack_leaves_another_runs_partial_zip_alone(kit, tmp_path):
+    # Was: two runs at once wrote the same me.zip.partial, one deleting or renaming the other's.
+    other = tmp_path / "me.zip.partial"
+    other.write_text("another run, still writing")
+    submission.pack(submission.collect(kit)[0], tmp_path / "me.zip", "1")
+    assert other.read_text() == "another run, still writing"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kit", "me.zip", "me.zip.partial"]
+
+
+def test_a_zip_that_cannot_be_written_is_one_clear_error(student_kit, tmp_path, monkeypatch):
+    def read_only(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(zipfile, "ZipFile", read_only)  # a read-only folder (tests run as root)
+    with pytest.raises(submission.SubmissionError, match=r"cannot write .*me\.zip .*--out"):
+        submission.submit(student_kit, out=tmp_path / "ro" / "me.zip")
+
+
+def test_submit_packs_nothing_else_of_the_students_folders(student_kit):
+    (student_kit / "runs" / "demo").mkdir(parents=True)
+    (student_kit / "runs" / "demo" / "checkpoint.pt").write_bytes(b"\0" * 2**20)
+    (student_kit / "ganlab" / "notes.py").write_text("mine")
+    (student_kit / "notebooks" / "scratch.ipynb").write_text('{"cells": []}')
+    out, manifest = submission.submit(student_kit)
+    assert set(zipfile.ZipFile(out).namelist()) == {submission.MANIFEST, *manifest["files"]}
+    assert sorted(manifest["files"]) == sorted(
+        submission.expected_names(["00_setup.ipynb", "01_data.ipynb"])
+    )

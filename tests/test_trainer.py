@@ -446,3 +446,20 @@ def test_a_trainer_that_cannot_start_leaves_no_lock_and_no_folder(tmp_path):
     with pytest.raises(ConfigError):
         Trainer(tiny(tmp_path, steps=2, ngf=16))
     assert _lockable_by_another_process(tmp_path / "run"), "the refused trainer kept the lock"
+
+
+def test_a_system_without_worker_processes_is_told_to_use_none(tmp_path, monkeypatch):
+    """A container without /dev/shm refuses the semaphores DataLoader workers need: before, a
+    traceback at the first batch, with the run folder already made."""
+    import multiprocessing.synchronize
+
+    def refused(self, *args, **kwargs):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(multiprocessing.synchronize.SemLock, "__init__", refused)
+    with pytest.raises(
+        ConfigError, match="num_workers=2: .*Function not implemented.*num_workers: 0"
+    ):
+        Trainer(tiny(tmp_path, num_workers=2))
+    assert not (tmp_path / "run").exists(), "a run that cannot start must leave no folder"
+    Trainer(tiny(tmp_path, num_workers=0))  # the advice works
