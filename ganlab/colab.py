@@ -18,6 +18,9 @@ therefore only finds or clones the kit, then calls :func:`finish_setup` from it,
   runs in Drive, so a disconnect loses neither; a new runtime finds both there again.
 * when the cell ran before in this session with the other KEEP_ON_DRIVE, forgets the ``ganlab``
   imported from the other folder, so the notebook uses the files the student now edits.
+* writes an IPython start-up file (:func:`remember_session`), so that after *Runtime -> Restart
+  session* every new kernel of this runtime is back in the kit's notebooks folder, with the runs in
+  Drive and ``%load_ext autoreload`` working, even when the student runs only a later cell.
 
 Every step checks before it acts, so running the cell again (after a restart, or in the next
 notebook) does only what is still missing.
@@ -67,15 +70,20 @@ def badge(path, branch=BRANCH, repository=REPOSITORY):
 # The cell is a Colab form (#@title, cellView "form" in its metadata): Colab shows only its
 # title and the check box, so the notebook's first idea is what the student sees first.
 SETUP_TEMPLATE = """\
-#@title Set-up: run this cell first (on Colab it installs the kit; elsewhere it does nothing)
+#@title Set-up: run this cell first (on Colab it installs the kit; elsewhere it checks for it)
 KEEP_ON_DRIVE = True  #@param {{type:"boolean"}}
 # KEEP_ON_DRIVE: your copy of the kit (the ganlab/*.py you edit) and your runs live in Google
 # Drive and survive a disconnect. Safe to run again. What each step does: ganlab/colab.py.
 import os, subprocess, sys
 try:
     import google.colab  # only Colab has it
-except ImportError:
-    pass
+except ImportError:  # elsewhere: the kit must be installed for this kernel's Python
+    try:
+        import ganlab
+    except ImportError:
+        raise ModuleNotFoundError(
+            f"no ganlab in this kernel's Python ({{sys.executable}}): pick the kit's environment "
+            "as kernel (`make lab` in the kit's folder starts JupyterLab with it)") from None
 else:
     KIT = "{kit_dir}"
     if KEEP_ON_DRIVE:
@@ -187,6 +195,61 @@ def forget_other_kit(kit):
     return old
 
 
+def resume_session(kit, keep_on_drive=True):
+    """What the set-up cell's choices mean for one kernel: the kit's notebooks folder as working
+    directory, the runs (and the saved notebooks) in Drive when ``keep_on_drive``, and a working
+    ``%load_ext autoreload``. Installs nothing. Returns the runs folder, or None (``./runs``)."""
+    kit = Path(kit)
+    give_autoreload_its_imp()
+    os.chdir(kit / "notebooks")
+    if not keep_on_drive:
+        return None
+    # The kit is in MyDrive: the runs and the saved notebooks are beside it.
+    runs = kit.parent / Path(DRIVE_RUNS).name
+    os.environ["GANLAB_RUNS_DIR"] = str(runs)
+    os.environ["GANLAB_NOTEBOOKS_DIR"] = str(kit.parent / Path(DRIVE_NOTEBOOKS).name)
+    return runs
+
+
+STARTUP_FILE = "50-ganlab-colab.py"
+STARTUP_TEMPLATE = """\
+# Written by ganlab's Colab set-up cell (ganlab/colab.py): IPython runs this file when a kernel
+# starts, so after Runtime -> Restart session the notebook still finds the kit's folder, your
+# runs in Drive and autoreload, whichever cell you run first. Lost with the runtime, as is the kit.
+# Elsewhere (no google.colab, or the kit gone) it does nothing.
+def _ganlab_resume():
+    import os
+
+    try:
+        import google.colab  # noqa: F401
+    except ImportError:
+        return
+    if os.path.isfile(os.path.join({kit!r}, "ganlab", "colab.py")):
+        try:
+            from ganlab.colab import resume_session
+
+            resume_session({kit!r}, keep_on_drive={keep_on_drive!r})
+        except Exception as err:  # never stop a kernel from starting
+            print("ganlab: run the set-up cell (the first code cell) again:", repr(err))
+
+
+_ganlab_resume()
+del _ganlab_resume
+"""
+
+
+def remember_session(kit, keep_on_drive=True):
+    """Write :data:`STARTUP_TEMPLATE` into IPython's start-up folder (the runtime's disk: it
+    outlives a restart, not a disconnect). Returns the file written."""
+    from IPython.paths import get_ipython_dir
+
+    startup = Path(get_ipython_dir()) / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    path = startup / STARTUP_FILE
+    path.write_text(STARTUP_TEMPLATE.format(kit=str(kit), keep_on_drive=bool(keep_on_drive)))
+    return path
+
+
 def finish_setup(kit, keep_on_drive=True, quiet=False):
     """Install what is missing, then point the notebook at the kit (see the module docstring)."""
     kit = Path(kit).resolve()
@@ -201,15 +264,11 @@ def finish_setup(kit, keep_on_drive=True, quiet=False):
         _pip(*missing)
         importlib.invalidate_caches()
         done.append("added " + ", ".join(missing))
-    give_autoreload_its_imp()
     old = forget_other_kit(kit)
     if old is not None:
         done.append(f"switched this session from the kit in {old}")
-    os.chdir(kit / "notebooks")
-    if keep_on_drive:  # the kit is in MyDrive: the runs and the saved notebooks are beside it
-        runs = kit.parent / Path(DRIVE_RUNS).name
-        os.environ["GANLAB_RUNS_DIR"] = str(runs)
-        os.environ["GANLAB_NOTEBOOKS_DIR"] = str(kit.parent / Path(DRIVE_NOTEBOOKS).name)
+    runs = resume_session(kit, keep_on_drive)
+    remember_session(kit, keep_on_drive)
     import ipywidgets
 
     if int(ipywidgets.__version__.split(".")[0]) >= 8:

@@ -144,4 +144,6 @@ def course_generator(run="notebook05", preset="cpu", device="cpu"):
         why = f"your run {checkpoint} has {step} of notebook 05's {schedule} steps"
     except (CheckpointError, NotImplementedError) as err:
         why = f"cannot use your run {checkpoint} ({err})"
+    except Exception as err:  # noqa: BLE001 - your Generator as it is now: any bug of an edit
+        why = f"your Generator, as it is now, cannot rebuild {checkpoint} ({type(err).__name__}: {err})"
     return load_pretrained(device), f"{pretrained}; {why}"

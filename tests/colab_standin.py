@@ -12,7 +12,14 @@ from ganlab import colab
 REPO = Path(__file__).resolve().parent.parent
 
 STAND_IN = {
-    "google/colab/__init__.py": "",
+    # The runtime's ~/.ipython, where the set-up cell writes its start-up file: beside the log, in
+    # the test's folder, never in the home of the machine running the tests (unless a test sets it).
+    "google/colab/__init__.py": (
+        "import os\n"
+        "if os.environ.get('COLAB_STANDIN_LOG'):\n"
+        "    folder = os.path.dirname(os.environ['COLAB_STANDIN_LOG'])\n"
+        "    os.environ.setdefault('IPYTHONDIR', os.path.join(folder, 'ipython'))\n"
+    ),
     "google/colab/_log.py": (
         "import json, os\n"
         "def record(*call):\n"

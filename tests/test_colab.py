@@ -101,6 +101,23 @@ def test_setup_cell_does_nothing_off_colab(google):
     assert time.perf_counter() - start < 5, "off Colab the set-up cell must be instant"
 
 
+def test_off_colab_a_kernel_without_the_kit_is_told_so_by_the_set_up_cell():
+    # JupyterLab or VS Code started from another Python (a global install, conda's base): the
+    # set-up cell used to pass silently and the next cell failed with a bare "No module named
+    # 'ganlab'". The cell says which Python the kernel runs and what to pick instead.
+    hide = NO_GOOGLE.replace("name == 'google' or name.startswith('google.')", "name == 'ganlab'")
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_GOOGLE + hide + colab.setup_cell_source()],
+        capture_output=True,
+        text=True,
+        cwd=REPO.parent,
+    )
+    assert proc.returncode != 0, "the set-up cell passed in a Python without the kit"
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: no ganlab in this kernel's Python"), last
+    assert sys.executable in last and "make lab" in last, last
+
+
 def _venv_with_torch(path):
     """A fresh virtual environment in which torch is already installed (this suite's, by .pth)."""
     import torch
@@ -151,6 +168,9 @@ def _env(tmp_path, drive):
         COLAB_STANDIN_DRIVE=str(drive),
         GANLAB_SOLUTIONS="1",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
+        IPYTHONDIR=str(
+            tmp_path / "ipython"
+        ),  # the runtime's ~/.ipython: the set-up cell writes there
     )
     return env
 
@@ -271,3 +291,103 @@ def test_ticking_keep_on_drive_and_running_the_cell_again_switches_to_the_drive_
         f"after switching to Drive the notebook still imports {package}"
     )
     assert Path(module).resolve() == latent.resolve() and edit == "in-drive", out[-2000:]
+
+
+@pytest.mark.slow
+def test_after_restart_session_a_later_cell_still_finds_the_runs_in_drive(tmp_path):
+    # Runtime -> Restart session, then the student runs a later cell (or the visible `setup`
+    # cell) without the hidden set-up cell first. The disk is kept, os.environ and os.chdir are
+    # not: before, runs went to /content/runs (lost at a disconnect, and notebook 06 could not
+    # find notebook 05's run in Drive) and the hand-in missed the notebooks in Drive.
+    origin = course_origin(tmp_path / "origin")
+    write_stand_in(tmp_path / "standin")
+    drive = tmp_path / "drive"
+    env = _env(tmp_path, drive)
+    python, _ = _venv_with_torch(tmp_path / "venv")
+    content = tmp_path / "content"
+    content.mkdir()
+    _run(python, cell_for(colab.setup_cell_source(), origin, content), content, env)
+    kit = drive / "ganlab"
+
+    notebook = nbformat.read(str(REPO / "notebooks" / "05_training.ipynb"), as_version=4)
+    setup = next(c.source for c in notebook.cells if c.get("id") == "setup")
+    probe = (
+        "\nimport os\nfrom ganlab import environment\n"
+        "print('RESULT', environment.runs_dir(), os.getcwd(), os.environ.get('GANLAB_NOTEBOOKS_DIR'),"
+        " sep='|')"
+    )
+    # A new kernel: IPython (magics, start-up files) in the same runtime, started in /content.
+    proc = subprocess.run(
+        [str(python), "-m", "IPython", "--colors=NoColor", "-c", setup + probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=content,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "RESULT" in out, out[-3000:]
+    runs, cwd, notebooks = out.split("RESULT|")[-1].splitlines()[0].split("|")
+    assert Path(runs) == kit.parent / "ganlab-runs", f"after a restart runs go to {runs}"
+    assert Path(cwd) == kit / "notebooks", f"after a restart the notebook works in {cwd}"
+    assert Path(notebooks) == kit.parent / "Colab Notebooks"
+
+
+def test_the_start_up_file_does_nothing_off_colab(tmp_path, monkeypatch):
+    # The file stays in ~/.ipython; on a laptop (or a test machine) every later kernel runs it.
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    path = colab.remember_session(REPO, keep_on_drive=True)
+    assert path.parent == tmp_path / "ipython" / "profile_default" / "startup"
+    code = (
+        NO_GOOGLE
+        + path.read_text()
+        + "\nimport os\nprint(os.getcwd(), os.environ.get('GANLAB_RUNS_DIR'),"
+        + " [n for n in dir() if 'ganlab' in n])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GANLAB_RUNS_DIR"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(tmp_path), "None", "[]"], proc.stdout
+
+
+def test_the_start_up_file_on_colab_restores_the_folder_and_the_runs_for_any_path(
+    tmp_path, monkeypatch
+):
+    # Drive paths have spaces ("Colab Notebooks", "My Drive" in a shortcut), and a student's
+    # folder can hold a quote: the file is Python, so the paths are written as literals.
+    kit = tmp_path / "My Drive" / "Ada's ganlab"
+    (kit / "ganlab").mkdir(parents=True)
+    (kit / "ganlab" / "colab.py").write_text("")  # the kit is there (its code: this checkout's)
+    (kit / "notebooks").mkdir()
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    path = colab.remember_session(kit, keep_on_drive=True)
+    standin = write_stand_in(tmp_path / "standin")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GANLAB_")}
+    env["PYTHONPATH"] = f"{standin}{os.pathsep}{REPO}"
+    code = path.read_text() + (
+        "\nimport os\nfrom ganlab import environment\n"
+        "print(os.getcwd(), environment.runs_dir(), os.environ['GANLAB_NOTEBOOKS_DIR'], sep='|')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().split("|") == [
+        str(kit / "notebooks"),
+        str(kit.parent / "ganlab-runs"),
+        str(kit.parent / "Colab Notebooks"),
+    ], proc.stdout
+
+
+def test_the_stand_in_keeps_the_start_up_file_out_of_this_machines_home(tmp_path):
+    # Tests that run the set-up cell without an IPYTHONDIR of their own (tests/test_browser.py)
+    # must not leave a start-up file in ~/.ipython for every later kernel of this machine.
+    standin = write_stand_in(tmp_path / "standin")
+    env = {k: v for k, v in os.environ.items() if k != "IPYTHONDIR"}
+    env.update(PYTHONPATH=f"{standin}{os.pathsep}{REPO}", COLAB_STANDIN_LOG=str(tmp_path / "log"))
+    code = "import google.colab\nfrom ganlab import colab\nprint(colab.remember_session('/k'))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert Path(proc.stdout.strip()).is_relative_to(tmp_path / "ipython"), proc.stdout

@@ -63,6 +63,9 @@ def _runtimes(venv, tmp):
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel 6.17's debugger warns on every start
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+        "IPYTHONDIR": str(
+            tmp / "ipython"
+        ),  # the runtime's ~/.ipython: the set-up cell writes there
     }
     os.environ["JUPYTER_PATH"] = str(tmp / "jupyter")
     kernel = kernel_spec(tmp / "jupyter", python, env, name="colab-like")
@@ -72,6 +75,7 @@ def _runtimes(venv, tmp):
             [str(python), "-m", "pip", "uninstall", "-y", "-q", *RUNTIME_DEPENDENT],
             capture_output=True,
         )
+        shutil.rmtree(tmp / "ipython", ignore_errors=True)  # a new runtime's disk: no start-up file
         content = tmp / f"content{n}"
         content.mkdir()
         return content
@@ -242,3 +246,40 @@ def test_ganlab_check_runs_the_notebooks_on_colabs_python_and_ipython():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "No module named 'imp'" not in proc.stdout, proc.stdout[-3000:]
     assert "failed before it" not in proc.stdout, proc.stdout[-3000:]
+
+
+def test_after_restart_session_the_visible_set_up_cell_alone_works(tmp_path):
+    """Runtime -> Restart session, then the student runs the notebook's visible `setup` cell
+    (%load_ext autoreload first), not the hidden Colab form above it. Colab's Python 3.12 with
+    IPython 7.34: autoreload imports `imp`, and the stand-in the set-up cell gave the last kernel
+    is gone with it. The start-up file the set-up cell wrote brings it back in every new kernel."""
+    venv = built_env(".venv-colab", "GANLAB_COLAB_ENV", ".ci/colab-env")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANLAB_", "PYTHON"))}
+    standin = write_stand_in(
+        tmp_path / "standin"
+    )  # google.colab: the start-up file acts on Colab only
+    env.update(
+        PYTHONPATH=f"{standin}{os.pathsep}{REPO}",
+        IPYTHONDIR=str(tmp_path / "ipython"),
+        GANLAB_SOLUTIONS="1",
+    )
+    python = str(venv / "bin" / "python")
+    # What finish_setup leaves on the runtime's disk (without installing: the kit is on PYTHONPATH).
+    subprocess.run(
+        [python, "-c", f"from ganlab import colab; colab.remember_session({str(REPO)!r}, False)"],
+        env=env,
+        check=True,
+    )
+    setup = cell(read(REPO / "notebooks" / "02_critic.ipynb"), "setup").source
+    probe = "\nimport os\nprint('RESULT', os.getcwd(), checks.__name__)"
+    proc = subprocess.run(
+        [python, "-m", "IPython", "--colors=NoColor", "-c", setup + probe],
+        cwd=tmp_path,  # a new kernel starts in /content
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert "No module named 'imp'" not in out, out[-3000:]
+    assert f"RESULT {REPO / 'notebooks'} ganlab.checks" in out, out[-3000:]

@@ -58,3 +58,27 @@ def test_to_png_scales_up_a_grey_image():
     assert picture.size == (56, 56) and picture.getpixel((0, 0)) == 128, (
         "0 in [-1, 1] is mid-grey, 2x enlarged"
     )
+
+
+def test_without_ipywidgets_the_explorer_shows_a_static_sweep_and_says_why(monkeypatch, capsys):
+    """A kernel without ipywidgets (a plain ``pip install``): the explorer cell of notebook 06
+    must still show the latent directions, as pictures, and say how to get the sliders."""
+    import sys
+
+    import IPython.display
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` now fails
+    explorer = _explorer()
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    explorer._ipython_display_()
+    said = capsys.readouterr().out
+    assert "ipywidgets is not installed" in said and "pip install 'ipywidgets>=7.7.1'" in said, said
+    (picture,) = shown
+    assert isinstance(picture, IPython.display.Image) and picture.data.startswith(b"\x89PNG")
+    sweep = explorer.sweep(steps=5)
+    assert sweep.shape == (3 * 5, 1, 28, 28), "one row of pictures per direction"
+    middle = explorer.sweep(steps=3)[1]  # slider at 0: the seed's own image
+    assert torch.allclose(middle, explorer.render()[0], atol=1e-6)
+    explorer.sliders[0].value = 2.0  # the settings still describe z
+    assert torch.allclose(explorer.z(), explorer.base + 2.0 * explorer.directions[0])

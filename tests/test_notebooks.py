@@ -174,3 +174,29 @@ def test_nbclient_runs_start_again_only_when_the_kernel_did_not_start():
     with pytest.raises(RuntimeError, match="something else"):
         nbrun.execute_starting_again(lambda: Client(RuntimeError("something else")))
     assert Client.made == 1, "any other error must not be retried"
+
+
+@pytest.mark.slow
+def test_figures_show_even_where_mplbackend_says_agg(monkeypatch):
+    """Docker and JupyterHub images, CI and some conda set-ups export MPLBACKEND=Agg; a kernel
+    started there draws every figure into nothing, silently. The set-up cell must bring figures
+    back into the notebook (notebook 01's grid of real digits: the first picture a student sees)."""
+    nbclient = pytest.importorskip("nbclient")
+    from nbrun import execute_starting_again
+
+    path = next(p for p in STUDENT if p.name.startswith("01_"))
+    source = nbformat.read(str(path), as_version=4)
+    by_id = {c.get("id"): c for c in source.cells}
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(by_id[i].source) for i in ("setup", "load", "show-real")]
+    )
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # the kernel inherits it
+    execute_starting_again(
+        lambda: nbclient.NotebookClient(
+            nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+        )
+    )
+    errors = [o for c in nb.cells for o in c.outputs if o.output_type == "error"]
+    assert not errors, [f"{o.ename}: {o.evalue}" for o in errors]
+    pictures = [o for o in nb.cells[-1].outputs if "image/png" in o.get("data", {})]
+    assert pictures, "under MPLBACKEND=Agg the grid of real digits did not show in the notebook"

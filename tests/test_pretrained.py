@@ -80,6 +80,23 @@ def test_course_generator_ignores_a_shortened_run_and_says_why(tmp_path, monkeyp
     assert f"2 of notebook 05's {schedule} steps" in source, source
 
 
+def test_course_generator_falls_back_when_the_students_generator_has_changed(tmp_path, monkeypatch):
+    # Was: a Generator edited after notebook 05 (a size changed, a typo) crashed notebook 06's cell.
+    monkeypatch.setenv("GANLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("GANLAB_QUICK", raising=False)
+    _notebook05_run(tmp_path, steps=2)
+    monkeypatch.setattr(pretrained, "notebook_schedule", lambda preset="cpu": 2)
+
+    def edited(*args, **kwargs):
+        raise RuntimeError("size mismatch for net.0.weight")
+
+    monkeypatch.setattr("ganlab.checkpoints.load_generator", edited)
+    generator, source = pretrained.course_generator()
+    assert source.startswith("the kit's pretrained generator"), source
+    assert "your Generator" in source and "size mismatch" in source, source
+    assert generator(torch.randn(2, generator.nz)).shape == (2, 1, 28, 28)
+
+
 def test_notebooks_06_and_07_say_which_generator_they_use():
     import nbformat
 
