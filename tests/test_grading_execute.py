@@ -96,6 +96,19 @@ def test_no_kernel_is_flagged_for_review(tmp_path):
 HAS = "import ganlab.checks._reference as r\nassert {} hasattr(r, 'ANSWER_7b3e')\n"
 
 
+def test_a_reference_no_check_of_this_run_grades_is_defined_from_the_start(tmp_path):
+    cells = {
+        "first": HAS.format(""),
+        "crash": "import os\nos._exit(1)",
+        "restarted": HAS.format(""),
+    }
+    records, _ = run_with(
+        tmp_path, "die", fails=0, cells=cells, releases={execute.AT_START: "ANSWER_7b3e = 42"}
+    )
+    outcomes = {r["cell_id"]: r["outcome"] for r in records}
+    assert outcomes == {"first": "passed", "crash": "died", "restarted": "passed"}, records
+
+
 def test_a_reference_is_defined_only_after_its_check_ran_and_in_every_later_kernel(tmp_path):
     """The runner hands the kernel a reference once the check cell that grades it has run
     (passed or not), and again to the kernel that replaces one that died."""

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ganlab.grading import engine, sandbox
+from ganlab.grading import engine, execute, sandbox
 
 REPO = engine.PACKAGE.parent
 ISOLATION = sandbox.choose("auto")
@@ -133,7 +133,7 @@ def test_isolation_bwrap_where_it_cannot_run_is_a_usage_error(monkeypatch, capsy
 
 GRADER = r"""
 import subprocess, sys
-from ganlab.grading import engine, sandbox
+from ganlab.grading import engine, execute, sandbox
 writable = sys.argv[1]
 sandbox.prepare_writable(writable, sandbox.uid_for(0))
 code = "import os, ganlab_tiny_probe as m; print(m.X, os.path.exists(sys.argv[1]))"
@@ -307,3 +307,9 @@ def test_a_sandbox_holds_no_answer_and_each_is_freed_after_its_own_check(tmp_pat
     assert before["check-2-2"] == [] and before["check-2-3"] == ["init_dcgan_weights"]
     assert "upsample_block" not in before["check-3-2"] and "upsample_block" in before["check-3-3"]
     assert "def lerp" in sources["check-6-1"] and "def critic_loss" not in sources["check-6-1"]
+    # Grading notebook 05 alone: the losses are graded in 04, not in this run, so nothing is at
+    # stake there and the step checks get the references from the start (in both runs).
+    only_05 = assemble.canonical_notebooks(REPO, ["05"])
+    sources, before = engine.references(only_05, assemble.checks_of(*only_05[0]))
+    assert "def critic_loss" in sources[execute.AT_START] and "def bce" in sources[execute.AT_START]
+    assert {"critic_loss", "generator_loss"} <= set(before["check-5-2"])

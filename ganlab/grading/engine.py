@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import assemble, deps, intake, sandbox, verify
+from .execute import AT_START
 
 PACKAGE = Path(__file__).resolve().parent.parent
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
@@ -328,10 +329,24 @@ def _records(text, names):
     return cells
 
 
+def _exercises():
+    """The names of ``checks/_reference.py`` that are exercises (``bce`` is a helper): those the
+    answer-free version (a student copy's ``_reference.py``) points at the student's own."""
+    try:
+        from ..checks import _answer_free as free
+    except ImportError:  # a student copy: its _reference.py is the answer-free one
+        from ..checks import _reference as free
+    return {n for n, f in vars(free).items() if getattr(f, "students_own", False)}
+
+
 def references(canonical, checks):
     """What the runs learn of ``checks/_reference.py``, from the check cells that grade each name
     (``assemble.graded_references``): ``{check cell id: source}`` for the notebook run, and per
-    check the names freed before it (by a check in an earlier cell) for the judge's re-run."""
+    check the names freed before it (by a check in an earlier cell) for the judge's re-run.
+
+    An exercise that no check of this run grades (``--notebooks 05``: not the losses) has no
+    points at stake here: its reference is free from the start (``execute.AT_START``), so a bug
+    there still costs the step checks nothing."""
     from ..checks import _core, _reference
 
     graded = {}
@@ -341,7 +356,11 @@ def references(canonical, checks):
         cell_id: _core.definitions(getattr(_reference, name) for name in names)
         for cell_id, names in graded.items()
     }
-    freed, before = [], {}
+    here = {name for names in graded.values() for name in names}
+    at_start = [n for n in _core.answers(_reference) if n in _exercises() and n not in here]
+    if at_start:
+        sources[AT_START] = _core.definitions(getattr(_reference, n) for n in at_start)
+    freed, before = list(at_start), {}
     for check in checks:  # the notebooks' order, the order both runs grade in
         before[check.cell_id] = list(freed)
         freed += graded.get(check.cell_id, [])
