@@ -147,10 +147,11 @@ class TrainConfig:
             if key not in names:
                 # The config is flat: `model.ngf` or `optim.lr` means the last part, if anything.
                 last = str(key).rpartition(".")[2]
-                close = [last] if last in names else difflib.get_close_matches(str(key), names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                if "." in str(key) and last in names:
+                if last in names:  # (only with a dot: without one, `last` is the unknown key)
                     hint = f" (the config is flat, with no sections: did you mean {last!r}?)"
+                else:
+                    close = difflib.get_close_matches(str(key), names, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"unknown config key {key!r}{hint}.\n{cls.allowed_keys()}")
         return cls(**values)
 

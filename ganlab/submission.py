@@ -43,6 +43,7 @@ MAX_MODULE_BYTES = 2**20  # an exercise module: its code is a few KB
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # a notebook with plots is a few MB
 MAX_TOTAL_BYTES = 100 * 2**20
 MAX_ZIP_BYTES = MAX_TOTAL_BYTES  # the zip itself: zipfile holds its whole directory in memory
+MAX_CELLS = 5000  # cells of one notebook the grader reads
 MAX_FILES = 64  # members unpacked from one zip; a submission holds about a dozen
 COLAB_COPY = "Copy of "  # Colab's "File -> Save a copy in Drive" names a notebook "Copy of NN_..."
 DEFAULT_OUT = "ganlab-submission.zip"  # at the kit's root
@@ -273,19 +274,58 @@ def _read_text(path) -> str:
     return Path(path).read_bytes().decode("utf-8-sig", errors="replace")
 
 
+# The grader reads a submission with the next two functions (grading.assemble): `submit`
+# refuses, on the student's machine, what they would not read.
+def student_cells(text):
+    """The code cells of a student's notebook as ``[(id or "", source)]``, or raises ValueError.
+
+    Plain JSON, not nbformat: whatever wrote the file (JupyterLab, Colab with no ids and
+    its own metadata, nbformat 4.0, an old editor with source as a list of lines), only
+    ``cell_type``, ``id`` and ``source`` are read; outputs are never looked at.
+    """
+    data = json.loads(text)
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("no list of cells")
+    if len(cells) > MAX_CELLS:
+        raise ValueError(f"more than {MAX_CELLS} cells")
+    found = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(part for part in source if isinstance(part, str))
+        cell_id = cell.get("id")
+        # JSON may escape a lone surrogate ("\\ud800"), which no file can hold: '?' instead.
+        source = str(source).encode("utf-8", "replace").decode("utf-8")
+        found.append((cell_id if isinstance(cell_id, str) else "", source))
+    return found
+
+
+def syntax_error(text: str, name: str) -> str | None:
+    """``"NAME has a syntax error (line N): ..."`` if the module ``text`` does not parse, else None."""
+    try:
+        compile(text, name, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        line = getattr(err, "lineno", 0) or "?"
+        return f"{name} has a syntax error (line {line}): {getattr(err, 'msg', type(err).__name__)}"
+    return None
+
+
 def _notebook_problem(text: str) -> str | None:
-    """Why the grader cannot read the notebook ``text`` (it needs JSON with a list of cells), or None."""
+    """Why the grader cannot read the notebook ``text`` (``student_cells``), or None."""
     if not text.strip():
         return "is empty"
     if re.search(r"^(<<<<<<<|>>>>>>>) ", text, re.MULTILINE):
         return "holds a Git merge conflict (<<<<<<< lines)"
     try:
-        cells = json.loads(text).get("cells")
+        student_cells(text)
     except json.JSONDecodeError as err:
         return f"is not a valid notebook (cut short? line {err.lineno}: {err.msg})"
-    except (AttributeError, RecursionError):  # JSON, but no object, or nested past reading
-        cells = None
-    return None if isinstance(cells, list) else "is not a valid notebook (no list of cells)"
+    except (ValueError, RecursionError, MemoryError) as err:
+        return f"is not a valid notebook ({err or type(err).__name__})"
+    return None
 
 
 def _check_contents(files):
@@ -298,11 +338,8 @@ def _check_contents(files):
             problem = _notebook_problem(text)
             problems += [f"{where} {problem}"] if problem else []
             continue
-        try:
-            compile(text, name, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
-        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
-            line = getattr(err, "lineno", None) or "?"
-            problems.append(f"{where} has a syntax error (line {line}: {getattr(err, 'msg', err)})")
+        problem = syntax_error(text, where)
+        problems += [problem] if problem else []
     if problems:
         raise SubmissionError(
             f"cannot hand in: {'; '.join(problems)}. Fix each and save it (a notebook: open it "

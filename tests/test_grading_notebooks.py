@@ -235,7 +235,7 @@ def test_a_deleted_exercise_is_named_missing(tmp_path):
 
 
 def test_limits_on_what_is_parsed(tmp_path):
-    too_many = {"cells": [{"cell_type": "code", "source": ""}] * (assemble.MAX_CELLS + 1)}
+    too_many = {"cells": [{"cell_type": "code", "source": ""}] * (submission.MAX_CELLS + 1)}
     with pytest.raises(ValueError, match="more than"):
         assemble.student_cells(json.dumps(too_many))
     folder = tmp_path / "s"

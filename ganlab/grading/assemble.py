@@ -7,7 +7,7 @@
   check cell in the student copy changes nothing, and saved outputs are never read.
 * Limits: a student file is read only if it is a regular file within the size limit
   ``ganlab submit`` enforces (``submission.max_bytes``, one fact for zips and folders),
-  a notebook holds at most ``MAX_CELLS`` cells, an exercise cell ``MAX_CELL_CHARS``.
+  a notebook holds at most ``submission.MAX_CELLS`` cells, an exercise cell ``MAX_CELL_CHARS``.
 * The sandbox gets the instructor's ``ganlab`` package with the student's four
   exercise modules dropped in; a missing module stays the stub (not implemented). Its
   ``checks/_reference.py`` is the student copy's (``ANSWER_FREE``), which holds no answers:
@@ -22,7 +22,6 @@ it is parsed, and only its code cells' sources are kept.
 """
 
 import ast
-import json
 import os
 import re
 import shutil
@@ -35,12 +34,12 @@ from .. import submission
 from .._solutions import EXERCISE_MODULES
 from ..checks import _core, _reference
 from ..instructor import ANSWER_FREE_IN_THE_KIT, MARKER_RE
+from ..submission import student_cells, syntax_error  # the rules submit checks too
 from .deps import needed_cells, strip_magics
 from .intake import file_kind, read_bounded
 
 # What the grader parses of a submission, at most; the files' sizes: ``submission.max_bytes``.
 MAX_CANONICAL_BYTES = 50 * 2**20
-MAX_CELLS = 5000
 MAX_CELL_CHARS = 200_000  # one exercise cell's source
 _POINTS = re.compile(r"points-(\d+)")
 # Code that has no business in an exercise; a submission using it is flagged for review.
@@ -207,33 +206,6 @@ def _read_student_file(folder, rel, notes, then):
     return data.decode("utf-8-sig", errors="replace")
 
 
-def student_cells(text):
-    """The code cells of a student's notebook as ``[(id or "", source)]``, or raises ValueError.
-
-    Plain JSON, not nbformat: whatever wrote the file (JupyterLab, Colab with no ids and
-    its own metadata, nbformat 4.0, an old editor with source as a list of lines), only
-    ``cell_type``, ``id`` and ``source`` are read; outputs are never looked at.
-    """
-    data = json.loads(text)
-    cells = data.get("cells") if isinstance(data, dict) else None
-    if not isinstance(cells, list):
-        raise ValueError("no list of cells")
-    if len(cells) > MAX_CELLS:
-        raise ValueError(f"more than {MAX_CELLS} cells")
-    found = []
-    for cell in cells:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        if isinstance(source, list):
-            source = "".join(part for part in source if isinstance(part, str))
-        cell_id = cell.get("id")
-        # JSON may escape a lone surrogate ("\\ud800"), which no file can hold: '?' instead.
-        source = str(source).encode("utf-8", "replace").decode("utf-8")
-        found.append((cell_id if isinstance(cell_id, str) else "", source))
-    return found
-
-
 def load_submission(folder, notebook_names, name=None):
     """Read a student's copy; never raises for a malformed one (the notes say what was wrong)."""
     folder = Path(folder)
@@ -248,15 +220,8 @@ def load_submission(folder, notebook_names, name=None):
             folder, f"ganlab/{module}", sub.notes, "graded as not implemented"
         )
         if text is not None:
-            try:
-                compile(
-                    text, f"ganlab/{module}", "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST
-                )
-            except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
-                sub.notes.append(
-                    f"ganlab/{module} has a syntax error (line {getattr(err, 'lineno', 0) or '?'}): "
-                    f"{getattr(err, 'msg', type(err).__name__)}"
-                )
+            problem = syntax_error(text, f"ganlab/{module}")
+            sub.notes += [problem] if problem else []
         sub.modules[module] = text
     for nb_name in notebook_names:
         rel = f"notebooks/{nb_name}"
