@@ -128,3 +128,32 @@ def test_the_gradebook_is_moodles_grading_worksheet(tmp_path, monkeypatch, capsy
     )
     assert rows[1][4] == f"{maximum}/{maximum} points" and rows[2][4].startswith("0/")
     assert "no Moodle participant id for 1 of 3 students" in capsys.readouterr().out
+
+
+def test_two_submissions_of_one_participant_put_no_grade_in_the_worksheet(
+    tmp_path, monkeypatch, capsys
+):
+    # Was: both rows said "Participant 12345", and Moodle imported one of them: here the 0 of
+    # the folder of an online text, over the full marks of the code.
+    root = tmp_path / "class"
+    for plugin in ("file", "onlinetext"):
+        (root / f"Jane Doe_12345_assignsubmission_{plugin}_").mkdir(parents=True)
+    (root / "Li Wei_9_assignsubmission_file_").mkdir()
+
+    def graded(entries, canonical, checks, *args, **kwargs):  # the file folder passes all
+        results = [engine.Result(e.name) for e in entries]
+        for r in results:
+            r.checks = [engine.CheckResult(c, "onlinetext" not in r.name) for c in checks]
+        return sorted(results, key=lambda r: r.name)
+
+    monkeypatch.setattr(commands, "grade_many", graded)
+    book = tmp_path / "moodle.csv"
+    argv = ["grade", str(root), "--out", str(tmp_path / "g.csv"), "--gradebook", str(book)]
+    assert commands.run_grade(build_parser().parse_args([*argv, "--isolation", "none"])) == 0
+    _, *rows = csv.reader(book.read_text(encoding="utf-8").splitlines())
+    assert [row[:2] for row in rows] == [
+        ["", "Jane Doe"],
+        ["", "Jane Doe"],
+        ["Participant 9", "Li Wei"],
+    ], "neither of Jane's rows may reach Moodle, Li's still does"
+    assert "more than one submission from participant 12345" in capsys.readouterr().out

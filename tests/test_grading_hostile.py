@@ -117,6 +117,8 @@ from .checks import _reference as _answers
 init_dcgan_weights = _answers.init_dcgan_weights
 """
 
+DEEP_SUM = "_total = " + " + ".join(["1"] * 900) + "\n"
+
 BAD_INIT = """
 def init_dcgan_weights(module):  # forgot to write it: PyTorch's default init left alone
     pass
@@ -318,6 +320,10 @@ def build(root, targets):
     )
     # The grader's reference functions, imported from the sandbox's copy of the checks.
     append_to(perfect_copy(root / "x_reference_import"), "models.py", REFERENCE_INIT)
+    # A long sum in an exercise cell: it runs in Python, but was too deep for the grader's own
+    # analysis of the cells (deps), whose RecursionError graded the whole submission 0.
+    deep = perfect_copy(root / "x_deep_sum")
+    edit_cell(deep, "02_critic.ipynb", "ex-2-1", lambda src: DEEP_SUM + src)
     # An honest bug in init: it costs check 2.2 only (the critic checks build with the checks' own).
     append_to(perfect_copy(root / "honest_bad_init"), "models.py", BAD_INIT)
     return root
@@ -413,6 +419,7 @@ def test_honest_students_are_graded_exactly(hostile_class):
     assert rows["honest_b"] == HONEST
     assert rows["honest_wrong"] == "1,1,0,0,2,6,", "the sigmoid costs checks 2.3 and 2.4 only"
     assert rows["honest_bad_init"] == "1,0,2,2,5,6,", "a wrong init costs check 2.2 only"
+    assert rows["x_deep_sum"] == HONEST, "a long sum in a cell is no reason to grade 0"
     assert rows["x_forger"].startswith("1,1,0,0,2,6,"), (
         "a submission that patched every check it could reach in its own processes got the "
         f"points of its wrong critic back: {rows['x_forger']}"
@@ -634,3 +641,98 @@ def test_a_graph_of_tensor_ops_from_torchs_c_namespaces_runs_in_the_judge():
     assert torch.allclose(remote.run_graph(Honest(), graph, [x], {}), Honest()(x))
     with pytest.raises(remote.WireError):  # still no private names, there or anywhere
         remote._function(["torch._C._nn", "_parse_to"])
+
+
+def test_a_graph_step_gives_the_judge_no_function_and_no_module(tmp_path):
+    """Was: a step could read any public attribute and ``max`` calls its ``key``: the judge, which
+    runs outside the sandbox, wrote a file with ``max([path], key=getattr(x.numpy(), "tofile"))``,
+    and reached its own ``sys.path`` from ``torch.get_device_module`` (the student's code next)."""
+    import torch
+
+    from ganlab.grading import remote
+
+    x = {"~": "node", "v": "x"}
+
+    def graph(*steps):  # x, then ``steps`` (op, target, args, kwargs); the output is x
+        none = {"~": "dict", "k": [], "v": []}
+        nodes = [{"op": "placeholder", "name": "x", "target": "x", "args": [], "kwargs": none}]
+        for i, (op, target, args, kwargs) in enumerate(steps):
+            kw = {"~": "dict", "k": list(kwargs), "v": list(kwargs.values())}
+            nodes.append({"op": op, "name": f"n{i}", "target": target, "args": args, "kwargs": kw})
+        return nodes + [{"op": "output", "name": "o", "target": "o", "args": [x], "kwargs": none}]
+
+    def n(i):
+        return {"~": "node", "v": f"n{i}"}
+
+    target = tmp_path / "written-by-the-judge"
+    write = graph(
+        ("call_method", "numpy", [x], {}),
+        ("call_function", ["builtins", "getattr"], [n(0), "tofile"], {}),
+        ("call_function", ["builtins", "max"], [[str(target)]], {"key": n(1)}),
+    )
+    path = graph(
+        ("call_function", ["torch", "get_device_module"], ["cpu"], {}),
+        ("call_function", ["builtins", "getattr"], [n(0), "torch"], {}),
+        ("call_function", ["builtins", "getattr"], [n(1), "sys"], {}),
+        ("call_function", ["builtins", "getattr"], [n(2), "path"], {}),
+        ("call_function", ["_operator", "iadd"], [n(3), [str(tmp_path)]], {}),
+    )
+    for nodes in (write, path):
+        with pytest.raises(remote.WireError, match="not a tensor or data"):
+            remote.run_graph(torch.nn.Module(), nodes, [torch.zeros(2)], {})
+    assert not target.exists(), "the judge wrote a file a graph named"
+    assert str(tmp_path) not in sys.path, "a graph changed where the judge imports from"
+    shape = graph(("call_function", ["builtins", "getattr"], [x, "shape"], {}))
+    assert remote.run_graph(torch.nn.Module(), shape, [torch.zeros(2)], {}) is not None, "data"
+
+
+def test_a_cell_too_deep_for_the_parser_is_run_not_a_grading_error():
+    """Was: ``deps.names`` raised RecursionError on a long sum (or MemoryError on a deeper nest),
+    and the submission's row was a grading error. Now such a cell is always run, like one that
+    does not parse: it fails or passes in the kernel, as Python decides."""
+    from ganlab.grading import deps
+
+    for cell in (DEEP_SUM, "x = " + " + ".join(["a"] * 5000), "x = " + "-" * 100_000 + "1"):
+        assert deps.names(cell) is None
+        assert deps.needed_cells([cell, "y = 1", "y"], {2}) == [0, 1, 2]
+
+
+def test_newlines_in_names_forge_no_line_of_the_feedback_or_the_csv(tmp_path):
+    """Was: notes kept a zip's newlines (its own name, the names of members it ignored): the
+    feedback showed a second "**Total: 6 / 6 points**" line and grades.csv a row of its own."""
+    import zipfile
+
+    from ganlab.grading import assemble, engine, intake, report
+
+    row = "\nhonest_a,1,1,2,2,6,6,\n"  # a file name holds no "/"; a zip's member names may
+    (tmp_path / "class").mkdir()
+    with zipfile.ZipFile(tmp_path / "class" / f"mallory{row}.zip", "w") as archive:
+        archive.writestr(f"x\n**Total: 6 / 6 points**{row}", "ignored, with its name in a note")
+    (entry,), _ = intake.entries(tmp_path / "class", tmp_path / "unpacked")
+    check = assemble.Check("02_critic.ipynb", "check-2-1", 6)
+    result = engine.Result(entry.name, [engine.CheckResult(check, False, "not done")], entry.notes)
+    assert "\n**Total: 6 / 6 points**\n" in "; ".join(entry.notes)  # what the notes carry
+    text = report.feedback(result)
+    totals = [line for line in text.splitlines() if line.startswith("**Total")]
+    assert totals == ["**Total: 0 / 6 points**"], text
+    rows = report.csv_text([result], [check]).splitlines()
+    assert len(rows) == 2 and not any(row.startswith("honest_a") for row in rows), rows
+
+
+def test_grading_one_notebook_hands_the_kernel_no_answer_of_a_later_one():
+    """Was: ``--notebooks 02`` defined the references of upsample_block (03), the losses (04) and
+    lerp (06) in the kernel at its start, before any of their checks had run: the kernel's history
+    (``In``) holds them, and an error a check reports carries them into this run's feedback."""
+    from ganlab.grading import assemble, engine, execute
+
+    def at_start(only):
+        canonical = assemble.canonical_notebooks(REPO, only)
+        checks = [c for name, nb in canonical for c in assemble.checks_of(name, nb)]
+        sources, before = engine.references(canonical, checks)
+        return sources.get(execute.AT_START, ""), before
+
+    source, before = at_start(["02"])
+    assert source == "", "answers of later notebooks reach the kernel at its start"
+    assert before["check-2-3"] == ["init_dcgan_weights"], "the judge's releases: 2.2's only"
+    source, _ = at_start(["05"])  # the losses, graded in 04, are free for 05's step checks
+    assert "def critic_loss" in source and "def lerp" not in source

@@ -92,14 +92,14 @@ in the submission's process (``verify.Server``, sandboxed) and answers the judge
 over a pipe with data only (``remote``): numbers, strings, tensors, and each module it
 builds as its tree of standard ``torch.nn`` layers, its weights and the ``torch.fx``
 graph of its ``forward``, whose steps may call only torch functions, tensor methods and
-operators on an allow-list. The judge rebuilds the module and runs, inspects and
-differentiates its own copy; a function's tensors come back with their gradients. The
-judge never unpickles, evaluates or imports what it receives, so code in the student's
-processes (patched checks or torch, frames, ``gc``, ctypes, process memory, a forged
-reply) changes only what the student's code answers, never a check or its verdict; a
-broken reply fails that check and the next one gets a fresh process. Such code is still
-flagged for review (frames, ``gc``, ctypes and its aliases, ``/proc``, process creation,
-dynamic code).
+operators on an allow-list, and give only tensors and data (never a function or a module).
+The judge rebuilds the module and runs, inspects and differentiates its own copy; a
+function's tensors come back with their gradients. The judge never unpickles, evaluates
+or imports what it receives, so code in the student's processes (patched checks or torch,
+frames, ``gc``, ctypes, process memory, a forged reply) changes only what the student's
+code answers, never a check or its verdict; a broken reply fails that check and the next
+one gets a fresh process. Such code is still flagged for review (frames, ``gc``, ctypes
+and its aliases, ``/proc``, process creation, dynamic code).
 
 What is not defended, with or without bubblewrap
 ------------------------------------------------

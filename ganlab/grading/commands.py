@@ -254,6 +254,12 @@ def run_grade(args):
             f"{args.gradebook}: no Moodle participant id for {len(results) - len(users)} of "
             f"{len(results)} students (not named as in Moodle's download): Moodle skips their rows"
         )
+    shared = report.shared_ids(results, users) if args.gradebook else []
+    if shared:
+        print(
+            f"{args.gradebook}: more than one submission from participant {', '.join(shared)}: "
+            "Moodle skips their rows; decide which counts and enter that grade"
+        )
     return 0
 
 

@@ -9,7 +9,8 @@ analysis is static (``ast`` and ``symtable``) and errs on the side of running a 
 * a name stops being needed further up only when a top-level statement binds it
   unconditionally (``x = ...``, ``import x``, ``def x``), not inside an ``if`` or a loop,
   and before the cell reads it (the body of a function runs after the whole cell);
-* a cell that does not parse is always run.
+* a cell that does not parse is always run (too deeply nested for the parser too: a
+  student's ``a+a+...+a`` must fail in its own cell, not stop the grading of the rest).
 """
 
 import ast
@@ -83,12 +84,20 @@ def _target_names(target):
 
 
 def names(source):
-    """The :class:`Names` of a cell, or None when it does not parse."""
+    """The :class:`Names` of a cell, or None when it does not parse (or nests too deeply)."""
     source = strip_magics(source)
     try:
         tree, table = ast.parse(source), symtable.symtable(source, "<cell>", "exec")
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+    try:
+        return _names(tree, table)
+    except RecursionError:  # _loads and _global_reads recurse over the tree
+        return None
+
+
+def _names(tree, table):
+    """The :class:`Names` of a parsed cell: its ``ast`` tree and ``symtable`` table."""
     scopes = [(child.get_lineno(), *_global_reads(child)) for child in table.get_children()]
     bound, used, later = set(), set(), set()
     for (

@@ -13,6 +13,7 @@ hook of ``kernel.py`` keeps the student's code in its folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -339,14 +340,31 @@ def _exercises():
     return {n for n, f in vars(free).items() if getattr(f, "students_own", False)}
 
 
+@functools.cache
+def _graded_in_course():
+    """``{reference name: the notebook whose check grades it}`` over the course's notebooks."""
+    found = {}
+    try:
+        course = assemble.canonical_notebooks(PACKAGE.parent)
+    except assemble.GradingError:  # an installed package (``ganlab check``): no answers in it
+        return found
+    for notebook, nb in course:
+        for names in assemble.graded_references(nb).values():
+            for name in names:
+                found.setdefault(name, notebook)
+    return found
+
+
 def references(canonical, checks):
     """What the runs learn of ``checks/_reference.py``, from the check cells that grade each name
     (``assemble.graded_references``): ``{check cell id: source}`` for the notebook run, and per
     check the names freed before it (by a check in an earlier cell) for the judge's re-run.
 
-    An exercise that no check of this run grades (``--notebooks 05``: not the losses) has no
-    points at stake here: its reference is free from the start (``execute.AT_START``), so a bug
-    there still costs the step checks nothing."""
+    An exercise graded in an earlier notebook than this run's last (``--notebooks 05``: the
+    losses, graded in 04) has no points at stake here: its reference is free from the start
+    (``execute.AT_START``), so a bug there still costs the step checks nothing. One graded in a
+    later notebook (``--notebooks 02``: the losses again) is not: its answer, once in the
+    kernel, could be printed into this run's feedback before its own check ever ran."""
     from ..checks import _core, _reference
 
     graded = {}
@@ -357,7 +375,12 @@ def references(canonical, checks):
         for cell_id, names in graded.items()
     }
     here = {name for names in graded.values() for name in names}
-    at_start = [n for n in _core.answers(_reference) if n in _exercises() and n not in here]
+    last, graded_in = max(name for name, _ in canonical), _graded_in_course()
+    at_start = [
+        n
+        for n in _core.answers(_reference)
+        if n in _exercises() and n not in here and graded_in.get(n, "") < last
+    ]
     if at_start:
         sources[AT_START] = _core.definitions(getattr(_reference, n) for n in at_start)
     freed, before = list(at_start), {}

@@ -6,10 +6,10 @@ answers the judge's requests. What crosses is data the judge rebuilds with its o
 code: numbers, strings, tensors (dtype, shape, bytes), and modules as their tree of
 standard ``torch.nn`` layers, their weights and the ``torch.fx`` graph of a custom
 ``forward`` (its steps may call only torch functions, tensor methods and operators
-on an allow-list). A class, a function or any other object stays in the submission's
-process behind a numbered handle the judge can only call. Nothing the submission
-sends is unpickled, evaluated or imported by the judge, so the checks' verdicts are
-computed by the judge alone, from what the student's code answered.
+on an allow-list, and give only tensors and data). A class, a function or any other
+object stays in the submission's process behind a numbered handle the judge can only
+call. Nothing the submission sends is unpickled, evaluated or imported by the judge, so
+the checks' verdicts are computed by the judge alone, from what the student's code answered.
 
 A message: 4 bytes of JSON length, the JSON, then the tensors' bytes it names.
 """
@@ -490,6 +490,9 @@ def apply_tensor(t, enc, codec, blobs):
     if new.shape == t.shape and new.dtype == t.dtype and not torch.equal(new, t.detach()):
         with torch.no_grad():
             t.copy_(new)
+    elif new.dtype == t.dtype and new.shape != t.shape:  # t.unsqueeze_(-1) over there: here too
+        with torch.no_grad():
+            t.set_(new.detach())
     g = enc.get("g")
     if t.is_leaf and (t.is_floating_point() or t.is_complex()):
         t.requires_grad_(new.requires_grad)
@@ -550,7 +553,8 @@ def torch_module_class(name, allowed=("torch.nn.modules.",)):
 # -- the fx graph of a custom forward -------------------------------------------------------
 # What a graph step may call: torch's functions (not those that read files, seed or compile),
 # torch.nn.functional, math, a few builtins and operators. Attribute reads and method calls
-# are on public names only, and methods only on tensors: no way from a tensor to Python.
+# are on public names only, and methods only on tensors; and every step's value is data
+# (``_data_only``): no way from a tensor to Python.
 # Where fx finds the functions a forward calls. torch's C namespaces hold nothing but tensor ops:
 # F.logsigmoid, F.gelu and F.softplus live in torch._C._nn, torch.linalg.vector_norm in _linalg.
 _FUNCTION_MODULES = {
@@ -692,6 +696,22 @@ def export_graph(module, shapes=None):
     return nodes
 
 
+# What a graph step's value may be. Not a function, a module or any other object: a bound
+# method (``getattr(x.numpy(), "tofile")``) is called by ``max(..., key=...)``, and a module
+# (``torch.get_device_module``) leads on to ``sys.path``: the judge, outside the sandbox, would
+# write files or import the student's code. torch.Size and torch.return_types are tuples.
+_DATA = (torch.Tensor, bool, int, float, complex, str, type(None), slice, range, type(Ellipsis))
+_DATA += (torch.dtype, torch.device, torch.layout, torch.memory_format)
+
+
+def _data_only(value, depth=0):
+    if isinstance(value, (tuple, list)) and depth < MAX_DEPTH:
+        return all(_data_only(v, depth + 1) for v in value)
+    if isinstance(value, dict) and depth < MAX_DEPTH:
+        return all(_data_only(v, depth + 1) for v in (*value, *value.values()))
+    return isinstance(value, _DATA)
+
+
 def run_graph(module, nodes, args, kwargs):
     """Interpret ``nodes`` (from ``export_graph``) as ``module.forward(*args, **kwargs)``."""
     env, inputs = {}, list(args)
@@ -747,4 +767,7 @@ def run_graph(module, nodes, args, kwargs):
             return a[0]
         else:
             raise WireError(f"an unknown graph step {op}")
+        if not _data_only(env[n["name"]]):
+            kind = type(env[n["name"]]).__name__
+            raise WireError(f"a graph step {n['name']!r} gives a {kind}, not a tensor or data")
     raise WireError("a graph with no output")

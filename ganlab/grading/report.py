@@ -11,6 +11,7 @@ import io
 import os
 import re
 import unicodedata
+from collections import Counter
 from itertools import groupby
 from pathlib import Path
 
@@ -40,9 +41,14 @@ class Redactor:
         return text
 
 
-def _clean(text, limit):
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", as_text(text))
+def _cut(text, limit):
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clean(text, limit):
+    """``text`` on one line, cut to ``limit``: a newline in a student's file name or error
+    forges no line (a second "Total" in the feedback, a row of another student in the CSV)."""
+    return _cut(re.sub(r"[\x00-\x1f\x7f]", " ", as_text(text)), limit)
 
 
 def _shown(name):
@@ -81,19 +87,30 @@ def csv_text(results, checks, redact=str):
     return out.getvalue()
 
 
+def shared_ids(results, users):
+    """The participant ids of more than one row (Moodle's folders for a file and for an online
+    text, say). Moodle would import one of them, maybe the 0 of the folder with no code: none
+    of them gets an id in the worksheet, and a person decides which counts."""
+    rows_of = Counter(users[r.name][1] for r in results if r.name in users)
+    return sorted(participant for participant, rows in rows_of.items() if rows > 1)
+
+
 def moodle_csv(results, checks, users, graded_at):
     """Moodle's grading worksheet (``MOODLE_HEADER``), one row per student, sorted by name.
 
     ``users``: ``{row name: (full name, participant id)}`` (``intake.Entry.moodle``); a row
-    without one has no Identifier, and Moodle skips it. ``graded_at`` (a ``datetime`` with its
-    time zone) is each grade's "Last modified": Moodle keeps a grade changed there since then.
+    without one, or with one of ``shared_ids``, has no Identifier, and Moodle skips it.
+    ``graded_at`` (a ``datetime`` with its time zone) is each grade's "Last modified": Moodle
+    keeps a grade changed there since then.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(MOODLE_HEADER)
     maximum = sum(c.points for c in checks)
+    shared = shared_ids(results, users)
     for result in sorted(results, key=lambda r: r.name):
         full_name, participant = users.get(result.name, (result.name, ""))
+        participant = "" if participant in shared else participant
         missed = [r.check.cell_id for r in result.checks if not r.passed]
         summary = f"{result.total}/{maximum} points" + (
             f"; not passed: {', '.join(missed)}" if missed else ""
@@ -130,7 +147,7 @@ def feedback(result, redact=str):
             hint = _clean(redact(" ".join(r.hint.split())), MAX_HINT)
             lines.append(line + (f": {hint}" if not r.passed and r.hint else ""))
         lines.append("")
-    return _clean("\n".join(lines), MAX_FEEDBACK)
+    return _cut("\n".join(lines), MAX_FEEDBACK)  # each line made by _clean or _shown
 
 
 def write_atomic(path, text):
