@@ -3319,3 +3319,185 @@ CORRECT += [
     ("slerp", _slerp_cosine_similarity),
     ("latent_grid", _grid_barycentric),
 ]
+
+
+# -- a sixth round: in-place edits of t and the vectors, the history's ranges, clamps, ---------
+# -- swapped arguments, an optimizer of the step's own, PyTorch's size formulas copied ---------
+@planted("lerp", "t unsqueezed in place", **{LP: "changed the caller's t in place"})
+def lerp_t_unsqueezed_in_place(z0, z1, t):
+    t = torch.as_tensor(t, dtype=z0.dtype)  # the caller's own tensor: as_tensor does not copy
+    t.unsqueeze_(-1)
+    return (1 - t) * z0 + t * z1
+
+
+@planted("lerp", "t[:, None]", **{LP: "t[:, None]"})
+def lerp_colon_none(z0, z1, t):
+    t = torch.as_tensor(t, dtype=z0.dtype)[:, None]
+    return (1 - t) * z0 + t * z1
+
+
+@planted("slerp", "t unsqueezed in place", **{SP: "changed the caller's t in place"})
+def slerp_t_unsqueezed_in_place(z0, z1, t, eps=1e-7):
+    omega = torch.arccos((torch.dot(z0, z1) / (z0.norm() * z1.norm())).clamp(-1, 1))
+    so = torch.sin(omega)
+    if so.abs() < eps:
+        return lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=z0.dtype)
+    t.unsqueeze_(-1)
+    return torch.sin((1 - t) * omega) / so * z0 + torch.sin(t * omega) / so * z1
+
+
+@planted("slerp", "t unsqueezed before the fallback", **{SP: "pass lerp the t you were given"})
+def slerp_unsqueezed_before_fallback(z0, z1, t, eps=1e-7):
+    t = torch.as_tensor(t, dtype=z0.dtype).unsqueeze(-1)
+    omega = torch.arccos((torch.dot(z0, z1) / (z0.norm() * z1.norm())).clamp(-1, 1))
+    so = torch.sin(omega)
+    if so.abs() < eps:
+        return lerp(z0, z1, t)
+    return torch.sin((1 - t) * omega) / so * z0 + torch.sin(t * omega) / so * z1
+
+
+@planted("latent_grid", "directions made in place", **{LG: "changed z0, z1 or z2 in place"})
+def grid_directions_in_place(z0, z1, z2, rows, cols):
+    z1 -= z0
+    z2 -= z0
+    a = torch.linspace(0, 1, rows).view(-1, 1, 1)
+    b = torch.linspace(0, 1, cols).view(1, -1, 1)
+    return (z0 + a * z1 + b * z2).reshape(rows * cols, -1)
+
+
+planted(
+    "latent_grid",
+    "rows running upwards",
+    lambda z0, z1, z2, rows, cols: _grid(z0, z1, z2, lin(1, 0, rows), lin(0, 1, cols)),
+    **{LG: "the rows run upwards"},
+)
+planted(
+    "history",
+    "D(x) and D(G(z)) as raw logits",
+    dict(HISTORY, d_real=[2.0, 1.5] * 50, d_fake=[-2.0, -1.0] * 50),
+    **{TR: ("outside [0, 1]", "not of the raw logits")},
+)
+planted(
+    "history",
+    "the saturating generator loss",
+    dict(HISTORY, loss_g=[-0.02, -0.01] * 50, d_real=[0.98] * 100, d_fake=[0.02, 0.01] * 50),
+    **{TR: ("below 0", "the saturating log(1 - D(G(z)))")},
+)
+planted(
+    "history",
+    "one step",
+    {k: v[:1] for k, v in HISTORY.items()},
+    **{TR: "the history has 1 step"},
+)
+planted(
+    "generator_loss",
+    "logits clamped to [-10, 10]",
+    lambda f: BCE(f.clamp(-10, 10), torch.ones_like(f)),
+    **{GL: "the logits are clamped"},
+)
+planted(
+    "critic_loss",
+    "logits clamped to [-10, 10]",
+    lambda r, f, real_label=1.0: critic_loss(r.clamp(-10, 10), f.clamp(-10, 10), real_label),
+    **{CL: "the logits are clamped"},
+)
+planted(
+    "generator_loss",
+    "input and target swapped",
+    lambda f: BCE(torch.ones_like(f), f),
+    **{GL: "the arguments are swapped"},
+)
+planted(
+    "make_optimizers",
+    "options without **",
+    lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: (
+        ADAM(c.parameters(), lr, betas, kw),
+        ADAM(g.parameters(), lr, betas, kw),
+    ),
+    **{OPT: "pass it on unpacked"},
+)
+
+
+@planted("generator_step", "an Adam of its own", **{GS: "the first step of a new Adam"})
+def generator_step_own_adam(critic, generator, z, opt_g):
+    opt = ADAM(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))  # made afresh every step
+    return generator_step(critic, generator, z, opt)
+
+
+@planted("generator_step", "fakes made in eval mode", **{GS: "made its images in eval mode"})
+def generator_step_generator_eval(critic, generator, z, opt_g):
+    opt_g.zero_grad()
+    generator.eval()
+    fake = generator(z)
+    generator.train()
+    logits = critic(fake)
+    loss = generator_loss(logits)
+    loss.backward()
+    opt_g.step()
+    return {"loss_g": loss.detach(), "d_fake_g": torch.sigmoid(logits).mean().detach()}
+
+
+planted(
+    "conv_out_size",
+    "PyTorch's formula without its - 1",
+    lambda n, k, s=1, p=0: (n + 2 * p - (k - 1)) // s + 1,
+    check_conv_out_size="the - 1 after (kernel - 1) is missing",
+)
+planted(
+    "conv_out_size",
+    "n // stride",
+    lambda n, k, s=1, p=0: n // s,
+    check_conv_out_size="n // stride fits only",
+)
+planted(
+    "deconv_out_size",
+    "PyTorch's formula without its + 1",
+    lambda n, k, s=1, p=0: (n - 1) * s - 2 * p + (k - 1),
+    check_deconv_out_size="the + 1 after (kernel - 1) is missing",
+)
+planted(
+    "deconv_out_size",
+    "n * stride alone",
+    lambda n, k, s=1, p=0: n * s,
+    check_deconv_out_size="n * stride fits only",
+)
+
+
+def _slerp_math_omega(z0, z1, t, eps=1e-7):
+    """Not a mistake: omega as a Python float (math.acos of the clamped cosine)."""
+    cos = float(torch.dot(z0, z1) / (z0.norm() * z1.norm()))
+    omega = math.acos(max(-1.0, min(1.0, cos)))
+    if abs(math.sin(omega)) < eps:
+        return lerp(z0, z1, t)
+    t = torch.as_tensor(t, dtype=z0.dtype).unsqueeze(-1)
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / math.sin(omega)
+
+
+CORRECT += [
+    ("slerp", _slerp_math_omega),
+    (
+        "conv_out_size",
+        lambda n, kernel, stride=1, padding=0, dilation=1: math.floor(
+            (n + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
+        ),
+    ),
+    (
+        "deconv_out_size",
+        lambda n, kernel, stride=1, padding=0, output_padding=0, dilation=1: (
+            (n - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+        ),
+    ),
+    (
+        "make_optimizers",
+        lambda c, g, lr=2e-4, betas=(0.5, 0.999), **kw: tuple(
+            ADAM(filter(lambda p: p.requires_grad, net.parameters()), lr=lr, betas=betas, **kw)
+            for net in (c, g)
+        ),
+    ),
+    ("history", dict(HISTORY, lr=[2e-4] * 100)),
+    (
+        "lerp",
+        lambda z0, z1, t: torch.addcmul(z0, torch.as_tensor(t, dtype=z0.dtype)[..., None], z1 - z0),
+    ),
+]

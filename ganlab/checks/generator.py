@@ -70,6 +70,16 @@ DECONV_MISTAKES = [
         "n - 1 * stride is n - stride: * binds tighter than -, so write (n - 1) * stride",
         lambda n, k, s, p: n - 1 * s - 2 * p + k,
     ),
+    (
+        "PyTorch's docs end in dilation * (kernel - 1) + 1, which is the kernel with dilation "
+        "1: the + 1 after (kernel - 1) is missing",
+        lambda n, k, s, p: (n - 1) * s - 2 * p + (k - 1),
+    ),
+    (
+        "n * stride fits only layers whose kernel is 2 * padding + stride (DCGAN's 4, 2, 1 "
+        "doubles): the kernel and the padding count too",
+        lambda n, k, s, p: n * s,
+    ),
 ]
 
 

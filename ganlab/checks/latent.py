@@ -54,6 +54,16 @@ class _T(torch.Tensor):
         return super().__getitem__(index)
 
 
+def _float_hint(error):
+    if "dimension 0" in error:
+        return (
+            "a float t becomes a 0-d tensor, which has no dimension to index: t[:, None] (or "
+            "t.view(len(t), 1)) fails there; t.unsqueeze(-1) (or t[..., None]) works for a float "
+            "t and for a tensor t alike"
+        )
+    return "t may be a Python float: torch.as_tensor(t) first"
+
+
 def _plain(x):
     return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x
 
@@ -72,12 +82,14 @@ def _path(fn, name, z0, z1, t, **kwargs):
     """``fn(z0, z1, t)`` with ``t`` a float or a tensor of values; crashes become hints. The
     result must keep the vectors' dtype (the generator's weights are float32), and the
     vectors must come back unchanged."""
+    t_before = None
     if isinstance(t, torch.Tensor):
+        t_before = t.clone()
         t = t.as_subclass(_T)
         what = f"{name}(z0, z1, t) for a tensor t of {len(t)} values"
         hint = f"t may be a tensor of values: {NO_LOOP}"
     else:
-        what, hint = f"{name}(z0, z1, {t})", "t may be a Python float: torch.as_tensor(t) first"
+        what, hint = f"{name}(z0, z1, {t})", _float_hint
     a, b = z0.clone(), z1.clone()
     out = _plain(call(fn, what, a, b, t, hint=hint, **kwargs))
     fail_unless(
@@ -85,6 +97,15 @@ def _path(fn, name, z0, z1, t, **kwargs):
         f"{name} changed z0 or z1 in place (mul_, add_, /=): compute new tensors, the caller's "
         "vectors must stay as they are",
     )
+    if t_before is not None:
+        fail_unless(
+            t.shape == t_before.shape and torch.equal(_plain(t), t_before),
+            f"{what} changed the caller's t in place (it now has shape {tuple(t.shape)}, "
+            f"not {tuple(t_before.shape)}): torch.as_tensor(t) does not copy a tensor, so "
+            "t.unsqueeze_(-1) (or t *= ...) on it changes the t passed in, and the next call "
+            "with the same t (slerp after lerp) gets a wrong one; no in-place operations: use "
+            "t.unsqueeze(-1), which makes a new view",
+        )
     fail_unless(
         not isinstance(out, torch.Tensor) or out.dtype == z0.dtype,
         f"{what} returns {out.dtype if isinstance(out, torch.Tensor) else ''} for {z0.dtype} "
@@ -228,9 +249,11 @@ def _check_slerp(slerp):
         "slerp of two parallel vectors gives NaN: sin(omega) is 0 there; fall back to lerp "
         "when it is below eps",
     )
+    _fallback_shape(same, (nz,), "slerp(z0, z1, 0.5)")
     fail_unless(_close(same, 2.25 * e, 1e-4), "slerp of parallel vectors must fall back to lerp")
     # Opposite along an axis: omega = pi, and sin(pi) rounds to -8.7e-8 in float32, below eps.
     opposite = _path(slerp, "slerp", 1.5 * e, -3 * e, ts)
+    _fallback_shape(opposite, (len(ts), nz), "slerp(z0, z1, t) for a tensor t of 5 values")
     fail_unless(
         _close(opposite, ref.lerp(1.5 * e, -3 * e, ts), 1e-4),
         "slerp of two opposite vectors (z1 = -2 z0) must fall back to lerp too: omega = pi "
@@ -258,6 +281,17 @@ def _check_slerp(slerp):
     )
 
 
+def _fallback_shape(out, shape, what):
+    """The fallback's result must have the shape slerp promises (lerp's, for the t given)."""
+    got = tuple(getattr(out, "shape", ()))
+    fail_unless(
+        got == shape,
+        f"{what} of two parallel vectors (where slerp falls back to lerp) has shape {got}, "
+        f"expected {shape}: pass lerp the t you were given, not t.unsqueeze(-1) (lerp adds "
+        "that dimension itself); unsqueeze t after the fallback",
+    )
+
+
 def _grid(z0, z1, z2, a, b):
     return (z0 + a.view(-1, 1, 1) * (z1 - z0) + b.view(1, -1, 1) * (z2 - z0)).reshape(-1, len(z0))
 
@@ -271,7 +305,14 @@ def check_latent_grid(latent_grid):
     for rows, cols, nz in ((3, 4, 8), (4, 2, 5), (1, 5, 6)):
         z0, z1, z2 = (torch.randn(nz, generator=g) for _ in range(3))
         what = f"latent_grid(z0, z1, z2, rows={rows}, cols={cols})"
-        grid = call(latent_grid, what, z0, z1, z2, rows, cols)
+        given = [z.clone() for z in (z0, z1, z2)]
+        grid = call(latent_grid, what, *given, rows, cols)
+        fail_unless(
+            all(torch.equal(z, g) for z, g in zip((z0, z1, z2), given)),
+            f"{what} changed z0, z1 or z2 in place (z1 -= z0, sub_, add_): the caller's vectors "
+            "must stay as they are, or the next grid (or the picture of the corners) starts "
+            "from wrong ones; compute the directions as new tensors, d1 = z1 - z0",
+        )
         shape = tuple(getattr(grid, "shape", ()))
         if shape == (rows, cols, nz):
             raise CheckFailed(f"{what} has shape {shape}: flatten it to (rows * cols, nz)")
@@ -313,6 +354,10 @@ def check_latent_grid(latent_grid):
             ),
             "torch.arange(n) / n never reaches 1: use torch.linspace(0, 1, n)": _grid(
                 z0, z1, z2, torch.arange(rows) / rows, torch.arange(cols) / cols
+            ),
+            "the rows run upwards: row 0 (the top) is a = 0, where z0 is, and the last row "
+            "a = 1, z1 at the bottom left; a = torch.linspace(0, 1, rows), not (1, 0, rows)": _grid(
+                z0, z1, z2, lin(1, 0, rows), lin(0, 1, cols)
             ),
             "the first row and column must be at a = 0 and b = 0 (z0 itself): "
             "torch.linspace(0, 1, n + 1)[1:] skips 0, use torch.linspace(0, 1, n)": _grid(

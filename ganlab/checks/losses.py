@@ -68,14 +68,17 @@ def _judge(value, want, variants, what, definition):
 
 def _check_extreme(fn, logits, expected, what):
     """Very confident logits: sigmoid rounds to exactly 0 or 1 in float32, so log(sigmoid(l)) is
-    -inf (or, through BCELoss, clamped to -100). Only the logit form stays exact."""
+    -inf (or, through BCELoss, clamped to -100). Only the logit form stays exact. The message names
+    every way to cap the loss: the judge sees the value only, not how it was computed."""
     _, value, _ = _run(fn, what, *logits)
     fail_unless(
         abs(value - expected) < 1e-3,
-        f"{what} gives {value} for logits of +-200, expected {expected}: sigmoid saturates to "
-        "exactly 0 or 1 there and log() breaks (BCELoss clamps it at -100, an eps inside the log "
-        "caps it, exp(200) overflows to inf); work on logits with "
-        "binary_cross_entropy_with_logits, or softplus",
+        f"{what} gives {value} for logits of +-200, expected {expected}: the loss is capped there. "
+        "Either sigmoid saturates to exactly 0 or 1 and log() breaks (BCELoss clamps it at -100, "
+        "an eps inside the log caps it, exp(200) overflows to inf), or the logits are clamped "
+        "before the loss; past the cap the loss stops growing and its gradient is 0, just where "
+        "the network is most wrong. Work on logits with binary_cross_entropy_with_logits (or "
+        "softplus): finite for any logit, no clamp needed",
     )
 
 
@@ -198,6 +201,10 @@ def check_generator_loss(generator_loss):
             ),
             "the target is smoothed (0.9): label smoothing is for the critic's real targets "
             "only; the generator's target is exactly 1": _bce(fake, 0.9),
+            "the arguments are swapped: binary_cross_entropy_with_logits(input, target) takes "
+            "the logits first and the targets second, (fake_logits, torch.ones_like(fake_logits))": _bce(
+                torch.ones_like(fake), fake
+            ),
         },
         what,
         "mean BCE(fake logits, 1)",

@@ -111,6 +111,16 @@ CONV_MISTAKES = [
         lambda n, k, s, p: n + 2 * p - k // s + 1,
     ),
     ("that is the transposed conv's formula; a Conv2d shrinks its input", deconv_size),
+    (
+        "PyTorch's docs write n + 2 * padding - dilation * (kernel - 1) - 1: with dilation 1 "
+        "that is n + 2 * padding - kernel, and the - 1 after (kernel - 1) is missing",
+        lambda n, k, s, p: (n + 2 * p - (k - 1)) // s + 1,
+    ),
+    (
+        "n // stride fits only layers whose kernel is 2 * padding + stride (DCGAN's 4, 2, 1): "
+        "the kernel and the padding count too",
+        lambda n, k, s, p: n // s,
+    ),
 ]
 
 

@@ -92,6 +92,22 @@ def _diagnose_move(model, before, want, variants):
     return hits[0] if len(hits) == 1 else ""
 
 
+def _same_size_moves(model, before, grads):
+    """Did every weight with a gradient move by about the same amount, down its gradient (Adam's
+    first step: lr * g / (|g| + eps), whatever the size of g)?"""
+    moved = torch.cat([(b - p.detach()).flatten() for p, b in zip(model.parameters(), before)])
+    g = torch.cat([x.flatten() for x in grads])
+    some = g.abs() > 1e-5
+    if not bool(some.any()):
+        return False
+    step = moved[some].abs()
+    return bool(
+        (torch.sign(moved[some]) == torch.sign(g[some])).all()
+        and step.max() > 0
+        and step.min() > 0.8 * step.max()
+    )
+
+
 def _no_graph(error):
     if "does not require grad" in error:
         return (
@@ -235,16 +251,32 @@ def _check_pair(result, critic, generator, what, lr, betas, options):
                 )
 
 
+def _options_hint(hint=""):
+    """A dict where Adam wants a number: the options passed on without **."""
+
+    def choose(error):
+        if "'dict'" in error:
+            return (
+                "adam_options is a dict: pass it on unpacked, Adam(..., **adam_options); without "
+                "the ** the dict lands in Adam's next positional argument (eps)"
+            )
+        return hint
+
+    return choose
+
+
 @graded
 def check_optimizers(make_optimizers):
     """``make_optimizers(critic, generator, lr=2e-4, betas=(0.5, 0.999), **adam_options)``: two
     Adams, one per network, with lr, betas and every other keyword argument passed on."""
     critic, generator = _tiny_pair()
     what = "make_optimizers(critic, generator)"
-    result = call(make_optimizers, what, critic, generator)
+    result = call(make_optimizers, what, critic, generator, hint=_options_hint())
     _check_pair(result, critic, generator, what, 2e-4, (0.5, 0.999), {})
     what = "make_optimizers(critic, generator, lr=0.001, betas=(0.0, 0.9))"
-    hint = "keep the signature (critic, generator, lr=2e-4, betas=(0.5, 0.999), **adam_options)"
+    hint = _options_hint(
+        "keep the signature (critic, generator, lr=2e-4, betas=(0.5, 0.999), **adam_options)"
+    )
     result = call(make_optimizers, what, critic, generator, lr=1e-3, betas=(0.0, 0.9), hint=hint)
     _check_pair(result, critic, generator, what, 1e-3, (0.0, 0.9), {})
     what = "make_optimizers(critic, generator, 0.001, (0.0, 0.9))"
@@ -258,7 +290,7 @@ def check_optimizers(make_optimizers):
         critic,
         generator,
         **options,
-        hint="accept **adam_options and pass them on to both Adams",
+        hint=_options_hint("accept **adam_options and pass them on to both Adams"),
     )
     _check_pair(result, critic, generator, what, 2e-4, (0.5, 0.999), options)
     passed("optimizers", "two Adams, lr 2e-4, betas (0.5, 0.999); lr, betas and options passed on")
@@ -399,6 +431,15 @@ def check_generator_step(generator_step):
             -g for g in want
         ],
     }
+    # Last, after every forward pass in training mode: the generator's running statistics are
+    # those the student's step will find. The critic is a copy, its own statistics stay as they are.
+    generator.eval()
+    eval_logits = copy.deepcopy(critic)(generator(z))
+    generator.train()
+    variants[
+        "the generator made its images in eval mode: its BatchNorm used running statistics, so "
+        "it learned from images it does not make in training; leave it in training mode"
+    ] = _grads(ref.generator_loss(eval_logits), generator)
     opt_g = torch.optim.SGD(generator.parameters(), lr=LR)
     before_c, before_g = _snapshot(critic), _snapshot(generator)
     _fill_grads(generator)
@@ -422,6 +463,13 @@ def check_generator_step(generator_step):
         "generator step, and call opt_g.step() after backward",
     )
     hint = _diagnose_move(generator, before_g, want, variants)
+    if hint == "" and _same_size_moves(generator, before_g, want):
+        hint = (
+            "every weight moved by the same amount, against the sign of its gradient: that is "
+            "the first step of a new Adam, not of the opt_g passed in (here plain SGD, which "
+            "moves each weight by lr * its gradient); step opt_g, the trainer's optimizer, whose "
+            "running averages must carry over from one step to the next"
+        )
     if hint is not None:
         raise CheckFailed(
             "the generator moved, but not by the gradient of generator_loss(critic(generator(z)))"
@@ -478,10 +526,37 @@ def _check_history(history, steps):
         n > 0 and all(len(v) == n for v in values.values()), "the history is empty or uneven"
     )
     fail_unless(steps is None or n == steps, f"the history has {n} steps, expected {steps}")
+    fail_unless(
+        n > 1,
+        "the history has 1 step: one step cannot show whether the losses change or the critic "
+        "learns; train for more steps (the config's steps) and pass that history",
+    )
     for k, v in values.items():
         fail_unless(
             bool(torch.isfinite(v).all()), f"{k} became NaN or infinite: see the trainer's message"
         )
+    for k, name in (("d_real", "D(x)"), ("d_fake", "D(G(z))")):
+        v = values[k]
+        outside = v[(v < -1e-6) | (v > 1 + 1e-6)]
+        fail_unless(
+            len(outside) == 0,
+            f"{k} holds {outside[0].item() if len(outside) else 0:.3f}, outside [0, 1]: {name} "
+            "is a probability, the mean of sigmoid(logits), not of the raw logits (critic_step, "
+            "check 5.2)",
+        )
+    for k, hint in (
+        (
+            "loss_c",
+            "critic_loss is a sum of binary cross-entropies, never negative (checks 4.1, 5.2)",
+        ),
+        (
+            "loss_g",
+            "generator_loss = BCE(fake logits, 1) = mean of -log D(G(z)) is never negative; a "
+            "negative loss_g is the saturating log(1 - D(G(z))) (checks 4.2, 5.3)",
+        ),
+    ):
+        low = values[k].min().item()
+        fail_unless(low > -1e-6, f"{k} reaches {low:.4f}, below 0: {hint}")
     fail_unless(
         values["loss_c"].std() > 0 and values["loss_g"].std() > 0,
         "a loss never changed: are both optimizers stepping? (make_optimizers, critic_step, "
