@@ -101,9 +101,9 @@ def quick():
     return os.environ.get("GANLAB_QUICK", "") == "1"
 
 
-# Notebook 05's run under GANLAB_QUICK: 20 steps at the DCGAN paper's equal rates. In so few
-# steps the CPU preset's faster generator leads, and check 5.4 wants the critic ahead; the full
-# run keeps the preset's rates (BENCHMARKS.md, "Adopted (2026-12-03, second attempt)").
+# Notebook 05's run under GANLAB_QUICK: 20 steps at the DCGAN paper's equal rates, without R1.
+# In so few steps the CPU preset's faster generator leads, and check 5.4 wants the critic ahead;
+# the full run keeps the preset's recipe (BENCHMARKS.md, "Adopted (2026-12-03, second attempt)").
 QUICK_STEPS = 20
 
 
@@ -116,6 +116,7 @@ def quick_overrides():
         f"steps={QUICK_STEPS}",
         "lr=2e-4",
         "lr_critic=2e-4",
+        "r1=0",
         "sample_every=4",
         "checkpoint_every=10",
         "log_every=2",

@@ -136,6 +136,7 @@ def test_preset_then_file_then_overrides(tmp_path):
         ("lr", 0, "lr must be > 0"),
         ("real_label", 0.0, "real_label must be in (0, 1]"),
         ("num_workers", -2, "num_workers must be >= 0"),
+        ("r1", -0.5, "r1 must be >= 0"),
         ("checkpoint_seconds", 0, "checkpoint_seconds must be > 0"),
         ("model", "dcgna", "did you mean 'dcgan'"),
         ("upsample", "bilinear", "upsample must be one of ('transposed', 'nearest')"),

@@ -75,3 +75,4 @@ def test_quick_overrides_shorten_notebook_05_only_under_ganlab_quick(monkeypatch
         "the quick run trains at DCGAN's equal rates: in 20 steps a faster generator leads and "
         "check 5.4 wants the critic ahead"
     )
+    assert config.r1 == 0, "the quick run is the plain DCGAN: no gradient penalty either"

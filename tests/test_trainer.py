@@ -19,7 +19,14 @@ import ganlab.training
 from ganlab.benchmodels import DropoutCritic, ResizeConvGenerator
 from ganlab.checkpoints import load_checkpoint, load_generator
 from ganlab.config import ConfigError
-from ganlab.trainer import EpochSampler, Trainer, TrainingDiverged, TrainingInterrupted, train
+from ganlab.trainer import (
+    R1_EVERY,
+    EpochSampler,
+    Trainer,
+    TrainingDiverged,
+    TrainingInterrupted,
+    train,
+)
 
 from runs import assert_same_weights, tiny, weights
 
@@ -92,7 +99,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     )
 
 
-RECIPE = dict(lr_critic=4e-4, lr_decay="linear", ema=0.9)  # TTUR, a schedule, an averaged G
+RECIPE = dict(lr_critic=4e-4, lr_decay="linear", ema=0.9, r1=1.0)  # TTUR, a schedule, EMA, R1
 
 
 def test_recipe_options_resume_exactly_and_the_average_is_what_is_sampled(tmp_path, monkeypatch):
@@ -123,11 +130,41 @@ def test_recipe_options_resume_exactly_and_the_average_is_what_is_sampled(tmp_pa
 
 
 @pytest.mark.parametrize(
-    "key, value", [("ema", 1.0), ("ema", -0.1), ("lr_critic", 0), ("lr_decay", "cosine")]
+    "key, value",
+    [("ema", 1.0), ("ema", -0.1), ("lr_critic", 0), ("lr_decay", "cosine"), ("r1", -1.0)],
 )
 def test_recipe_options_are_checked(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key):
         tiny(tmp_path, **{key: value})
+
+
+def test_r1_runs_every_r1_every_steps_and_descends_its_penalty(tmp_path, monkeypatch):
+    """r1: every R1_EVERY steps one critic update on gamma/2 * R1_EVERY * mean ||grad_x D(x)||^2
+    at the real images, and nothing else."""
+    calls = []
+    real_r1_step = Trainer._r1_step
+    monkeypatch.setattr(Trainer, "_r1_step", lambda self, real: calls.append(self.step))
+    train(tiny(tmp_path, "counted", steps=9, r1=1.0))
+    assert calls == list(range(0, 9, R1_EVERY)), f"R1 ran at steps {calls}"
+    monkeypatch.setattr(Trainer, "_r1_step", real_r1_step)
+
+    trainer = Trainer(tiny(tmp_path, "step", r1=2.0))
+    real = next(trainer._batches(0))
+    critic = trainer.critic
+    x = real.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    penalty = 0.5 * 2.0 * R1_EVERY * grad.pow(2).flatten(1).sum(1).mean()
+    params = list(critic.parameters())
+    want = torch.autograd.grad(penalty, params, allow_unused=True)  # the last bias: no x in it
+    want = [torch.zeros_like(p) if w is None else w for p, w in zip(params, want)]
+    before = [p.detach().clone() for p in critic.parameters()]
+    trainer.opt_c = torch.optim.SGD(critic.parameters(), lr=1.0)
+    trainer._r1_step(real)
+    for b, p, w in zip(before, params, want):
+        assert torch.allclose(b - p.detach(), w, atol=1e-6, rtol=1e-4), (
+            "the R1 step should move the critic by the gradient of its penalty, and only by it"
+        )
+    assert any(w.abs().max() > 0 for w in want), "the penalty should have a gradient here"
 
 
 def test_resume_can_extend_a_finished_run(tmp_path):
@@ -187,7 +224,10 @@ def test_data_on_device_gives_the_same_training(tmp_path):
 
 
 def test_speed_switches_run_on_cpu(tmp_path):
-    trainer = train(tiny(tmp_path, steps=2, amp="bf16", channels_last=True, fused_adam=True))
+    # r1 too: its penalty runs on the plain critic, outside autocast
+    trainer = train(
+        tiny(tmp_path, steps=2, amp="bf16", channels_last=True, fused_adam=True, r1=1.0)
+    )
     assert all(torch.isfinite(torch.tensor(v)).all() for v in trainer.history.values()), (
         "non-finite losses"
     )
@@ -236,6 +276,7 @@ def test_ddp_two_cpu_processes(tmp_path):
                 checkpoint_every=2,
                 log_every=2,
                 progress=False,
+                r1=1.0,  # its gradients are averaged by hand: DDP cannot differentiate a gradient
             )
         )
     )
