@@ -41,19 +41,23 @@ class Redactor:
         return text
 
 
+# Control characters, newlines among them: in a student's file name or error they would forge
+# a line of their own (a second "Total" in the feedback, a row of another student in the CSV).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _cut(text, limit):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _clean(text, limit):
-    """``text`` on one line, cut to ``limit``: a newline in a student's file name or error
-    forges no line (a second "Total" in the feedback, a row of another student in the CSV)."""
-    return _cut(re.sub(r"[\x00-\x1f\x7f]", " ", as_text(text)), limit)
+    """``text`` on one line, cut to ``limit``."""
+    return _cut(_CONTROL.sub(" ", as_text(text)), limit)
 
 
 def _shown(name):
-    """A student's entry name on one line: a newline in a folder's name cannot forge a line."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", as_text(name))
+    """A student's entry name on one line, each control character a visible ``?``."""
+    return _CONTROL.sub("?", as_text(name))
 
 
 def _cell(name):
