@@ -175,6 +175,18 @@ def _env(tmp_path, drive):
     return env
 
 
+def _drive_runtime(tmp_path, venv="venv", content="content"):
+    """A Colab-like runtime with Drive: ``(origin, drive, env, python, content)``, the course
+    repository, Drive's folder, the environment, the runtime's Python and its empty /content."""
+    origin = course_origin(tmp_path / "origin")
+    write_stand_in(tmp_path / "standin")
+    drive = tmp_path / "drive"
+    env = _env(tmp_path, drive)
+    python, _ = _venv_with_torch(tmp_path / venv)
+    (tmp_path / content).mkdir()
+    return origin, drive, env, python, tmp_path / content
+
+
 @pytest.mark.slow
 def test_setup_cell_survives_restart_session_without_a_namespace_package_trap(tmp_path):
     # Drive off: the kit is cloned to /content/ganlab, and /content is the working directory,
@@ -223,13 +235,7 @@ def test_setup_cell_survives_restart_session_without_a_namespace_package_trap(tm
 
 @pytest.mark.slow
 def test_with_drive_on_a_new_runtime_finds_the_students_edited_kit_and_runs(tmp_path):
-    origin = course_origin(tmp_path / "origin")
-    write_stand_in(tmp_path / "standin")
-    drive = tmp_path / "drive"
-    env = _env(tmp_path, drive)
-
-    python, _ = _venv_with_torch(tmp_path / "venv1")
-    (tmp_path / "content1").mkdir()
+    origin, drive, env, python, _ = _drive_runtime(tmp_path, "venv1", "content1")
     cell = cell_for(colab.setup_cell_source(), origin, tmp_path / "content1")
     first = _run(python, cell + TRAIN + WHERE, tmp_path / "content1", env)
     kit = drive / "ganlab"
@@ -263,14 +269,8 @@ def test_ticking_keep_on_drive_and_running_the_cell_again_switches_to_the_drive_
     # The student ran the set-up cell with Drive off, then ticked KEEP_ON_DRIVE and ran it again
     # in the same session: from then on the notebook must use (and autoreload) the kit in Drive,
     # the files they now edit, not the clone in /content that was imported first.
-    origin = course_origin(tmp_path / "origin")
-    write_stand_in(tmp_path / "standin")
-    drive = tmp_path / "drive"
-    env = _env(tmp_path, drive)
+    origin, drive, env, python, content = _drive_runtime(tmp_path)
     env.pop("GANLAB_SOLUTIONS")
-    python, _ = _venv_with_torch(tmp_path / "venv")
-    content = tmp_path / "content"
-    content.mkdir()
     off = cell_for(colab.setup_cell_source(), origin, content, keep_on_drive=False)
     on = cell_for(colab.setup_cell_source(), origin, content)
     code = (
@@ -299,13 +299,7 @@ def test_after_restart_session_a_later_cell_still_finds_the_runs_in_drive(tmp_pa
     # cell) without the hidden set-up cell first. The disk is kept, os.environ and os.chdir are
     # not: before, runs went to /content/runs (lost at a disconnect, and notebook 06 could not
     # find notebook 05's run in Drive) and the hand-in missed the notebooks in Drive.
-    origin = course_origin(tmp_path / "origin")
-    write_stand_in(tmp_path / "standin")
-    drive = tmp_path / "drive"
-    env = _env(tmp_path, drive)
-    python, _ = _venv_with_torch(tmp_path / "venv")
-    content = tmp_path / "content"
-    content.mkdir()
+    origin, drive, env, python, content = _drive_runtime(tmp_path)
     _run(python, cell_for(colab.setup_cell_source(), origin, content), content, env)
     kit = drive / "ganlab"
 
