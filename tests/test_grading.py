@@ -388,6 +388,49 @@ def test_ctrl_c_stops_every_kernel_and_writes_no_grades(tmp_path, sig):
 # -- fast unit tests ---------------------------------------------------------------------
 
 
+CTRL_C_ON_A_WORKER = r"""
+import signal, sys, threading, time
+from ganlab.grading import commands, engine
+
+def grading(*args):  # a student being graded: until the grader says stop
+    while not engine._STOP.is_set():
+        time.sleep(0.05)
+
+def ctrl_c_on_a_worker():
+    time.sleep(0.5)
+    worker = next(t for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor"))
+    signal.pthread_kill(worker.ident, signal.SIGINT)
+
+commands._grade_safely = grading
+threading.Thread(target=ctrl_c_on_a_worker, daemon=True).start()
+start = time.monotonic()
+try:
+    commands.grade_many([None], [], [], None, (), None, root=sys.argv[1], progress=False)
+except KeyboardInterrupt:
+    print(f"interrupted after {time.monotonic() - start:.1f} s")
+"""
+
+
+def test_ctrl_c_that_lands_on_a_worker_thread_still_stops_grading(tmp_path):
+    """The kernel may hand a process's SIGINT to any of its threads; Python's handler runs in
+    the main thread only, when it next runs, so the grader must not wait without end."""
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", CTRL_C_ON_A_WORKER, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            preexec_fn=as_in_a_terminal,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a Ctrl-C delivered to a worker thread left the grader waiting (60 s)")
+    assert run.stdout.startswith("interrupted after"), (
+        "a Ctrl-C delivered to a worker thread did not stop the grader: " + run.stderr[-2000:]
+    )
+    assert float(run.stdout.split()[2]) < 5, run.stdout
+
+
 def test_bad_arguments_are_one_error_line(tmp_path):
     (tmp_path / "class" / "alice").mkdir(parents=True)
     (tmp_path / "taken.csv").write_text("keep me")

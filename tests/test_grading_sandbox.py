@@ -45,6 +45,7 @@ print(json.dumps({
     "network": can(lambda: socket.create_connection(("1.1.1.1", 53), timeout=2)),
     "environ": open("/proc/self/environ", "rb").read().decode(),
     "checks": os.path.isdir("/grader/ganlab/checks"),
+    "terminal": can(lambda: open("/dev/tty", "rb")),
 }))
 """
 
@@ -59,7 +60,10 @@ def _probe(tmp_path, index=0):
     argv = [sandbox.sandbox_python(), "-I", "-c", PROBE, str(REPO), str(outside)]
     cmd = sandbox.wrap(argv, ISOLATION, writable, engine.PACKAGE, uid, env={"A": "1"})
     env = dict(os.environ, GANLAB_TEST_SECRET="grader-secret")
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    # In a session of its own, as the grader starts every sandbox (no controlling terminal).
+    run = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env=env, start_new_session=True
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout.splitlines()[-1]), uid
 
@@ -72,6 +76,7 @@ def test_the_sandbox_holds_only_its_own_folder(tmp_path):
     assert not got["write root"] and not got["write grader"] and not got["mkfifo outside"]
     assert not got["device node"], "no device node can be made (no CAP_MKNOD)"
     assert not got["network"]
+    assert not got["terminal"], "no controlling terminal to inject keystrokes into"
     assert "grader-secret" not in got["environ"] and got["environ"].startswith("A=1")
 
 
@@ -106,6 +111,31 @@ def test_nothing_outlives_the_sandbox(tmp_path):
     time.sleep(1)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert marker not in ps, "a detached child outlived its sandbox"
+
+
+@needs_bwrap
+def test_a_sandbox_killed_as_it_starts_leaves_nothing_behind(tmp_path):
+    """A Ctrl-C can come just after the grader starts a sandbox: killing bwrap's process group
+    then must end its child too, before that child has set itself up (with ``--new-session``
+    a few in a thousand ran on)."""
+    writable = tmp_path / "sandbox"
+    writable.mkdir()
+    uid = sandbox.uid_for(2)
+    sandbox.prepare_writable(writable, uid)
+    marker = "ganlab-killed-at-start-7c1e"
+    argv = ["/bin/sh", "-c", f"sleep 300; : {marker}"]
+    cmd = sandbox.wrap(argv, ISOLATION, writable, engine.PACKAGE, uid)
+    tries = 500
+    for i in range(tries):  # the window is a few ms wide, somewhere in the first 10 or so
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        time.sleep(i % 100 * 1e-4)
+        os.killpg(proc.pid, 9)  # what the grader does on Ctrl-C
+        proc.wait()
+    time.sleep(1)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    left = [line for line in ps.splitlines() if marker in line]
+    subprocess.run(["pkill", "-9", "-f", marker])
+    assert not left, f"{len(left)} of {tries} sandboxes killed as they started ran on"
 
 
 def test_without_bubblewrap_the_summary_says_so():

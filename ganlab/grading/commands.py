@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -123,14 +123,21 @@ def grade_many(
                 )
                 for i, entry in enumerate(entries)
             ]
-            done = as_completed(futures)
+            bar = None
             if progress:
                 from tqdm.auto import tqdm  # only when a bar is shown
 
-                done = tqdm(
-                    done, total=len(futures), desc="grading", unit="student", file=sys.stderr
-                )
-            results = [f.result() for f in done]
+                bar = tqdm(total=len(futures), desc="grading", unit="student", file=sys.stderr)
+            pending = set(futures)
+            while pending:
+                # Short waits: a Ctrl-C that lands on a worker thread only sets a flag, which
+                # the main thread acts on when it next runs; an endless wait would sleep on.
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                if bar is not None:
+                    bar.update(len(done))
+            if bar is not None:
+                bar.close()
+            results = [f.result() for f in futures]
         except KeyboardInterrupt:
             engine.stop_everything()  # the runs are in sessions of their own: Ctrl-C does not reach them
             pool.shutdown(wait=True, cancel_futures=True)

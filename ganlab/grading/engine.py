@@ -152,17 +152,22 @@ def _kill_marked(marker):
     needle = f"GANLAB_GRADE_SANDBOX={marker}".encode()
     if not os.path.isdir("/proc"):  # not Linux: the runs were killed by process group only
         return
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                marked = needle in f.read(2**20).split(b"\0")
-        except OSError:
-            continue
-        if marked and int(pid) != os.getpid():
+    for _ in range(5):  # again while one is found: it may have forked during the scan
+        found = False
+        for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                os.kill(int(pid), signal.SIGKILL)
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    marked = needle in f.read(2**20).split(b"\0")
             except OSError:
-                pass
+                continue
+            if marked and int(pid) != os.getpid():
+                found = True
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+        if not found:
+            return
 
 
 @dataclass

@@ -16,9 +16,14 @@ is what lets bwrap make the others unprivileged) where
   only null, zero, random and friends, ``/tmp`` and ``/dev/shm`` are private tmpfs of
   ``TMPFS_BYTES`` each;
 * there is no network (only a private loopback, for the kernel's own sockets);
-* ``--die-with-parent`` and the PID namespace end every process when the grader's
-  direct child ends: nothing outlives the submission, nothing can signal another one;
-* ``--new-session``: no terminal to inject keystrokes into.
+* the grader kills its direct child's process group, which holds bubblewrap's child, the
+  PID namespace's first process, whose end ends every process in the namespace: nothing
+  outlives the submission, nothing can signal another one. (Not ``--new-session``: its
+  ``setsid`` takes that child out of the group, and ``--die-with-parent`` alone misses a
+  parent killed before its child has asked for the signal, so a Ctrl-C just after a start could leave a
+  sandbox running.) ``--die-with-parent`` stays, for a grader that dies without killing;
+* the grader starts every sandbox in a session of its own (``start_new_session``): there is
+  no controlling terminal to inject keystrokes into.
 
 As root, bwrap makes the mounts and then ``setpriv`` drops to an unprivileged uid of the
 submission's own (``UID_BASE`` + its index) with no capabilities, so file permissions and
@@ -236,7 +241,9 @@ def _cannot_import(modules):
         path = ":".join([GRADER, *python_path()])
         argv = [sandbox_python(), "-E", "-B", "-c", _PREFLIGHT, path, *modules]
         cmd = wrap(argv, Isolation("bwrap"), writable, Path(__file__).parent.parent, uid, env=env)
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=300, start_new_session=True
+        )
     except subprocess.TimeoutExpired:
         return f"the grading sandbox's Python did not import {', '.join(modules)} in 300 s"
     finally:
@@ -418,7 +425,8 @@ def wrap(
     ``writable``: the submission's sandbox folder (``/sandbox`` inside); ``package``: the
     grader's ``ganlab`` folder (``/grader/ganlab``); ``uid``: the submission's own uid
     (as root); ``refused``: folders never to show (the submissions, the grader's outputs).
-    Without isolation ``argv`` runs as it is, under the same rlimits.
+    Without isolation ``argv`` runs as it is, under the same rlimits. Start the command with
+    ``start_new_session=True`` and end it with ``os.killpg`` (module docstring).
     """
     limits = limits or Limits()
     prlimit = shutil.which("prlimit")
@@ -438,7 +446,7 @@ def wrap(
     namespaces += ["--unshare-cgroup-try"]
     if uid is None:  # not root: a user namespace is what lets bwrap make the others
         namespaces += ["--unshare-user", "--cap-drop", "ALL"]
-    cmd = [shutil.which("bwrap"), *namespaces, "--die-with-parent", "--new-session"]
+    cmd = [shutil.which("bwrap"), *namespaces, "--die-with-parent"]
     cmd += ["--hostname", "sandbox", "--clearenv"]
     mounted = []
     mounts = [*_python_mounts(), (Path(package), Path(GRADER, "ganlab"))]
