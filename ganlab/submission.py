@@ -43,6 +43,7 @@ MAX_MODULE_BYTES = 2**20  # an exercise module: its code is a few KB
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # a notebook with plots is a few MB
 MAX_TOTAL_BYTES = 100 * 2**20
 MAX_ZIP_BYTES = MAX_TOTAL_BYTES  # the zip itself: zipfile holds its whole directory in memory
+MAX_LISTED = 20_000  # members a zip may list: zipfile keeps about 0.5 KB for each, read or not
 MAX_CELLS = 5000  # cells of one notebook the grader reads
 MAX_FILES = 64  # members unpacked from one zip; a submission holds about a dozen
 COLAB_COPY = "Copy of "  # Colab's "File -> Save a copy in Drive" names a notebook "Copy of NN_..."
@@ -406,6 +407,30 @@ def _manifest_files(archive, notes):
     return files if isinstance(files, dict) else {}
 
 
+def _listed(zip_path):
+    """How many members the zip's central directory holds, by its end record (0 without one:
+    ``zipfile`` then says what is wrong), counted before ``zipfile`` reads them all in."""
+    with open(zip_path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - (22 + 0xFFFF + 20)))  # end record, its comment, zip64 locator
+        tail = f.read()
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or len(tail) - end < 22:
+            return 0
+        count = int.from_bytes(tail[end + 10 : end + 12], "little")
+        directory = int.from_bytes(tail[end + 12 : end + 16], "little")
+        locator = end - 20
+        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":  # zip64
+            f.seek(int.from_bytes(tail[locator + 8 : locator + 16], "little"))
+            record = f.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                count = int.from_bytes(record[32:40], "little")
+                directory = int.from_bytes(record[40:48], "little")
+    # The directory's size too: zipfile reads all of it, whatever the count says (an entry
+    # with a name of a usual length takes under 256 bytes).
+    return max(count, directory // 256)
+
+
 def unpack(zip_path, dest) -> list[str]:
     """Extract a submission zip into the new folder ``dest``; returns notes for the grader.
 
@@ -414,7 +439,8 @@ def unpack(zip_path, dest) -> list[str]:
     ``max_bytes(name)`` and all together at most ``MAX_TOTAL_BYTES``, counted while
     inflating (a member too large by its header is not inflated at all). A file whose
     hash differs from the manifest is kept, with a note. Raises ``SubmissionError`` when
-    the file is not a readable zip, or larger than ``MAX_ZIP_BYTES``.
+    the file is not a readable zip, larger than ``MAX_ZIP_BYTES`` or lists more than
+    ``MAX_LISTED`` members.
     """
     dest, label = Path(dest), Path(zip_path).name
     try:
@@ -423,6 +449,12 @@ def unpack(zip_path, dest) -> list[str]:
             raise SubmissionError(
                 f"{label} is {size // 2**20} MB, more than a submission holds "
                 f"(at most {MAX_ZIP_BYTES // 2**20} MB): not made by `ganlab submit`"
+            )
+        listed = _listed(zip_path)
+        if listed > MAX_LISTED:
+            raise SubmissionError(
+                f"{label} lists {listed:,} files, more than a submission holds "
+                f"(at most {MAX_LISTED:,}): not made by `ganlab submit`"
             )
         archive = zipfile.ZipFile(zip_path)
     except ZIP_ERRORS as err:

@@ -306,6 +306,29 @@ def test_a_zip_larger_than_a_submission_is_not_opened(tmp_path, monkeypatch):
         submission.unpack(path, tmp_path / "out")
 
 
+@pytest.mark.parametrize("how", ["as its end record says", "zip64", "understated"])
+def test_a_zip_listing_more_members_than_a_submission_is_not_opened(tmp_path, monkeypatch, how):
+    """zipfile reads every member's directory entry into memory (about 0.5 KB each) before
+    anything can be checked: a 100 MB zip of a million empty files would cost a GB."""
+    monkeypatch.setattr(submission, "MAX_LISTED", 50)
+    members = {f"x{i:04d}": b"" for i in range(60 if how != "understated" else 2000)}
+    if how == "zip64":  # the count then sits in the zip64 end record, 0xFFFF in the usual one
+        monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 10)
+    path = _zip(tmp_path / "many.zip", members)
+    if how == "understated":  # the end record claims one member; the directory holds 2,000
+        data = bytearray(path.read_bytes())
+        end = data.rfind(b"PK\x05\x06")
+        data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2
+        path.write_bytes(bytes(data))
+    with pytest.raises(submission.SubmissionError, match="more than a submission holds") as err:
+        submission.unpack(path, tmp_path / "out")
+    assert how == "understated" or "lists 60 files" in str(err.value), err.value
+    assert not (tmp_path / "out").exists(), "refused before anything was unpacked"
+    monkeypatch.setattr(submission, "MAX_LISTED", 60)  # at the limit: opened
+    if how != "understated":
+        assert "ignored 60 file(s)" in " ".join(submission.unpack(path, tmp_path / "out"))
+
+
 def test_unpack_notes_files_the_manifest_lists_but_the_zip_lacks(kit, tmp_path):
     files, _ = submission.collect(kit)
     submission.pack(files, tmp_path / "s.zip", kit_version="1")
