@@ -407,28 +407,24 @@ def _manifest_files(archive, notes):
     return files if isinstance(files, dict) else {}
 
 
-def _listed(zip_path):
-    """How many members the zip's central directory holds, by its end record (0 without one:
-    ``zipfile`` then says what is wrong), counted before ``zipfile`` reads them all in."""
+def _directory(zip_path):
+    """``(members, bytes)`` of the zip's central directory, as its end record gives them (zip64
+    too; ``(0, 0)`` without one: ``zipfile`` then says what is wrong), read before ``zipfile``
+    reads the whole directory in, as its size says, whatever the count."""
     with open(zip_path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
-        f.seek(max(0, size - (22 + 0xFFFF + 20)))  # end record, its comment, zip64 locator
+        f.seek(max(0, size - (22 + 0xFFFF + 20 + 56)))  # end records, comment, zip64 locator
         tail = f.read()
-        end = tail.rfind(b"PK\x05\x06")
-        if end < 0 or len(tail) - end < 22:
-            return 0
-        count = int.from_bytes(tail[end + 10 : end + 12], "little")
-        directory = int.from_bytes(tail[end + 12 : end + 16], "little")
-        locator = end - 20
-        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":  # zip64
-            f.seek(int.from_bytes(tail[locator + 8 : locator + 16], "little"))
-            record = f.read(56)
-            if record[:4] == b"PK\x06\x06" and len(record) == 56:
-                count = int.from_bytes(record[32:40], "little")
-                directory = int.from_bytes(record[40:48], "little")
-    # The directory's size too: zipfile reads all of it, whatever the count says (an entry
-    # with a name of a usual length takes under 256 bytes).
-    return max(count, directory // 256)
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) - end < 22:
+        return 0, 0
+    members = int.from_bytes(tail[end + 10 : end + 12], "little")
+    length = int.from_bytes(tail[end + 12 : end + 16], "little")
+    record = tail[end - 76 : end - 20]  # zip64: its end record, then its locator, then this
+    if end >= 76 and tail[end - 20 : end - 16] == b"PK\x06\x07" and record[:4] == b"PK\x06\x06":
+        members = int.from_bytes(record[32:40], "little")
+        length = int.from_bytes(record[40:48], "little")
+    return members, length
 
 
 def unpack(zip_path, dest) -> list[str]:
@@ -450,11 +446,11 @@ def unpack(zip_path, dest) -> list[str]:
                 f"{label} is {size // 2**20} MB, more than a submission holds "
                 f"(at most {MAX_ZIP_BYTES // 2**20} MB): not made by `ganlab submit`"
             )
-        listed = _listed(zip_path)
-        if listed > MAX_LISTED:
+        members, length = _directory(zip_path)
+        if members > MAX_LISTED or length > MAX_LISTED * 256:  # 256: a name of a usual length
             raise SubmissionError(
-                f"{label} lists {listed:,} files, more than a submission holds "
-                f"(at most {MAX_LISTED:,}): not made by `ganlab submit`"
+                f"{label} lists {members:,} file(s) in {length // 1024:,} KB, more than a "
+                f"submission holds (at most {MAX_LISTED:,}): not made by `ganlab submit`"
             )
         archive = zipfile.ZipFile(zip_path)
     except ZIP_ERRORS as err:

@@ -20,8 +20,9 @@ is what lets bwrap make the others unprivileged) where
   PID namespace's first process, whose end ends every process in the namespace: nothing
   outlives the submission, nothing can signal another one. (Not ``--new-session``: its
   ``setsid`` takes that child out of the group, and ``--die-with-parent`` alone misses a
-  parent killed before its child has asked for the signal, so a Ctrl-C just after a start could leave a
-  sandbox running.) ``--die-with-parent`` stays, for a grader that dies without killing;
+  parent killed before its child has asked for the signal, so a Ctrl-C just after a start
+  could leave a sandbox running.) ``--die-with-parent`` stays, for a grader that dies
+  without killing;
 * the grader starts every sandbox in a session of its own (``start_new_session``): there is
   no controlling terminal to inject keystrokes into.
 
