@@ -286,9 +286,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _read_yaml(text: str, where: str) -> dict:
     try:
-        loaded = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+        loaded = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{where} is not valid YAML: {_one_line(err)}") from err
+    if loaded is None:  # an empty file, or comments only: not a run anyone meant ("{}" is)
+        raise ConfigError(
+            f"{where} sets nothing (empty, or comments only): write key: value lines, such as "
+            "`extends: cpu` and `steps: 500`, or train a preset: ganlab train --preset cpu"
+        )
     if not isinstance(loaded, dict):
         raise ConfigError(f"{where} must hold a mapping of key: value lines")
     return loaded

@@ -171,6 +171,13 @@ def test_bad_files_and_overrides_are_config_errors(tmp_path):
         load_config(preset="cpuu")
     with pytest.raises(ConfigError, match="is a folder; give a YAML config file"):
         load_config(tmp_path)
+    for text in ("", "\n", "# steps: 500\n# lr: 2e-4\n"):  # a file saved empty, all commented
+        empty = tmp_path / "empty.yaml"
+        empty.write_text(text)
+        with pytest.raises(ConfigError, match="sets nothing"):
+            load_config(empty)
+    empty.write_text("{}\n")  # said on purpose: the defaults
+    assert load_config(empty).steps == TrainConfig().steps
 
 
 def test_allowed_keys_name_each_type_once():
