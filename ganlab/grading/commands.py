@@ -133,7 +133,7 @@ def grade_many(
                 # Short waits: a Ctrl-C that lands on a worker thread only sets a flag, which
                 # the main thread acts on when it next runs; an endless wait would sleep on.
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                if bar is not None:
+                if bar is not None and done:  # as before: the bar moves when a student is done
                     bar.update(len(done))
             if bar is not None:
                 bar.close()
