@@ -147,27 +147,33 @@ def _kill_group(proc):
         pass
 
 
+def _marked(needle):
+    """The processes, this one aside, whose environment holds ``needle``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read(2**20).split(b"\0") and int(pid) != os.getpid():
+                    found.append(int(pid))
+        except OSError:  # gone, or not ours to read
+            pass
+    return found
+
+
 def _kill_marked(marker):
     """Without bubblewrap: kill every process still carrying this submission's marker."""
     needle = f"GANLAB_GRADE_SANDBOX={marker}".encode()
     if not os.path.isdir("/proc"):  # not Linux: the runs were killed by process group only
         return
     for _ in range(5):  # again while one is found: it may have forked during the scan
-        found = False
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    marked = needle in f.read(2**20).split(b"\0")
-            except OSError:
-                continue
-            if marked and int(pid) != os.getpid():
-                found = True
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
-        if not found:
+        pids = _marked(needle)
+        if not pids:
             return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 @dataclass
